@@ -1,0 +1,62 @@
+"""Shared argument validators: each names the argument, shows its value and says how to fix it."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+
+def as_float32(array: Any, arg_name: str = "volume") -> np.ndarray:
+    """Return `array` as float32, copying only when the dtype does not already fit.
+
+    This is the one place that decides float promotion: every float and integer dtype becomes
+    float32 (the precision the network and the MRC files use).
+
+    Raises
+    ------
+    ValueError
+        If `array` is not numeric (e.g. complex or object).
+    """
+    array = np.asarray(array)
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
+            or array.dtype == bool):
+        raise ValueError(f"`{arg_name}` must be a real-valued array, got dtype {array.dtype}")
+    return array.astype(np.float32, copy=False)
+
+
+def check_ndim(array: np.ndarray, ndims: tuple[int, ...], arg_name: str = "volume") -> None:
+    """Raise ValueError unless `array.ndim` is one of `ndims`."""
+    if array.ndim not in ndims:
+        wanted = " or ".join(f"{n}-dimensional" for n in ndims)
+        raise ValueError(
+            f"`{arg_name}` must be a {wanted} array (z, y, x), got shape {array.shape}; "
+            "a 4D stack must be split into single volumes first"
+        )
+
+
+def check_finite(array: np.ndarray, arg_name: str = "volume", *, where: str = "") -> None:
+    """Raise ValueError if `array` holds NaN or infinite values, giving their count."""
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad = int(finite.size - np.count_nonzero(finite))
+        place = f" in {where}" if where else ""
+        raise ValueError(
+            f"`{arg_name}`{place} contains {bad} NaN or infinite value(s); replace them "
+            "(e.g. numpy.nan_to_num) or re-export the tomogram from its reconstruction program"
+        )
+
+
+def check_positive(value: Any, arg_name: str) -> float:
+    """Return `value` as float, raising ValueError unless it is a finite number > 0."""
+    if not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"`{arg_name}` must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_positive_int(value: Any, arg_name: str) -> int:
+    """Return `value` as int, raising ValueError unless it is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{arg_name}` must be an integer >= 1, got {value!r}")
+    return int(value)

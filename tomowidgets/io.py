@@ -1,0 +1,264 @@
+"""Tomograms in memory and in MRC files.
+
+A :class:`Tomogram` is a ``(z, y, x)`` array plus its voxel size in Å. MRC headers store sizes as
+``(x, y, z)``; this module is the only place that converts.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mrcfile
+import numpy as np
+
+from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+__all__ = ["Tomogram", "read_tomogram", "write_tomogram", "atomic_path"]
+
+#: MRC modes we read, and what they hold.
+READABLE_MODES = {0: "int8", 1: "int16", 2: "float32", 6: "uint16", 12: "float16"}
+#: Data types we write (float16 halves the file; scores and tomograms rarely need more).
+WRITABLE_DTYPES = (np.float32, np.float16)
+#: Slices checked at a time for NaN/inf in a memory-mapped file, so the check stays in bounded memory.
+_CHECK_SLAB = 16
+
+
+@dataclass(frozen=True, repr=False)
+class Tomogram:
+    """A tomogram: voxels ``(z, y, x)`` and their size in Å.
+
+    Parameters
+    ----------
+    data : ndarray of shape (z, y, x)
+        Voxel values; float32 in memory, or a read-only memory map of the file's own dtype.
+    apix : float
+        Voxel size in Å per voxel (the same along x, y and z).
+    path : Path or None
+        The file it was read from, if any.
+    origin : tuple of 3 floats
+        Position of voxel (0, 0, 0) in Å, ``(z, y, x)``, from the MRC header's origin.
+    """
+
+    data: np.ndarray
+    apix: float
+    path: Path | None = None
+    origin: tuple[float, float, float] = field(default=(0.0, 0.0, 0.0))
+
+    def __post_init__(self) -> None:
+        check_ndim(self.data, (3,), "data")
+        check_positive(self.apix, "apix")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Size in voxels, ``(z, y, x)``."""
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def is_mmap(self) -> bool:
+        """True when the voxels stay in the file and are read on demand."""
+        return isinstance(self.data, np.memmap)
+
+    def slab(self, start: int, stop: int) -> np.ndarray:
+        """Slices ``start:stop`` as a float32 array in memory (reads them if memory-mapped)."""
+        return as_float32(np.array(self.data[start:stop]))
+
+    def with_data(self, data: np.ndarray, apix: float | None = None) -> Tomogram:
+        """A new tomogram with other voxels and the same voxel size, origin and source path."""
+        return Tomogram(data, self.apix if apix is None else apix, self.path, self.origin)
+
+    def __repr__(self) -> str:
+        z, y, x = self.shape
+        size_nm = tuple(round(n * self.apix / 10) for n in (z, y, x))
+        where = f", path='{self.path}'" if self.path else ""
+        mm = ", memory-mapped" if self.is_mmap else ""
+        return (
+            f"Tomogram(shape=(z={z}, y={y}, x={x}), apix={self.apix:.3g} Å, "
+            f"size={size_nm[0]}×{size_nm[1]}×{size_nm[2]} nm, dtype={self.data.dtype}{mm}{where})"
+        )
+
+
+def read_tomogram(
+    path: str | os.PathLike,
+    mmap: bool = False,
+    *,
+    apix: float | None = None,
+    check_values: bool = True,
+) -> Tomogram:
+    """Read an MRC file (modes 0, 1, 2, 6, 12; a 3D volume or a single 2D image).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The ``.mrc``/``.rec``/``.map`` file.
+    mmap : bool, default False
+        Memory-map the voxels instead of loading them: they are read slice by slice when used, so
+        tomograms larger than memory can be processed. The data then keep the file's dtype.
+    apix : float, optional
+        Voxel size in Å to use instead of the header's (for files whose header is wrong).
+    check_values : bool, default True
+        Scan for NaN/inf voxels (slab by slab when memory-mapped).
+
+    Returns
+    -------
+    Tomogram
+        Data ``(z, y, x)``: float32 in memory, or the memory map; a 2D image becomes ``(1, y, x)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If `path` does not exist.
+    ValueError
+        If the file is not MRC, is truncated, has an unsupported mode, holds a 4D stack or
+        NaN/inf voxels. The message names the file.
+
+    Warns
+    -----
+    RuntimeWarning
+        If the header has no voxel size (0 Å); 1.0 Å is then assumed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No tomogram at '{path}'; check the path (cwd is '{Path.cwd()}')")
+    try:
+        if mmap:
+            mrc = mrcfile.mmap(path, mode="r")
+        else:
+            mrc = mrcfile.open(path, mode="r")
+    except (ValueError, OSError, EOFError) as err:
+        raise ValueError(f"'{path}' is not a readable MRC file ({err})") from None
+    with mrc:
+        mode = int(mrc.header.mode)
+        if mode not in READABLE_MODES:
+            raise ValueError(
+                f"'{path}' has MRC mode {mode}, which is not supported; "
+                f"supported modes are {sorted(READABLE_MODES)} (convert with IMOD `newstack -mode 2`)"
+            )
+        data = mrc.data
+        if data is None:
+            raise ValueError(f"'{path}' holds no voxel data")
+        if data.ndim == 4:
+            raise ValueError(
+                f"'{path}' holds a 4D volume stack of shape {data.shape}; "
+                "split it into single volumes first"
+            )
+        if data.ndim == 2:
+            data = data[np.newaxis]
+        header_apix = float(mrc.voxel_size.x)
+        o = mrc.header.origin
+        origin = (float(o.z), float(o.y), float(o.x))
+        if not mmap:
+            data = as_float32(data).copy()
+    if apix is None:
+        if not np.isfinite(header_apix) or header_apix <= 0:
+            warnings.warn(
+                f"'{path}' has no voxel size in its header; assuming 1.0 Å/voxel. "
+                "Pass apix=... or fix the header (IMOD: `alterheader -del`).",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            header_apix = 1.0
+        apix = header_apix
+    if check_values and mode in (2, 12):
+        for start in range(0, data.shape[0], _CHECK_SLAB):
+            check_finite(data[start : start + _CHECK_SLAB], "voxels", where=f"'{path}'")
+    return Tomogram(data, float(apix), path, origin)
+
+
+def write_tomogram(
+    path: str | os.PathLike,
+    tomo: Tomogram | ArrayLike,
+    apix: float | None = None,
+    *,
+    dtype: Any = np.float32,
+    labels: list[str] | None = None,
+) -> Path:
+    """Write a tomogram to an MRC file atomically (a temporary file, then a rename).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Destination; an existing file is replaced only once the new one is complete.
+    tomo : Tomogram or array of shape (z, y, x) or (y, x)
+        What to write. A memory-mapped tomogram is copied slab by slab.
+    apix : float, optional
+        Voxel size in Å; required for a bare array, overrides ``tomo.apix`` otherwise.
+    dtype : {numpy.float32, numpy.float16}, default float32
+        Storage type (MRC mode 2 or 12).
+    labels : list of str, optional
+        Up to 10 header labels of 80 characters (e.g. what produced the file).
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        If the array is not 2D/3D, holds NaN/inf, `apix` is missing or not positive, or `dtype` is
+        not float32/float16.
+    """
+    path = Path(path)
+    if isinstance(tomo, Tomogram):
+        apix = tomo.apix if apix is None else apix
+        origin = tomo.origin
+        data = tomo.data
+    else:
+        data = np.asarray(tomo)
+        origin = (0.0, 0.0, 0.0)
+        if apix is None:
+            raise ValueError("`apix` (voxel size in Å) is required when writing a bare array")
+        if data.ndim == 2:
+            data = data[np.newaxis]
+    check_ndim(data, (3,), "tomo")
+    apix = check_positive(apix, "apix")
+    dtype = np.dtype(dtype)
+    if dtype not in [np.dtype(d) for d in WRITABLE_DTYPES]:
+        raise ValueError(f"`dtype` must be float32 or float16, got {dtype}")
+    with atomic_path(path) as tmp:
+        with mrcfile.new_mmap(tmp, shape=data.shape, mrc_mode=2 if dtype == np.float32 else 12,
+                              overwrite=True) as mrc:
+            for start in range(0, data.shape[0], _CHECK_SLAB):
+                slab = as_float32(np.asarray(data[start : start + _CHECK_SLAB]), "tomo")
+                check_finite(slab, "tomo")
+                mrc.data[start : start + _CHECK_SLAB] = slab.astype(dtype, copy=False)
+            mrc.voxel_size = apix
+            mrc.header.origin = (origin[2], origin[1], origin[0])
+            mrc.update_header_stats()
+            for label in (labels or [])[:10]:
+                mrc.add_label(label[:80])
+    return path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Give a temporary path next to `path` that is renamed onto it when the block succeeds.
+
+    A crash or an exception leaves any previous file at `path` untouched and removes the temporary,
+    so a reader never sees a half-written file.
+
+    Examples
+    --------
+    >>> with atomic_path("out.mrc") as tmp:  # doctest: +SKIP
+    ...     write_something(tmp)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
