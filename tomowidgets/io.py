@@ -27,8 +27,9 @@ __all__ = ["Tomogram", "read_tomogram", "write_tomogram", "atomic_path"]
 
 #: MRC modes we read, and what they hold.
 READABLE_MODES = {0: "int8", 1: "int16", 2: "float32", 6: "uint16", 12: "float16"}
-#: Data types we write (float16 halves the file; scores and tomograms rarely need more).
-WRITABLE_DTYPES = (np.float32, np.float16)
+#: Data types we write, with their MRC mode: float16 halves a tomogram or score map, and int8 holds
+#: masks and label maps (values -128..127).
+WRITABLE_MODES = {np.dtype(np.float32): 2, np.dtype(np.float16): 12, np.dtype(np.int8): 0}
 #: Slices checked at a time for NaN/inf in a memory-mapped file, so the check stays in bounded memory.
 _CHECK_SLAB = 16
 
@@ -192,8 +193,8 @@ def write_tomogram(
         What to write. A memory-mapped tomogram is copied slab by slab.
     apix : float, optional
         Voxel size in Å; required for a bare array, overrides ``tomo.apix`` otherwise.
-    dtype : {numpy.float32, numpy.float16}, default float32
-        Storage type (MRC mode 2 or 12).
+    dtype : {numpy.float32, numpy.float16, numpy.int8}, default float32
+        Storage type (MRC mode 2, 12 or 0). int8 is for masks and label maps; values are rounded.
     labels : list of str, optional
         Up to 10 header labels of 80 characters (e.g. what produced the file).
 
@@ -205,8 +206,8 @@ def write_tomogram(
     Raises
     ------
     ValueError
-        If the array is not 2D/3D, holds NaN/inf, `apix` is missing or not positive, or `dtype` is
-        not float32/float16.
+        If the array is not 2D/3D, holds NaN/inf, `apix` is missing or not positive, `dtype` is
+        not float32/float16/int8, or values do not fit in int8.
     """
     path = Path(path)
     if isinstance(tomo, Tomogram):
@@ -223,14 +224,18 @@ def write_tomogram(
     check_ndim(data, (3,), "tomo")
     apix = check_positive(apix, "apix")
     dtype = np.dtype(dtype)
-    if dtype not in [np.dtype(d) for d in WRITABLE_DTYPES]:
-        raise ValueError(f"`dtype` must be float32 or float16, got {dtype}")
+    if dtype not in WRITABLE_MODES:
+        raise ValueError(f"`dtype` must be float32, float16 or int8, got {dtype}")
     with atomic_path(path) as tmp:
-        with mrcfile.new_mmap(tmp, shape=data.shape, mrc_mode=2 if dtype == np.float32 else 12,
+        with mrcfile.new_mmap(tmp, shape=data.shape, mrc_mode=WRITABLE_MODES[dtype],
                               overwrite=True) as mrc:
             for start in range(0, data.shape[0], _CHECK_SLAB):
                 slab = as_float32(np.asarray(data[start : start + _CHECK_SLAB]), "tomo")
                 check_finite(slab, "tomo")
+                if dtype == np.int8:
+                    slab = np.rint(slab)
+                    if slab.size and (slab.min() < -128 or slab.max() > 127):
+                        raise ValueError("values do not fit in int8 (-128..127); write float32")
                 mrc.data[start : start + _CHECK_SLAB] = slab.astype(dtype, copy=False)
             mrc.voxel_size = apix
             mrc.header.origin = (origin[2], origin[1], origin[0])

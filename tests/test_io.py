@@ -1,0 +1,179 @@
+"""MRC reading and writing: modes, voxel size, atomic writes and every kind of bad input."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import mrcfile
+import numpy as np
+import pytest
+
+import tomowidgets as tw
+from tomowidgets.io import atomic_path
+
+
+def _volume(shape=(6, 7, 8), seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+
+
+def test_write_then_read_round_trip_keeps_voxels_voxel_size_and_origin(tmp_path):
+    tomo = tw.Tomogram(_volume(), apix=13.5, origin=(10.0, 20.0, 30.0))
+    path = tw.write_tomogram(tmp_path / "t.mrc", tomo)
+    back = tw.read_tomogram(path)
+    np.testing.assert_array_equal(back.data, tomo.data)
+    assert back.apix == pytest.approx(13.5)
+    assert back.origin == (10.0, 20.0, 30.0)
+    assert back.path == path
+    with mrcfile.open(path) as mrc:  # the header stores (x, y, z)
+        assert (int(mrc.header.nx), int(mrc.header.ny), int(mrc.header.nz)) == (8, 7, 6)
+        assert float(mrc.voxel_size.z) == pytest.approx(13.5)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "mode"),
+    [(np.int8, 0), (np.int16, 1), (np.float32, 2), (np.uint16, 6), (np.float16, 12)],
+)
+def test_reads_every_supported_mode_as_float32(tmp_path, dtype, mode):
+    data = (np.arange(2 * 3 * 4) % 100).reshape(2, 3, 4).astype(dtype)
+    with mrcfile.new(tmp_path / "m.mrc") as mrc:
+        mrc.set_data(data)
+        mrc.voxel_size = 5.0
+        assert int(mrc.header.mode) == mode
+    tomo = tw.read_tomogram(tmp_path / "m.mrc")
+    assert tomo.data.dtype == np.float32
+    np.testing.assert_array_equal(tomo.data, data.astype(np.float32))
+
+
+def test_single_2d_image_becomes_one_slice(tmp_path):
+    with mrcfile.new(tmp_path / "i.mrc") as mrc:
+        mrc.set_data(np.ones((5, 6), np.float32))
+        mrc.voxel_size = 2.0
+    assert tw.read_tomogram(tmp_path / "i.mrc").shape == (1, 5, 6)
+
+
+def test_memory_mapped_read_stays_in_the_file(tmp_path):
+    tw.write_tomogram(tmp_path / "t.mrc", _volume(), apix=10)
+    tomo = tw.read_tomogram(tmp_path / "t.mrc", mmap=True)
+    assert tomo.is_mmap
+    assert "memory-mapped" in repr(tomo)
+    np.testing.assert_array_equal(tomo.slab(1, 3), _volume()[1:3])
+
+
+def test_repr_shows_shape_voxel_size_and_physical_size():
+    text = repr(tw.Tomogram(np.zeros((10, 20, 30), np.float32), apix=10.0))
+    assert "z=10, y=20, x=30" in text and "apix=10 Å" in text and "10×20×30 nm" in text
+
+
+def test_float16_output_halves_the_file(tmp_path):
+    vol = _volume((8, 16, 16))
+    tw.write_tomogram(tmp_path / "a.mrc", vol, apix=1.0)
+    tw.write_tomogram(tmp_path / "b.mrc", vol, apix=1.0, dtype=np.float16)
+    assert os.path.getsize(tmp_path / "b.mrc") < 0.6 * os.path.getsize(tmp_path / "a.mrc")
+    back = tw.read_tomogram(tmp_path / "b.mrc")
+    np.testing.assert_allclose(back.data, vol, atol=1e-2)
+
+
+def test_missing_voxel_size_warns_and_assumes_one_angstrom(tmp_path):
+    with mrcfile.new(tmp_path / "n.mrc") as mrc:
+        mrc.set_data(np.zeros((2, 3, 4), np.float32))
+    with pytest.warns(RuntimeWarning, match="no voxel size"):
+        tomo = tw.read_tomogram(tmp_path / "n.mrc")
+    assert tomo.apix == 1.0
+    assert tw.read_tomogram(tmp_path / "n.mrc", apix=7.0).apix == 7.0  # explicit override: no warning
+
+
+def test_missing_file_raises_file_not_found_with_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.mrc"):
+        tw.read_tomogram(tmp_path / "nothere.mrc")
+
+
+def test_file_that_is_not_mrc_raises_value_error_naming_it(tmp_path):
+    bad = tmp_path / "notes.mrc"
+    bad.write_text("this is a text file, not a tomogram\n" * 50)
+    with pytest.raises(ValueError, match="notes.mrc.*not a readable MRC"):
+        tw.read_tomogram(bad)
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_truncated_file_raises_value_error_naming_it(tmp_path, mmap):
+    tw.write_tomogram(tmp_path / "t.mrc", _volume((8, 16, 16)), apix=1.0)
+    raw = (tmp_path / "t.mrc").read_bytes()
+    (tmp_path / "cut.mrc").write_bytes(raw[: len(raw) - 500])
+    with pytest.raises(ValueError, match="cut.mrc"):
+        tw.read_tomogram(tmp_path / "cut.mrc", mmap=mmap)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_voxels_raise_value_error_naming_the_file(tmp_path, bad):
+    vol = _volume()
+    vol[3, 2, 1] = bad
+    with warnings.catch_warnings(), mrcfile.new(tmp_path / "nan.mrc") as mrc:
+        warnings.simplefilter("ignore", RuntimeWarning)  # mrcfile warns about the bad voxel we want
+        mrc.set_data(vol)
+        mrc.voxel_size = 1.0
+    with pytest.raises(ValueError, match=r"nan.mrc.*1 NaN or infinite"):
+        tw.read_tomogram(tmp_path / "nan.mrc")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        tw.write_tomogram(tmp_path / "out.mrc", vol, apix=1.0)
+
+
+def test_4d_stack_raises_on_read_and_write(tmp_path):
+    with mrcfile.new(tmp_path / "s.mrc") as mrc:
+        mrc.set_data(np.zeros((2, 3, 4, 5), np.float32))
+    with pytest.raises(ValueError, match="4D"):
+        tw.read_tomogram(tmp_path / "s.mrc")
+    with pytest.raises(ValueError, match="3-dimensional"):
+        tw.write_tomogram(tmp_path / "o.mrc", np.zeros((2, 3, 4, 5), np.float32), apix=1.0)
+
+
+def test_write_needs_a_positive_voxel_size_and_a_float_dtype(tmp_path):
+    with pytest.raises(ValueError, match="apix"):
+        tw.write_tomogram(tmp_path / "o.mrc", _volume())
+    with pytest.raises(ValueError, match="apix"):
+        tw.write_tomogram(tmp_path / "o.mrc", _volume(), apix=0)
+    with pytest.raises(ValueError, match="float32, float16 or int8"):
+        tw.write_tomogram(tmp_path / "o.mrc", _volume(), apix=1, dtype=np.int32)
+
+
+def test_failed_write_leaves_the_previous_file_intact(tmp_path):
+    target = tmp_path / "keep.mrc"
+    tw.write_tomogram(target, _volume(), apix=3.0)
+    before = target.read_bytes()
+    bad = _volume()
+    bad[-1, -1, -1] = np.nan  # detected only at the last slab, after writing has begun
+    with pytest.raises(ValueError):
+        tw.write_tomogram(target, bad, apix=3.0)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.mrc"]  # no temporary left behind
+
+
+def test_atomic_path_renames_only_on_success(tmp_path):
+    target = tmp_path / "x.txt"
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+        assert not target.exists()
+    assert target.read_text() == "new"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("broken")
+        raise RuntimeError("crash mid-write")
+    assert target.read_text() == "new"
+
+
+def test_tomogram_rejects_bad_construction():
+    with pytest.raises(ValueError, match="3-dimensional"):
+        tw.Tomogram(np.zeros((3, 4), np.float32), apix=1.0)
+    with pytest.raises(ValueError, match="apix"):
+        tw.Tomogram(np.zeros((3, 4, 5), np.float32), apix=-1.0)
+
+
+def test_int8_holds_masks_and_label_maps(tmp_path):
+    labels = np.zeros((3, 4, 5), np.uint8)
+    labels[1, 2, 3] = 1
+    labels[2, 0, 0] = 7
+    tw.write_tomogram(tmp_path / "l.mrc", labels, apix=10.0, dtype=np.int8)
+    with mrcfile.open(tmp_path / "l.mrc") as mrc:
+        assert int(mrc.header.mode) == 0
+    np.testing.assert_array_equal(tw.read_tomogram(tmp_path / "l.mrc").data, labels)
+    with pytest.raises(ValueError, match="int8"):
+        tw.write_tomogram(tmp_path / "big.mrc", labels * 100, apix=10.0, dtype=np.int8)
