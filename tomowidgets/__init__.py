@@ -11,7 +11,8 @@ Examples
 """
 
 from tomowidgets.io import Tomogram, read_tomogram, write_tomogram
+from tomowidgets.trainset import TrainingSet
 
 __version__ = "0.1.0"
 
-__all__ = sorted(["Tomogram", "read_tomogram", "write_tomogram"])
+__all__ = ["Tomogram", "TrainingSet", "read_tomogram", "write_tomogram"]
