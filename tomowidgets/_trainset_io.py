@@ -1,0 +1,104 @@
+"""The ``*.tiles.npz`` file format of :class:`tomowidgets.trainset.TrainingSet`.
+
+A compressed ``.npz`` with arrays ``images`` (n, tile, tile) float32, ``masks`` (n, tile, tile) bool
+and ``metadata`` (UTF-8 JSON as uint8) carrying :data:`FORMAT`, :data:`FORMAT_VERSION` and the set's
+metadata; nothing is pickled, in either direction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from tomowidgets._trainset_checks import frozen
+from tomowidgets._validate import check_finite
+from tomowidgets.io import atomic_path
+
+FORMAT = "tomowidgets.TrainingSet"  #: marker stored in every saved set's metadata
+FORMAT_VERSION = 1
+KINDS = ("positive", "negative")
+_LOAD_ERRORS = (ValueError, OSError, EOFError, KeyError, TypeError, zipfile.BadZipFile, zlib.error)
+
+T = TypeVar("T")
+
+
+def save_tiles(path: str | os.PathLike, records: Sequence[Any], tile: int,
+               metadata: Mapping[str, Any]) -> Path:
+    """Write the images and masks of `records` (TileRecords) and `metadata` to `path` atomically."""
+    path = Path(path)
+    images = np.stack([r.image for r in records]) if records else np.zeros((0, tile, tile), np.float32)
+    masks = np.stack([r.mask for r in records]) if records else np.zeros((0, tile, tile), bool)
+    meta = json.dumps({"format": FORMAT, "version": FORMAT_VERSION, **metadata})
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, images=images, masks=masks,
+                            metadata=np.frombuffer(meta.encode("utf-8"), np.uint8))
+    return path
+
+
+def load_tiles(path: str | os.PathLike, build: Callable[[np.ndarray, np.ndarray, dict], T]) -> T:
+    """Read a file written by :func:`save_tiles` and return ``build(images, masks, metadata)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If `path` does not exist.
+    ValueError
+        If the file is not a tomowidgets training set, or is truncated or corrupt; also wraps the
+        ValueError, KeyError and TypeError that `build` raises for inconsistent contents.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No training set at '{path}' (cwd is '{Path.cwd()}'); check "
+                                "the path; sets are written by TrainingSet.save('x.tiles.npz')")
+    bad = f"'{path}' is not a tomowidgets training set (written by TrainingSet.save)"
+    try:  # we own the handle: np.load(path) leaks it when the zip directory is unreadable
+        with open(path, "rb") as fh, _as_npz(np.load(fh, allow_pickle=False)) as npz:
+            missing = {"images", "masks", "metadata"} - set(npz.files)
+            if missing:
+                raise ValueError(f"arrays {sorted(missing)} are missing")
+            images, masks = npz["images"], npz["masks"]
+            meta = json.loads(npz["metadata"].tobytes().decode("utf-8"))
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError("its metadata has no tomowidgets training-set marker")
+        if meta.get("version") != FORMAT_VERSION:
+            raise ValueError(f"format version {meta.get('version')!r} is not "
+                             f"{FORMAT_VERSION}; upgrade tomowidgets")
+        return build(images, masks, meta)
+    except _LOAD_ERRORS as err:
+        raise ValueError(f"{bad}, or it is corrupt ({type(err).__name__}: {err})") from None
+
+
+def unpack_tiles(images: np.ndarray, masks: np.ndarray, meta: dict, tile: int) -> list[tuple[Any, ...]]:
+    """Check loaded arrays against `meta` and return ``(kind, centre, source, image, mask)`` per tile.
+
+    The images and masks are read-only copies, ready for a TileRecord. Raises ValueError (or
+    KeyError, TypeError) when the arrays and the tile records disagree.
+    """
+    shape = (len(meta["tiles"]), tile, tile)
+    if images.shape != shape or masks.shape != shape or images.dtype != np.float32 \
+            or masks.dtype != bool:
+        raise ValueError(f"arrays {images.shape} {images.dtype} / {masks.shape} {masks.dtype} "
+                         f"do not hold {shape[0]} tiles of {tile}×{tile}")
+    check_finite(images, "images")
+    tiles = []
+    for info, image, mask in zip(meta["tiles"], images, masks, strict=True):
+        centre = tuple(int(c) for c in info["centre"])
+        if info["kind"] not in KINDS or len(centre) != 3 \
+                or bool(mask.any()) != (info["kind"] == "positive"):
+            raise ValueError(f"tile record {info!r} is inconsistent with its mask")
+        source = info["source"] if info["source"] is None else str(info["source"])
+        tiles.append((info["kind"], centre, source, frozen(image.copy()), frozen(mask.copy())))
+    return tiles
+
+
+def _as_npz(loaded: Any) -> Any:
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError("it holds a single .npy array, not an .npz archive")
+    return loaded

@@ -1,0 +1,169 @@
+"""Random examples for :class:`tomowidgets.trainset.TrainingSet`.
+
+Two kinds: tiles picked from a known label volume the way an annotator would
+(:meth:`~tomowidgets.trainset.TrainingSet.from_ground_truth`, with optionally sloppy masks), and the
+rotated copies of positive tiles that :meth:`~tomowidgets.trainset.TrainingSet.training_arrays`
+trains on. All randomness comes from the caller's generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import ndimage
+
+from tomowidgets._trainset_checks import check_count
+from tomowidgets._validate import check_positive_int
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+_MIN_POSITIVE_FRACTION = 0.01  # from_ground_truth: a positive tile has >= 1 % annotated pixels
+_NEGATIVE_TOLERANCE = 0.005  # from_ground_truth: fallback negatives may hold <= 0.5 % labelled
+
+
+# -- ground truth ------------------------------------------------------------------------------
+def ground_truth_tiles(label: ArrayLike, shape: tuple[int, ...], tile: int, *, n_positive: Any,
+                       n_negative: Any, perturb: Any, rng: int | np.random.Generator | None,
+                       ) -> tuple[list[tuple[tuple[int, int, int], np.ndarray]], list[tuple[int, ...]]]:
+    """Pick tiles of a tomogram of `shape` from its boolean `label` volume.
+
+    Checks the arguments, then returns ``[(centre, mask), ...]`` for the positives (masks cut from
+    `label` and perturbed by up to `perturb` pixels) and ``[centre, ...]`` for the negatives.
+    Raises ValueError with the messages documented by ``TrainingSet.from_ground_truth``.
+    """
+    label = np.asarray(label)
+    if label.shape != shape or not (label.dtype == bool or np.issubdtype(label.dtype, np.integer)):
+        raise ValueError(f"`label` must be a boolean volume of the tomogram's shape "
+                         f"{shape}, got {label.dtype} {label.shape}; e.g. use label > 0.5")
+    label = label.astype(bool, copy=False)
+    n_positive = check_positive_int(n_positive, "n_positive")
+    n_negative = check_count(n_negative, "n_negative")
+    perturb = check_count(perturb, "perturb")
+    if not label.any():
+        raise ValueError("`label` has no labelled voxel; check the feature name or the volume")
+    if min(shape[1:]) < tile:
+        raise ValueError(f"the tomogram ({shape[1]}×{shape[2]} voxels in y, x) is "
+                         f"smaller than the {tile}-voxel tile; use a smaller `tile`")
+    rng = np.random.default_rng(rng)
+    h = tile // 2
+    positives = pick_positives(label, n_positive, tile, rng)
+    if len(positives) < n_positive:
+        raise ValueError(f"only {len(positives)} of n_positive={n_positive} positive tiles "
+                         f"could be found (tiles inside the volume with >= 1 % labelled "
+                         f"pixels); lower `n_positive` or `tile`")
+    negatives = pick_negatives(label, n_negative, tile, rng)
+    if len(negatives) < n_negative:
+        raise ValueError(f"only {len(negatives)} of n_negative={n_negative} negative tiles "
+                         "could be found (tiles with <= 0.5 % labelled pixels); lower "
+                         "`n_negative` or `tile`")
+    masks = [perturb_mask(label[z, y - h:y + h, x - h:x + h], perturb, rng) for z, y, x in positives]
+    return list(zip(positives, masks, strict=True)), negatives
+
+
+def pick_positives(label: np.ndarray, n: int, tile: int, rng: np.random.Generator) -> list:
+    """Centres of >= 1 %-labelled tiles on labelled voxels, greedily spread apart in 3D."""
+    h = tile // 2
+    inner = label[:, h:label.shape[1] - h + 1, h:label.shape[2] - h + 1]
+    flat = np.flatnonzero(inner)
+    picks = rng.choice(flat, size=min(flat.size, 50 * n), replace=False)
+    zs, ys, xs = np.unravel_index(picks, inner.shape)
+    cand = np.stack([zs, ys + h, xs + h], axis=1)
+    frac = np.array([label[z, y - h:y + h, x - h:x + h].mean() for z, y, x in cand])
+    cand = cand[frac >= _MIN_POSITIVE_FRACTION]
+    chosen: list = []
+    for sep in (tile / 2, tile / 4, tile / 8, 1.0):
+        for c in cand:
+            if len(chosen) == n:
+                return chosen
+            if not chosen or ((np.array(chosen) - c) ** 2).sum(axis=1).min() >= sep**2:
+                chosen.append(tuple(int(v) for v in c))
+    return chosen
+
+
+def pick_negatives(label: np.ndarray, n: int, tile: int, rng: np.random.Generator) -> list:
+    """Random distinct centres of tiles with no labelled voxel (then <= 0.5 % if too few)."""
+    h = tile // 2
+    nz, ny, nx = label.shape
+    size = 50 * n
+    if n == 0:
+        return []
+    cand = np.stack([rng.integers(0, nz, size), rng.integers(h, ny - h + 1, size),
+                     rng.integers(h, nx - h + 1, size)], axis=1)
+    cand = cand[np.sort(np.unique(cand, axis=0, return_index=True)[1])]
+    frac = np.array([label[z, y - h:y + h, x - h:x + h].mean() for z, y, x in cand])
+    clean = cand[frac == 0]
+    if len(clean) < n:
+        clean = np.concatenate([clean, cand[(frac > 0) & (frac <= _NEGATIVE_TOLERANCE)]])
+    return [tuple(int(v) for v in c) for c in clean[:n]]
+
+
+def perturb_mask(mask: np.ndarray, perturb: int, rng: np.random.Generator) -> np.ndarray:
+    """Dilate or erode `mask` by a random 0..`perturb` pixels (keeping it non-empty)."""
+    k = int(rng.integers(-perturb, perturb + 1)) if perturb else 0
+    if k > 0:
+        out = ndimage.binary_dilation(mask, iterations=k)
+    elif k < 0:  # border_value=1: a feature crossing the tile edge is not eroded from the edge
+        out = ndimage.binary_erosion(mask, iterations=-k, border_value=1)
+    else:
+        out = mask
+    return out if out.any() else mask
+
+
+# -- training examples -------------------------------------------------------------------------
+def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator | None,
+                      balance: bool, copies: Any, augment_negatives: bool,
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Images and full-size masks of TileRecords, positives in `copies` rotations, shuffled.
+
+    Returns ``x`` (n, tile, tile) float32, contiguous, and the masks (n, tile, tile) bool in the
+    same order. Arguments and errors are those of ``TrainingSet.training_arrays``.
+    """
+    if not records:
+        raise ValueError("the training set is empty; annotate at least one positive tile "
+                         "(add_positive) and some negatives (add_negative)")
+    positives = [r for r in records if r.kind == "positive"]
+    negatives = [r for r in records if r.kind == "negative"]
+    if not positives:
+        raise ValueError(f"the training set has {len(negatives)} negative tiles but no "
+                         "positive; annotate at least one positive tile with add_positive(...)")
+    if copies is not None:
+        copies = check_positive_int(copies, "copies")
+    else:
+        copies = max(1, round(len(negatives) / len(positives))) if balance else 1
+    rng = np.random.default_rng(rng)
+    images, masks = [], []
+    for r in positives:
+        images.append(r.image)
+        masks.append(r.mask)
+        for angle in rng.uniform(0.0, 360.0, size=copies - 1):
+            image, mask = rotate_pair(r.image, r.mask, float(angle))
+            images.append(image)
+            masks.append(mask)
+    for r in negatives:
+        image = r.image
+        if augment_negatives:
+            image = np.rot90(image, int(rng.integers(4)))
+            image = image[:, ::-1] if rng.integers(2) else image
+        images.append(image)
+        masks.append(r.mask)
+    order = rng.permutation(len(images))
+    return np.ascontiguousarray(np.stack(images)[order], dtype=np.float32), np.stack(masks)[order]
+
+
+def rotate_pair(image: np.ndarray, mask: np.ndarray, angle: float) -> tuple[np.ndarray, ...]:
+    """Rotate a tile and its mask by `angle` degrees about the tile centre, identically.
+
+    A rotated square needs values beyond its corners (up to 17 % of the tile at 45°). We reflect
+    the tile at its edges (``mode='reflect'``) for both image and mask rather than storing more
+    image context around each tile: the painted mask only exists inside the tile, so real context
+    would sit next to unknown labels (zero-filled mask corners would teach the network that the
+    feature is background there). Reflection keeps image and label consistent everywhere. The image
+    is interpolated linearly; the mask linearly too, then thresholded at 0.5, so its edge follows
+    the same interpolation as the image.
+    """
+    rotated = ndimage.rotate(image, angle, reshape=False, order=1, mode="reflect")
+    rmask = ndimage.rotate(mask.astype(np.float32), angle, reshape=False, order=1, mode="reflect")
+    return rotated.astype(np.float32, copy=False), rmask > 0.5
