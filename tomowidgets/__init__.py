@@ -10,9 +10,10 @@ Examples
 >>> pre = tw.preprocess(cell.tomogram)                               # doctest: +SKIP
 """
 
+from tomowidgets import synthetic
 from tomowidgets.io import Tomogram, read_tomogram, write_tomogram
 from tomowidgets.trainset import TrainingSet
 
 __version__ = "0.1.0"
 
-__all__ = ["Tomogram", "TrainingSet", "read_tomogram", "write_tomogram"]
+__all__ = ["Tomogram", "TrainingSet", "read_tomogram", "synthetic", "write_tomogram"]
