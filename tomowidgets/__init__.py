@@ -12,8 +12,20 @@ Examples
 
 from tomowidgets import synthetic
 from tomowidgets.io import Tomogram, read_tomogram, write_tomogram
+from tomowidgets.preprocess import bandpass, bin, clamp, normalize, preprocess
 from tomowidgets.trainset import TrainingSet
 
 __version__ = "0.1.0"
 
-__all__ = ["Tomogram", "TrainingSet", "read_tomogram", "synthetic", "write_tomogram"]
+__all__ = [
+    "Tomogram",
+    "TrainingSet",
+    "bandpass",
+    "bin",
+    "clamp",
+    "normalize",
+    "preprocess",
+    "read_tomogram",
+    "synthetic",
+    "write_tomogram",
+]
