@@ -177,3 +177,10 @@ def test_int8_holds_masks_and_label_maps(tmp_path):
     np.testing.assert_array_equal(tw.read_tomogram(tmp_path / "l.mrc").data, labels)
     with pytest.raises(ValueError, match="int8"):
         tw.write_tomogram(tmp_path / "big.mrc", labels * 100, apix=10.0, dtype=np.int8)
+
+
+def test_written_files_get_ordinary_permissions_not_private_temp_ones(tmp_path):
+    path = tw.write_tomogram(tmp_path / "p.mrc", _volume(), apix=1.0)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
