@@ -32,12 +32,12 @@ TARGET_GIB = 3.0
 WORKER = r"""
 import json, sys, time
 t0 = time.perf_counter()
-import tomowidgets.preprocess as pp
+from tomowidgets.preprocess import preprocess
 from tomowidgets.io import read_tomogram
 t1 = time.perf_counter()
 src, dst, apix, slab_mb = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 tomo = read_tomogram(src, mmap=True, check_values=False)
-out = pp.preprocess(tomo, 20.0, 4000.0, 3.0, out=dst, progress=False, slab_mb=slab_mb)
+out = preprocess(tomo, 20.0, 4000.0, 3.0, out=dst, progress=False, slab_mb=slab_mb)
 t2 = time.perf_counter()
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 print(json.dumps({
