@@ -1,0 +1,209 @@
+"""Merging calibrated score maps into a label map, and label-map files (MRC + JSON sidecar)."""
+
+from __future__ import annotations
+
+import json
+
+import mrcfile
+import numpy as np
+import pytest
+
+from tomowidgets.io import Tomogram, read_tomogram, write_tomogram
+from tomowidgets.merge import LabelMap, merge, sidecar_path
+
+
+def _scores(shape=(7, 9, 11), n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return {f"f{i}": rng.normal(1.0, 0.6, shape).astype(np.float32) for i in range(n)}
+
+
+def test_highest_score_wins_and_below_threshold_is_background():
+    a = np.array([[[0.2, 1.5, 3.0, 0.9]]], np.float32)
+    b = np.array([[[0.1, 2.0, 1.0, 0.95]]], np.float32)
+    labels = merge({"membrane": a, "ribosome": b}, threshold=1.0)
+    assert labels.names == ("membrane", "ribosome")
+    assert labels.data.dtype == np.uint8
+    np.testing.assert_array_equal(labels.data, [[[0, 2, 1, 0]]])
+
+
+def test_score_equal_to_threshold_counts():
+    labels = merge({"a": np.full((1, 1, 2), 1.0), "b": np.zeros((1, 1, 2))})
+    np.testing.assert_array_equal(labels.data, [[[1, 1]]])
+
+
+def test_ties_go_to_the_feature_listed_first():
+    same = np.full((2, 2, 2), 2.0, np.float32)
+    assert (merge({"x": same, "y": same}).data == 1).all()
+    assert (merge({"y": same, "x": same}).data == 1).all()
+
+
+def test_per_feature_thresholds_apply_to_the_winning_feature():
+    a = np.array([[[1.5, 1.5, 3.0]]], np.float32)
+    b = np.array([[[1.2, 0.5, 0.1]]], np.float32)
+    # a wins everywhere; with its threshold at 2 it only keeps the last voxel, and b (second best)
+    # does not take over the first voxel even though 1.2 passes b's own threshold.
+    labels = merge({"a": a, "b": b}, thresholds={"a": 2.0})
+    np.testing.assert_array_equal(labels.data, [[[0, 0, 1]]])
+    labels = merge({"a": a, "b": b}, 5.0, thresholds={"b": 0.0})
+    np.testing.assert_array_equal(labels.data, [[[0, 0, 0]]])
+    low = merge({"a": b, "b": a * 0}, 5.0, thresholds={"a": 1.0})
+    np.testing.assert_array_equal(low.data, [[[1, 0, 0]]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, np.int16])
+def test_any_real_dtype_gives_the_same_labels(dtype):
+    scores = {k: (v * 4).astype(dtype) for k, v in _scores().items()}
+    reference = merge({k: v.astype(np.float32) for k, v in scores.items()}, 4.0)
+    np.testing.assert_array_equal(merge(scores, 4.0).data, reference.data)
+
+
+@pytest.mark.parametrize("slab", [1, 2, 7, 100])
+def test_slab_by_slab_equals_whole_volume(slab):
+    scores = _scores()
+    whole = merge(scores, 1.2, slab=100).data
+    np.testing.assert_array_equal(merge(scores, 1.2, slab=slab).data, whole)
+    # Against a direct argmax over the stacked volumes.
+    stack = np.stack(list(scores.values()))
+    expected = np.where(stack.max(0) >= 1.2, stack.argmax(0) + 1, 0)
+    np.testing.assert_array_equal(whole, expected)
+
+
+def test_memory_mapped_scores_stream_into_an_mrc_equal_to_in_memory(tmp_path):
+    scores = _scores(shape=(9, 8, 10))
+    tomos = {}
+    for name, data in scores.items():
+        write_tomogram(tmp_path / f"{name}.mrc", Tomogram(data, 12.0, origin=(5.0, -6.0, 7.0)))
+        tomos[name] = read_tomogram(tmp_path / f"{name}.mrc", mmap=True)
+    streamed = merge(tomos, thresholds={"f1": 0.5}, out=tmp_path / "labels.mrc", slab=2)
+    in_memory = merge(scores, thresholds={"f1": 0.5})
+    assert streamed.is_mmap and not in_memory.is_mmap
+    np.testing.assert_array_equal(streamed.data, in_memory.data)
+    assert streamed.apix == pytest.approx(12.0)
+    assert streamed.origin == (5.0, -6.0, 7.0)
+    assert streamed.path == tmp_path / "labels.mrc"
+    assert (tmp_path / "labels.json").is_file()
+    with mrcfile.open(tmp_path / "labels.mrc") as mrc:
+        assert int(mrc.header.mode) == 0
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_failed_streaming_merge_leaves_no_file(tmp_path):
+    bad = np.ones((6, 2, 2), np.float32)
+    bad[4, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"scores\['a'\]` in slices 4:5 contains 1 NaN"):
+        merge({"a": bad}, out=tmp_path / "labels.mrc", slab=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tomogram_inputs_keep_voxel_size_and_origin():
+    scores = {k: Tomogram(v, 8.0, origin=(1.0, 2.0, 3.0)) for k, v in _scores().items()}
+    labels = merge(scores)
+    assert labels.apix == 8.0 and labels.origin == (1.0, 2.0, 3.0)
+    assert merge(_scores(), apix=4.0).apix == 4.0
+    assert merge(_scores()).apix == 1.0
+
+
+def test_label_map_round_trip_keeps_names_voxel_size_origin_and_data(tmp_path):
+    scores = {k: Tomogram(v, 13.5, origin=(10.0, 20.0, 30.0)) for k, v in _scores(n=4).items()}
+    labels = merge(scores, 1.3)
+    path = labels.save(tmp_path / "cell.labels.mrc")
+    assert path == tmp_path / "cell.labels.mrc"
+    sidecar = tmp_path / "cell.labels.json"
+    meta = json.loads(sidecar.read_text())
+    assert meta["names"] == ["f0", "f1", "f2", "f3"] and meta["shape_zyx"] == [7, 9, 11]
+    for mmap in (False, True):
+        back = LabelMap.load(path, mmap=mmap)
+        np.testing.assert_array_equal(back.data, labels.data)
+        assert back.data.dtype == np.uint8
+        assert back.names == labels.names
+        assert back.apix == pytest.approx(13.5)
+        assert back.origin == (10.0, 20.0, 30.0)
+        assert back.path == path
+        assert back.counts() == labels.counts()
+
+
+def test_names_are_also_in_the_mrc_header_so_the_map_loads_without_its_sidecar(tmp_path):
+    labels = merge({"membrane": np.full((2, 2, 2), 2.0), "ribosome": np.zeros((2, 2, 2))})
+    path = labels.save(tmp_path / "l.mrc")
+    with mrcfile.open(path) as mrc:
+        text = b" ".join(mrc.header.label).decode()
+    assert "1=membrane;2=ribosome;" in text
+    (tmp_path / "l.json").unlink()
+    assert LabelMap.load(path).names == ("membrane", "ribosome")
+
+
+def test_many_long_names_need_the_sidecar(tmp_path):
+    names = [f"feature_with_a_rather_long_name_{i:03d}" for i in range(127)]
+    data = np.arange(127 * 2, dtype=np.uint8).reshape(2, 127, 1) % 128
+    labels = LabelMap(data, tuple(names), apix=5.0)
+    path = labels.save(tmp_path / "many.mrc")
+    assert LabelMap.load(path).names == tuple(names)
+    (tmp_path / "many.json").unlink()
+    with pytest.raises(FileNotFoundError, match="many.json"):
+        LabelMap.load(path)
+
+
+def test_a_sidecar_of_another_map_is_refused(tmp_path):
+    merge({"a": np.ones((2, 3, 4))}).save(tmp_path / "one.mrc")
+    merge({"b": np.ones((2, 3, 5))}).save(tmp_path / "two.mrc")
+    (tmp_path / "two.json").replace(tmp_path / "one.json")
+    with pytest.raises(ValueError, match="belongs to another file"):
+        LabelMap.load(tmp_path / "one.mrc")
+
+
+def test_a_float_mrc_is_not_a_label_map(tmp_path):
+    write_tomogram(tmp_path / "t.mrc", np.zeros((2, 2, 2)), apix=1.0)
+    with pytest.raises(ValueError, match="mode 2, not 0"):
+        LabelMap.load(tmp_path / "t.mrc")
+
+
+def test_mask_counts_fractions_and_repr():
+    a = np.array([[[2.0, 0.0, 0.0, 3.0]]])
+    b = np.array([[[0.0, 2.0, 0.0, 0.0]]])
+    labels = merge({"membrane": a, "ribosome": b})
+    np.testing.assert_array_equal(labels.mask("membrane"), [[[True, False, False, True]]])
+    np.testing.assert_array_equal(labels.mask("background"), [[[False, False, True, False]]])
+    assert labels.counts() == {"background": 1, "membrane": 2, "ribosome": 1}
+    assert labels.fractions() == {"background": 0.25, "membrane": 0.5, "ribosome": 0.25}
+    assert labels.label("ribosome") == 2
+    assert "membrane 50.0%" in repr(labels) and "shape=(z=1, y=1, x=4)" in repr(labels)
+    with pytest.raises(KeyError, match="has \\['membrane', 'ribosome'\\]"):
+        labels.mask("microtubule")
+    assert not labels.data.flags.writeable
+
+
+@pytest.mark.parametrize(
+    ("scores", "kwargs", "match"),
+    [
+        ({}, {}, "non-empty dict"),
+        ([np.ones((2, 2, 2))], {}, "non-empty dict"),
+        ({"a": np.ones((2, 2, 2)), "b": np.ones((2, 2, 3))}, {}, r"scores\['b'\]` has shape"),
+        ({"a": np.ones((2, 2))}, {}, "3-dimensional"),
+        ({"a": Tomogram(np.ones((2, 2, 2)), 10.0), "b": Tomogram(np.ones((2, 2, 2)), 20.0)}, {},
+         "voxel size 20 Å"),
+        ({"a": Tomogram(np.ones((2, 2, 2)), 10.0)}, {"apix": 5.0}, "voxel size 10 Å"),
+        ({f"f{i}": np.ones((1, 1, 1)) for i in range(128)}, {}, "at most 127"),
+        ({"a": np.array([[[1.0, np.nan]]])}, {}, "NaN"),
+        ({"a": np.ones((1, 1, 1))}, {"threshold": np.nan}, "`threshold` must be a finite number"),
+        ({"a": np.ones((1, 1, 1))}, {"thresholds": {"b": 1.0}}, r"names \['b'\], which are not"),
+        ({"a": np.ones((1, 1, 1))}, {"thresholds": {"a": "high"}}, r"thresholds\['a'\]"),
+        ({"a": np.ones((1, 1, 1))}, {"slab": 0}, "`slab` must be an integer >= 1"),
+        ({"background": np.ones((1, 1, 1))}, {}, "label 0 is the background"),
+        ({"": np.ones((1, 1, 1))}, {}, "non-empty printable"),
+        ({"a": np.ones((1, 1, 1), complex)}, {}, "real-valued"),
+        ({"a": np.ones((1, 1, 1))}, {"out": "labels.json"}, "must be an MRC file"),
+    ],
+)
+def test_bad_inputs_raise_value_errors_that_name_the_problem(scores, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        merge(scores, **kwargs)
+
+
+def test_label_map_checks_its_data():
+    with pytest.raises(ValueError, match="uint8"):
+        LabelMap(np.zeros((1, 1, 1), np.int16), ("a",))
+    with pytest.raises(ValueError, match="holds label 3"):
+        LabelMap(np.full((1, 1, 1), 3, np.uint8), ("a", "b"))
+    with pytest.raises(ValueError, match="unique"):
+        LabelMap(np.zeros((1, 1, 1), np.uint8), ("a", "a"))
+    assert sidecar_path("x/cell.labels.mrc").name == "cell.labels.json"

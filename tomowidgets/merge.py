@@ -1,0 +1,212 @@
+"""Merge the calibrated score maps of several features into one label map (the paper's merge step).
+
+Each network's output is calibrated so that 1.0 is the mean score on annotated voxels, which makes the
+maps comparable: per voxel, the feature with the highest score wins, provided the score reaches the
+threshold (1.0 in the paper). Volumes are processed in slabs of z slices, so memory-mapped score maps
+larger than memory can be merged straight into an MRC file.
+
+Examples
+--------
+>>> import numpy as np
+>>> a = np.array([[[0.2, 1.5, 3.0]]], np.float32)
+>>> b = np.array([[[0.1, 2.0, 1.0]]], np.float32)
+>>> labels = merge({"membrane": a, "ribosome": b}, threshold=1.0)
+>>> labels.data.tolist(), labels.names
+([[[0, 2, 1]]], ('membrane', 'ribosome'))
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mrcfile
+import numpy as np
+
+from tomowidgets._labelmap import (
+    BACKGROUND,
+    MAX_FEATURES,
+    LabelMap,
+    check_names,
+    header_labels,
+    sidecar_path,
+    write_sidecar,
+)
+from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive
+from tomowidgets.io import Tomogram, atomic_path
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+__all__ = ["BACKGROUND", "MAX_FEATURES", "LabelMap", "merge", "sidecar_path"]
+
+#: Float32 bytes of score slabs held at once when `slab` is not given (all features together).
+_SLAB_BYTES = 64 * 2**20
+#: Relative difference of voxel sizes tolerated between score maps.
+_APIX_RTOL = 1e-4
+
+
+def merge(
+    scores: Mapping[str, Tomogram | ArrayLike],
+    threshold: float = 1.0,
+    *,
+    thresholds: Mapping[str, float] | None = None,
+    out: str | os.PathLike | None = None,
+    slab: int | None = None,
+    apix: float | None = None,
+) -> LabelMap:
+    """Label each voxel with the feature whose calibrated score is highest, if it reaches a threshold.
+
+    Label ``i`` (1..127) is ``names[i - 1]`` in the order of `scores`; 0 is background. A voxel gets the
+    label of its highest-scoring feature when that score is ``>=`` the feature's threshold, else 0
+    (a voxel whose best feature misses its threshold stays background even if another feature passes
+    its own, lower, threshold). Ties go to the feature listed first in `scores`.
+
+    Parameters
+    ----------
+    scores : dict of str to Tomogram or ndarray of shape (z, y, x)
+        Calibrated score map per feature (e.g. from :func:`tomowidgets.apply`), all of one shape and
+        voxel size. Memory-mapped tomograms are read one slab at a time.
+    threshold : float, default 1.0
+        Score a winning feature must reach (the paper's 1.0: the mean score on annotated voxels).
+    thresholds : dict of str to float, optional
+        Per-feature thresholds overriding `threshold` for the features they name.
+    out : str or PathLike, optional
+        Write the labels straight into this MRC file (int8, mode 0, written atomically) and its names
+        into ``out.with_suffix(".json")``; the result is then memory-mapped on that file. Without it
+        the labels are kept in memory.
+    slab : int, optional
+        z slices processed at a time; by default as many as keep the float32 scores of all features
+        under 64 MiB.
+    apix : float, optional
+        Voxel size in Å, for score maps given as bare arrays (default 1.0); must agree with the
+        voxel size of any Tomogram in `scores`.
+
+    Returns
+    -------
+    LabelMap
+        uint8 labels ``(z, y, x)``, the feature names, voxel size and origin (from the first Tomogram).
+
+    Raises
+    ------
+    ValueError
+        If `scores` is empty or not a dict, has more than 127 features or an invalid name, its maps
+        differ in shape or voxel size or are not 3D, a map holds NaN/inf, a threshold is not a finite
+        number, `thresholds` names a feature not in `scores`, or `slab` < 1.
+
+    Examples
+    --------
+    >>> s = {"a": np.full((1, 1, 2), 2.0), "b": np.array([[[3.0, 0.5]]])}
+    >>> merge(s, thresholds={"b": 5.0}).data.tolist()
+    [[[0, 1]]]
+    """
+    names, sources, apix, origin = _check_scores(scores, apix)
+    limits = _check_thresholds(names, threshold, thresholds)
+    shape = sources[0].shape
+    if slab is None:
+        per_slice = 4 * len(names) * int(np.prod(shape[1:]))
+        slab = max(1, _SLAB_BYTES // max(1, per_slice))
+    elif isinstance(slab, bool) or not isinstance(slab, numbers.Integral) or slab < 1:
+        raise ValueError(f"`slab` must be an integer >= 1 (z slices per step), got {slab!r}")
+    slab = int(slab)
+
+    def labels_of(start: int, stop: int) -> np.ndarray:
+        stack = np.empty((len(names), stop - start, *shape[1:]), np.float32)
+        for i, (name, src) in enumerate(zip(names, sources, strict=True)):
+            stack[i] = as_float32(np.asarray(src[start:stop]), f"scores[{name!r}]")
+            check_finite(stack[i], f"scores[{name!r}]", where=f"slices {start}:{stop}")
+        best = np.argmax(stack, axis=0)
+        top = np.take_along_axis(stack, best[np.newaxis], axis=0)[0]
+        return np.where(top >= limits[best], best + 1, 0).astype(np.uint8)
+
+    if out is None:
+        data = np.empty(shape, np.uint8)
+        for start in range(0, shape[0], slab):
+            stop = min(start + slab, shape[0])
+            data[start:stop] = labels_of(start, stop)
+        data.flags.writeable = False
+        return LabelMap(data, names, apix, origin)
+
+    out = Path(out)
+    if out.suffix.lower() == ".json":
+        raise ValueError(f"`out` must be an MRC file (e.g. 'labels.mrc'), got '{out}'; "
+                         "the .json name is used for the sidecar with the feature names")
+    with atomic_path(out) as tmp:
+        with mrcfile.new_mmap(tmp, shape=shape, mrc_mode=0, overwrite=True) as mrc:
+            for start in range(0, shape[0], slab):
+                stop = min(start + slab, shape[0])
+                mrc.data[start:stop] = labels_of(start, stop).view(np.int8)
+            mrc.voxel_size = apix
+            mrc.header.origin = (origin[2], origin[1], origin[0])
+            mrc.update_header_stats()
+            for label in header_labels(names):
+                mrc.add_label(label)
+    write_sidecar(out, names, shape, apix)
+    return LabelMap.load(out, mmap=True)
+
+
+def _check_scores(scores: Any, apix: float | None
+                  ) -> tuple[tuple[str, ...], list[Any], float, tuple[float, float, float]]:
+    """Validate the score maps; return names, sliceable volumes, voxel size and origin."""
+    if not isinstance(scores, Mapping) or not scores:
+        raise ValueError(
+            "`scores` must be a non-empty dict {feature name: score map}, e.g. "
+            f"merge({{'membrane': seg_m, 'ribosome': seg_r}}), got {type(scores).__name__} "
+            f"{'(empty)' if isinstance(scores, Mapping) else ''}".rstrip()
+        )
+    if len(scores) > MAX_FEATURES:
+        raise ValueError(f"`scores` has {len(scores)} features; a label map holds at most "
+                         f"{MAX_FEATURES} (int8 labels); merge fewer features at a time")
+    names = check_names(scores, "scores")
+    apix = None if apix is None else check_positive(apix, "apix")
+    sources: list[Any] = []
+    origin = None
+    apix_of: dict[str, float] = {}
+    for name in names:
+        value = scores[name]
+        if isinstance(value, Tomogram):
+            apix_of[name] = value.apix
+            origin = value.origin if origin is None else origin
+            array = value.data
+        else:
+            array = np.asarray(value)
+        check_ndim(array, (3,), f"scores[{name!r}]")
+        if sources and array.shape != sources[0].shape:
+            raise ValueError(
+                f"`scores[{name!r}]` has shape {array.shape}, but `scores[{names[0]!r}]` has shape "
+                f"{sources[0].shape}; all score maps must come from the same tomogram (apply every "
+                "network to the same preprocessed tomogram)"
+            )
+        sources.append(array)
+    reference = apix if apix is not None else next(iter(apix_of.values()), 1.0)
+    for name, value in apix_of.items():
+        if abs(value - reference) > _APIX_RTOL * reference:
+            source = "`apix`" if apix is not None else f"`scores[{next(iter(apix_of))!r}]`"
+            raise ValueError(
+                f"`scores[{name!r}]` has voxel size {value:g} Å but {source} has {reference:g} Å; score "
+                "maps must share one voxel grid (bin or apply the networks to the same tomogram)"
+            )
+    return names, sources, float(reference), origin if origin is not None else (0.0, 0.0, 0.0)
+
+
+def _check_thresholds(names: tuple[str, ...], threshold: Any, thresholds: Any) -> np.ndarray:
+    """Threshold per label index (names order) as float32, validating every value."""
+    def number(value: Any, arg: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+            raise ValueError(f"`{arg}` must be a finite number (a calibrated score; the paper uses 1.0), "
+                             f"got {value!r}")
+        return float(value)
+
+    default = number(threshold, "threshold")
+    thresholds = {} if thresholds is None else thresholds
+    if not isinstance(thresholds, Mapping):
+        raise ValueError(f"`thresholds` must be a dict {{feature name: threshold}}, got {thresholds!r}")
+    unknown = sorted(set(thresholds) - set(names), key=str)
+    if unknown:
+        raise ValueError(f"`thresholds` names {unknown}, which are not in `scores` ({list(names)}); "
+                         "check the spelling")
+    values = [number(thresholds[n], f"thresholds[{n!r}]") if n in thresholds else default for n in names]
+    return np.asarray(values, np.float32)
