@@ -12,20 +12,37 @@ Examples
 
 from tomowidgets import synthetic
 from tomowidgets.io import Tomogram, read_tomogram, write_tomogram
+from tomowidgets.merge import LabelMap, merge
+from tomowidgets.network import FeatureNet
+from tomowidgets.particles import (
+    extract_subvolumes,
+    pick_particles,
+    read_particles,
+    seed_points,
+    write_particles,
+)
 from tomowidgets.preprocess import bandpass, bin, clamp, normalize, preprocess
 from tomowidgets.trainset import TrainingSet
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FeatureNet",
+    "LabelMap",
     "Tomogram",
     "TrainingSet",
     "bandpass",
     "bin",
     "clamp",
+    "extract_subvolumes",
+    "merge",
     "normalize",
+    "pick_particles",
     "preprocess",
+    "read_particles",
     "read_tomogram",
+    "seed_points",
     "synthetic",
+    "write_particles",
     "write_tomogram",
 ]

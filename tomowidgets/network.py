@@ -1,0 +1,456 @@
+"""The paper's network: Keras model, loss, training, calibration and ``.keras`` files.
+
+Chen et al. (Nat Methods 2017, Online Methods) annotate each feature with one small CNN: 40
+kernels of 15×15 → ReLU → 2×2 max-pool → 40 kernels of 15×15 (fully connected over channels) → ReLU
+→ 1 kernel of 15×15 with an offset → ``min(1, x)``. It sees 64×64 tiles and answers at half
+resolution (32×32). Training: L1 weight decay 1e-5, SGD with batches of 20 for 20 epochs, learning
+rate 0.01 decreased by 10 % per epoch; then the output is calibrated so that its mean over the
+annotated pixels of the training set is 1 (the threshold used downstream).
+
+TensorFlow and Keras are imported only inside the functions that need them. Training runs, by
+default, through FFT-domain convolutions (private module ``_fftconv``): same model, same variables,
+same loss, several times faster than TensorFlow's direct 15×15 convolutions on a CPU. Files hold the
+plain Keras model plus ``tomowidgets.json``; :func:`read_metadata` and :func:`read_weights` read
+them without TensorFlow.
+
+Examples
+--------
+>>> import tomowidgets as tw                                         # doctest: +SKIP
+>>> net = FeatureNet("membrane")                                     # doctest: +SKIP
+>>> history = net.train(tw.TrainingSet.load("membrane.tiles.npz"))   # doctest: +SKIP
+>>> net.save("membrane.keras"); net = FeatureNet.load("membrane.keras")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tomowidgets import _netfile
+from tomowidgets._cnn import (
+    EPS,
+    INIT_SCALE,
+    LOSSES,
+    _tf,
+    build_model,
+    log_squared_residual,
+    mean_log_squared_residual,
+    min_one,
+)
+from tomowidgets._netfile import LAYERS, read_metadata, read_weights
+from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive
+
+if TYPE_CHECKING:
+    import keras
+    from numpy.typing import ArrayLike, NDArray
+
+    from tomowidgets.trainset import TrainingSet
+
+__all__ = ["EPS", "INIT_SCALE", "LAYERS", "MIN_AMPLITUDE", "FeatureNet", "build_model",
+           "log_squared_residual", "mean_log_squared_residual", "min_one", "read_metadata",
+           "read_weights"]
+
+#: Below this calibration amplitude the network is taken to have learned nothing: dividing by it
+#: would amplify its noise more than 100-fold.
+MIN_AMPLITUDE = 0.01
+#: Keyword arguments of :func:`build_model` that FeatureNet accepts as ``**hyper``.
+HYPER = ("filters", "kernel_size", "init_scale", "loss")
+#: Input pixels per batch in :meth:`FeatureNet.predict` (bounds memory: 40 float32 maps per pixel).
+_PREDICT_PIXELS = 2**21
+
+
+class FeatureNet:
+    """One feature's network: the Keras model and what is needed to reuse it.
+
+    Parameters
+    ----------
+    feature : str, default 'membrane'
+        Name of the feature it annotates.
+    apix : float, optional
+        Voxel size in Å/voxel of the tomograms it is for; taken from the training set if not given.
+    preprocessing : dict, optional
+        JSON-able preprocessing parameters (e.g. ``{"lowpass": 20, "highpass": 4000, "clamp": 3}``,
+        Å, Å, sd) the tomograms must get before the network sees them; taken from the training set
+        if not given.
+    seed : int, default 0
+        Seed of the initial weights and of the training set's augmentation and batch order.
+    **hyper
+        Architecture and loss, passed to :func:`build_model`: ``filters`` (40), ``kernel_size``
+        (15), ``init_scale`` (:data:`INIT_SCALE`), ``loss`` ('log_squared_residual').
+
+    Attributes
+    ----------
+    model : keras.Model
+        The network (built on first use).
+    amplitude : float or None
+        Calibration: mean network output over the annotated pixels of the positive training tiles.
+        Calibrated score = output / amplitude, so 1.0 is the annotated level. None until trained.
+    history : dict of list of float
+        Every epoch trained so far: ``loss``, ``learning_rate``, ``time`` (s).
+    stop_training : bool
+        Set to True (e.g. from a widget's Stop button or a callback) to stop :meth:`train` after the
+        current batch.
+
+    Raises
+    ------
+    ValueError
+        If `feature` is not a string, `apix` is not positive, `preprocessing` is not a JSON-able
+        dict, or a `hyper` keyword or loss is unknown (sizes are checked when the model is built).
+
+    Examples
+    --------
+    >>> net = FeatureNet("ribosome", apix=10.0)
+    >>> net
+    FeatureNet('ribosome', untrained, apix=10 Å)
+    """
+
+    def __init__(self, feature: str = "membrane", *, apix: float | None = None,
+                 preprocessing: Mapping[str, Any] | None = None, seed: int = 0,
+                 **hyper: Any) -> None:
+        if not isinstance(feature, str) or not feature:
+            raise ValueError(f"`feature` must be a name such as 'membrane', got {feature!r}")
+        unknown = sorted(set(hyper) - set(HYPER))
+        if unknown:
+            raise ValueError(f"unknown keyword(s) {unknown}; FeatureNet accepts {list(HYPER)} "
+                             "(epochs, learning_rate, l1, ... are arguments of train())")
+        if hyper.get("loss", "log_squared_residual") not in LOSSES:
+            raise ValueError(f"`loss` must be one of {sorted(LOSSES)}, got {hyper['loss']!r}")
+        self.feature = feature
+        self.apix = None if apix is None else check_positive(apix, "apix")
+        self.preprocessing = _json_dict(preprocessing, "preprocessing")
+        self.seed = int(seed)
+        self.hyper = _json_dict(hyper, "hyper")
+        self.amplitude: float | None = None
+        self.history: dict[str, list[float]] = {"loss": [], "learning_rate": [], "time": []}
+        self.training: dict[str, Any] = {}
+        self.stop_training = False
+        self._model = None
+
+    @property
+    def model(self) -> keras.Model:
+        """The Keras model (built from `seed` and `hyper` on first use)."""
+        if self._model is None:
+            self._model = build_model(seed=self.seed, **self.hyper)
+        return self._model
+
+    def train(self, ts: TrainingSet | tuple[ArrayLike, ArrayLike], *, epochs: int = 20,
+              batch_size: int = 20, learning_rate: float = 0.01, decay: float = 0.9,
+              l1: float = 1e-5, copies: int | None = None, callbacks: Any = None,
+              progress: bool = True, seed: int | None = None, engine: str = "fft",
+              reset: bool = False) -> dict[str, list[float]]:
+        """Train on a training set with the paper's schedule, then calibrate.
+
+        Parameters
+        ----------
+        ts : TrainingSet or tuple (x, y)
+            The annotated tiles: ``ts.training_arrays(rng=seed, copies=copies)`` is trained on and
+            ts's positive tiles as painted (not augmented) calibrate. Or arrays ``x`` of shape
+            (n, tile, tile) and ``y`` (n, tile//2, tile//2) in [0, 1]; then every tile with an
+            annotated pixel calibrates.
+        epochs : int, default 20
+            Passes over the tiles.
+        batch_size : int, default 20
+            Tiles per SGD step.
+        learning_rate : float, default 0.01
+            Learning rate of the first epoch.
+        decay : float, default 0.9
+            Factor applied to the learning rate after each epoch (0.9: 10 % less each time).
+        l1 : float, default 1e-5
+            L1 weight decay on the kernels.
+        copies : int, optional
+            Instances of each positive tile (augmented by rotation); by default the TrainingSet
+            balances positives against negatives. Ignored for plain arrays.
+        callbacks : list, optional
+            ``keras.callbacks.Callback`` objects (all their hooks are called; setting
+            ``self.model.stop_training = True`` stops training) and/or callables
+            ``f(epoch, logs)`` called after each epoch with ``logs = {"loss", "learning_rate"}``;
+            returning False stops training.
+        progress : bool, default True
+            Show a progress bar (tqdm).
+        seed : int, optional
+            Seed of the augmentation and batch order; default the network's `seed`. Same seed, same
+            set and same starting weights give identical weights.
+        engine : {'fft', 'keras'}, default 'fft'
+            'fft' computes the same network, loss and gradients through FFT-domain convolutions
+            (several times faster on a CPU); 'keras' differentiates the Keras model's direct
+            convolutions (the reference). They agree to float32 rounding.
+        reset : bool, default False
+            Start again from the initial weights (and clear `history`). By default a second call
+            continues from the current weights, with the schedule starting again at
+            `learning_rate` (pass a smaller one to fine-tune).
+
+        Returns
+        -------
+        dict of list of float
+            This call's per-epoch ``loss``, ``learning_rate`` and ``time`` (s); also appended to
+            :attr:`history`.
+
+        Raises
+        ------
+        ValueError
+            If the set is empty or has no annotated pixel, tiles or labels have wrong shapes or
+            NaN/inf values, its voxel size differs from the network's, or an option is invalid.
+
+        Warns
+        -----
+        RuntimeWarning
+            If the network learned nothing (see :meth:`calibrate`) or training diverged.
+        """
+        from tomowidgets import _training
+
+        _training.check_options(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                decay=decay, l1=l1, engine=engine)
+        _tf()
+        seed = self.seed if seed is None else int(seed)
+        x, y = _training.training_arrays(ts, seed=seed, copies=copies)
+        self._adopt(ts)
+        if reset:
+            self._model, self.amplitude = None, None
+            self.history = {key: [] for key in self.history}
+        loss_fn = LOSSES[self.hyper.get("loss", "log_squared_residual")]
+        run = _training.fit(self, self.model, x, y, epochs=int(epochs), batch_size=int(batch_size),
+                            learning_rate=float(learning_rate), decay=float(decay), l1=float(l1),
+                            loss_fn=loss_fn,
+                            engine=engine, callbacks=callbacks, progress=progress, seed=seed)
+        for key, values in run.items():
+            self.history[key].extend(values)
+        self.training = {
+            "epochs": len(self.history["loss"]), "batch_size": batch_size,
+            "learning_rate": learning_rate, "decay": decay, "l1": l1, "copies": copies,
+            "seed": seed, "engine": engine, "n_tiles": len(x),
+            "n_annotated_tiles": int((y > 0).any(axis=(1, 2)).sum()),
+            "trainset": _trainset_summary(ts),
+        }
+        self.calibrate(ts)
+        return run
+
+    def calibrate(self, ts: TrainingSet | tuple[ArrayLike, ArrayLike]) -> float | None:
+        """Set :attr:`amplitude` from annotated tiles (:meth:`train` does this when it ends).
+
+        amplitude = mean network output over the annotated pixels of the positive tiles, each
+        full-resolution annotated pixel counting once (a mean weighted by the 2×-shrunk labels).
+
+        Parameters
+        ----------
+        ts : TrainingSet or tuple (x, y)
+            A TrainingSet's positive tiles as painted (not augmented), or every tile of ``(x, y)``
+            with an annotated pixel.
+
+        Returns
+        -------
+        float or None
+            The amplitude, or None if the network learned nothing.
+
+        Raises
+        ------
+        ValueError
+            If there is no annotated tile, or the arrays are malformed (as in :meth:`train`).
+
+        Warns
+        -----
+        RuntimeWarning
+            If the amplitude is below :data:`MIN_AMPLITUDE` (the network learned nothing); it is
+            then set to None and :meth:`predict` refuses calibrated output. Train for more epochs
+            or add positive tiles.
+        """
+        from tomowidgets import _training
+
+        x, y = _training.positive_tiles(ts)
+        out = self.predict(x, raw=True)
+        amplitude = float(np.sum(out * y, dtype=np.float64) / np.sum(y, dtype=np.float64))
+        if not amplitude >= MIN_AMPLITUDE:
+            warnings.warn(
+                f"the {self.feature!r} network learned nothing: its mean output on the annotated "
+                f"pixels is {amplitude:.3g} (needs >= {MIN_AMPLITUDE}), so it cannot be calibrated. "
+                "Train for more epochs (train(ts) again continues), or add positive tiles.",
+                RuntimeWarning, stacklevel=2)
+            amplitude = None
+        self.amplitude = amplitude
+        return amplitude
+
+    def predict(self, slices: ArrayLike, *, raw: bool = False, unbin: bool = False
+                ) -> NDArray[np.float32]:
+        """Calibrated scores of slices through the Keras model (the reference path; slow).
+
+        For whole tomograms use the FFT engine (:mod:`tomowidgets.engine`), which gives the same
+        numbers without TensorFlow.
+
+        Parameters
+        ----------
+        slices : array of shape (n, y, x) or (y, x)
+            Preprocessed slices (same preprocessing and voxel size as the training set).
+        raw : bool, default False
+            Return the network's output ``min(1, ·)`` instead of output / :attr:`amplitude`.
+        unbin : bool, default False
+            Return scores at the input's size (each output pixel repeated 2×2; an odd last
+            row/column repeats its neighbour). By default scores are at the network's half
+            resolution, shape (n, y//2, x//2).
+
+        Returns
+        -------
+        ndarray of float32
+            Scores, with the input's number of dimensions; 1.0 is the annotated level.
+
+        Raises
+        ------
+        ValueError
+            If `slices` is not 2D/3D, smaller than 2×2 or holds NaN/inf, or the network is not
+            calibrated (untrained, or it learned nothing) and `raw` is False.
+        """
+        if not raw and self.amplitude is None:
+            raise ValueError(f"the {self.feature!r} network is not calibrated (train it first, or "
+                             "its training learned nothing); pass raw=True for uncalibrated output")
+        a = as_float32(slices, "slices")
+        check_ndim(a, (2, 3), "slices")
+        single = a.ndim == 2
+        a = a[None] if single else a
+        if min(a.shape[1:]) < 2:
+            raise ValueError(f"`slices` must be at least 2×2 pixels (the network pools by 2), got "
+                             f"{a.shape[1:]}")
+        check_finite(a, "slices")
+        model = self.model
+        per_batch = max(1, _PREDICT_PIXELS // (a.shape[1] * a.shape[2]))
+        out = np.concatenate([np.asarray(model(a[i : i + per_batch, ..., None], training=False))
+                              for i in range(0, len(a), per_batch)])[..., 0]
+        if not raw:
+            out = out / np.float32(self.amplitude)
+        if unbin:
+            out = np.repeat(np.repeat(out, 2, axis=1), 2, axis=2)
+            gy, gx = a.shape[1] - out.shape[1], a.shape[2] - out.shape[2]
+            out = np.pad(out, [(0, 0), (0, gy), (0, gx)], mode="edge")
+        out = out.astype(np.float32, copy=False)
+        return out[0] if single else out
+
+    def weights(self) -> dict[str, list[NDArray[np.float32]]]:
+        """``{"conv1": [kernel, bias], "conv2": [...], "conv3": [...]}``, float32 copies, as
+        :func:`read_weights` returns them (the FFT engine's input)."""
+        return {name: [np.array(w, np.float32) for w in self.model.get_layer(name).get_weights()]
+                for name in LAYERS}
+
+    def metadata(self) -> dict[str, Any]:
+        """What :meth:`save` writes to ``tomowidgets.json`` (JSON-able)."""
+        import tomowidgets
+
+        return {
+            "format": _netfile.FORMAT, "format_version": 1,
+            "tomowidgets_version": tomowidgets.__version__,
+            "feature": self.feature, "apix": self.apix, "preprocessing": self.preprocessing,
+            "amplitude": self.amplitude, "seed": self.seed, "hyper": self.hyper,
+            "training": self.training, "history": self.history,
+            "output": "min(1, x) at half resolution (y//2, x//2); divide by amplitude to calibrate",
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the network to a ``.keras`` file, atomically (temporary file, then rename).
+
+        The file is the Keras model (``keras.saving.load_model`` reads it once
+        ``tomowidgets.network`` registered its functions) plus ``tomowidgets.json`` (see
+        :meth:`metadata`). Returns the path.
+
+        Raises
+        ------
+        ValueError
+            If `path` does not end with ``.keras``.
+        """
+        from tomowidgets.io import atomic_path
+
+        path = Path(path)
+        if path.suffix != ".keras":
+            raise ValueError(f"`path` must end with '.keras', got '{path}'; e.g. "
+                             f"'{path.with_suffix('.keras').name}'")
+        meta = self.metadata()
+        model = self.model
+        with atomic_path(path) as tmp:
+            keras_tmp = tmp.with_name(tmp.name + ".keras")  # Keras insists on the suffix
+            try:
+                model.save(keras_tmp)
+                _netfile.append_metadata(keras_tmp, meta)
+                os.replace(keras_tmp, tmp)
+            finally:
+                keras_tmp.unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> FeatureNet:
+        """Read a network written by :meth:`save` (Keras safe mode; no custom objects needed).
+
+        Raises
+        ------
+        FileNotFoundError
+            If `path` does not exist.
+        ValueError
+            If the file is not a tomowidgets network (not a zip, no metadata, wrong layers, or
+            Keras cannot read it). The message names the file.
+        """
+        meta = read_metadata(path)
+        read_weights(path)
+        path = Path(path)
+        if path.suffix != ".keras":
+            raise ValueError(f"'{path}' must have the '.keras' suffix for Keras to read it")
+        _tf()
+        import keras
+
+        try:
+            model = keras.saving.load_model(path, safe_mode=True)
+        except Exception as err:  # Keras raises many types for a damaged archive
+            raise ValueError(f"Keras cannot read the model in '{path}': {err}") from None
+        net = cls(meta["feature"], apix=meta.get("apix"), preprocessing=meta.get("preprocessing"),
+                  seed=meta.get("seed", 0), **meta.get("hyper", {}))
+        net._model = model
+        net.amplitude = meta.get("amplitude")
+        net.history = meta.get("history", net.history)
+        net.training = meta.get("training", {})
+        return net
+
+    def __repr__(self) -> str:
+        parts = [repr(self.feature)]
+        if self.history["loss"]:
+            parts.append(f"trained {len(self.history['loss'])} epochs, "
+                         f"loss {self.history['loss'][-1]:.4g}")
+            parts.append("not calibrated" if self.amplitude is None
+                         else f"amplitude {self.amplitude:.4g}")
+        else:
+            parts.append("untrained")
+        if self.apix is not None:
+            parts.append(f"apix={self.apix:.4g} Å")
+        return f"FeatureNet({', '.join(parts)})"
+
+    def _adopt(self, ts: Any) -> None:
+        """Take voxel size and preprocessing from a TrainingSet; refuse a different voxel size."""
+        ts_apix = getattr(ts, "apix", None)
+        if ts_apix is not None:
+            if self.apix is None:
+                self.apix = float(ts_apix)
+            elif not np.isclose(self.apix, ts_apix, rtol=1e-3):
+                raise ValueError(f"the training set has {ts_apix:.4g} Å/voxel but the network is "
+                                 f"for {self.apix:.4g} Å/voxel; bin or resample the tomograms, or "
+                                 "make a new FeatureNet")
+        prep = getattr(ts, "preprocessing", None)
+        if self.preprocessing is None and prep is not None:
+            self.preprocessing = _json_dict(prep, "ts.preprocessing")
+
+
+def _json_dict(value: Any, arg_name: str) -> dict[str, Any] | None:
+    """A JSON round-tripped copy of a dict (None stays None); ValueError if it is not JSON-able."""
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, Mapping):
+            raise TypeError(type(value).__name__)
+        return json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"`{arg_name}` must be a JSON-able dict, got {value!r} ({err})") from None
+
+
+def _trainset_summary(ts: Any) -> dict[str, Any] | None:
+    """The TrainingSet's metadata without its per-tile list (None for plain arrays)."""
+    meta = getattr(ts, "metadata", None)
+    if not isinstance(meta, Mapping):
+        return None
+    return _json_dict({k: v for k, v in meta.items() if k != "tiles"}, "ts.metadata")
