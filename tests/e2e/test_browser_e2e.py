@@ -1,0 +1,228 @@
+"""End to end in a real browser: JupyterLab + Chromium drive TileSelector and MaskPainter.
+
+Starts ``jupyter lab`` on 127.0.0.1 (random port, token, temporary root/config/runtime/settings
+folders, the default kernel auto-started, news and update checks off), opens
+``widgets_e2e.ipynb`` with Playwright in Debian's Chromium, runs all cells, clicks a tile on the
+selector's canvas and drags a brush stroke on the painter's canvas with the mouse, then checks the
+training set autosaved on disk. A screenshot goes to ``$TOMOWIDGETS_ARTIFACTS`` (default
+``tests/artifacts/``).
+
+Needs: ``pip install jupyterlab playwright`` and ``apt-get install -y chromium`` (Playwright's own
+browser download is not used). Set ``TOMOWIDGETS_CHROMIUM`` to use another Chromium binary.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tomowidgets import TrainingSet
+
+HERE = Path(__file__).resolve().parent
+NOTEBOOK = HERE / "widgets_e2e.ipynb"
+SAVED = "e2e.tiles.npz"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage"]
+SETTINGS = {  # JupyterLab user settings: no kernel dialog, no requests to the internet
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"autoStartDefaultKernel": True},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false", "checkForUpdates": False},
+}
+
+
+def _chromium() -> str | None:
+    chosen = os.environ.get("TOMOWIDGETS_CHROMIUM")
+    if chosen:
+        return chosen if Path(chosen).is_file() else None
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _missing() -> str | None:
+    if importlib.util.find_spec("playwright") is None:
+        return "playwright is not installed (pip install playwright)"
+    if importlib.util.find_spec("jupyterlab") is None:
+        return "jupyterlab is not installed (pip install jupyterlab)"
+    if _chromium() is None:
+        return ("Debian's chromium is not installed (apt-get install -y chromium), or "
+                "TOMOWIDGETS_CHROMIUM does not name a file")
+    return None
+
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(_missing() is not None, reason=str(_missing()))]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback only)
+        return json.loads(response.read())
+
+
+@pytest.fixture
+def jupyter_lab(tmp_path):
+    """A JupyterLab server on 127.0.0.1 serving a copy of the notebook; yields (url, token, root)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    settings = tmp_path / "settings"
+    for name, values in SETTINGS.items():
+        (settings / name).parent.mkdir(parents=True, exist_ok=True)
+        (settings / name).write_text(json.dumps(values))
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_DATA_DIR=str(tmp_path / "data"),
+               IPYTHONDIR=str(tmp_path / "ipython"), JUPYTER_PLATFORM_DIRS="1",
+               PYTHONWARNINGS="ignore")
+    port, token = _free_port(), secrets.token_hex(16)
+    log = (tmp_path / "jupyter.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         "--ServerApp.port_retries=0", "--allow-root", f"--IdentityProvider.token={token}",
+         "--LabApp.extension_manager=readonly",
+         f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={settings}",
+         f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}", "--LabApp.expose_app_in_browser=True"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"jupyter lab exited with {server.returncode}:\n"
+                            f"{(tmp_path / 'jupyter.log').read_text()}")
+            try:
+                _get(f"{url}/api/status?token={token}")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("jupyter lab did not answer within 60 s:\n"
+                                + (tmp_path / "jupyter.log").read_text())
+                time.sleep(0.3)
+        tracker = _get(f"{url}/lab/api/settings/@jupyterlab/notebook-extension:tracker?token={token}")
+        assert tracker["settings"]["autoStartDefaultKernel"] is True, "user settings not applied"
+        yield url, token, root
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+        log.close()
+
+
+def _wait_for(predicate, timeout: float, what: str, page=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if page is not None:
+            page.wait_for_timeout(200)
+        else:
+            time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _bring_into_view(canvas) -> None:
+    """Centre `canvas` in the notebook and focus it, so that no later scroll moves it.
+
+    ipycanvas focuses the canvas on mouse down *before* it reads the event's position; focusing a
+    partly hidden canvas scrolls the notebook, which would shift that first event.
+    """
+    canvas.evaluate("c => c.scrollIntoView({block: 'center', inline: 'nearest'})")
+    canvas.focus()
+    canvas.page.wait_for_timeout(100)
+
+
+def _load(path: Path) -> TrainingSet | None:
+    try:
+        return TrainingSet.load(path)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def test_click_a_tile_and_paint_its_mask_in_jupyterlab(jupyter_lab):
+    from playwright.sync_api import sync_playwright
+
+    url, token, root = jupyter_lab
+    saved = root / SAVED
+    artifacts = Path(os.environ.get("TOMOWIDGETS_ARTIFACTS") or HERE.parent / "artifacts")
+    artifacts.mkdir(parents=True, exist_ok=True)
+    console: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.on("pageerror", lambda err: console.append(f"pageerror: {err}"))
+        page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}")
+                if msg.type == "error" else None)
+        try:
+            page.goto(f"{url}/lab/tree/{NOTEBOOK.name}?token={token}", timeout=60_000)
+            page.wait_for_function(
+                """() => {
+                    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                    const ctx = w && w.sessionContext;
+                    return ctx && ctx.session && ctx.session.kernel
+                        && ctx.kernelDisplayStatus === 'idle';
+                }""", timeout=60_000)
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            cells = page.locator(".jp-Notebook .jp-CodeCell")
+            selector_canvas = cells.nth(0).locator(".jp-OutputArea-output canvas").last
+            painter_canvas = cells.nth(1).locator(".jp-OutputArea-output canvas").last
+            painter_canvas.wait_for(state="visible", timeout=60_000)
+            _bring_into_view(selector_canvas)
+
+            # 1. click the middle of the 128² slice: a positive tile centred at (y, x) = (64, 64)
+            box = selector_canvas.bounding_box()
+            page.mouse.click(box["x"] + box["width"] * 64.5 / 128, box["y"] + box["height"] * 64.5 / 128)
+            ts = _wait_for(lambda: (t := _load(saved)) is not None and len(t) == 1 and t,
+                           30, f"the tile in {saved}", page)
+            assert ts.kinds == ("positive",)
+            assert tuple(ts.centres[0]) == (16, 64, 64)
+            placeholder = ts.mask(0).copy()
+            page.wait_for_timeout(300)
+            cells.nth(0).locator(".jp-OutputArea").screenshot(path=str(artifacts / "e2e_selector.png"))
+
+            # 2. drag the brush along tile row 10, columns 6..50, on the painter's image panel
+            _bring_into_view(painter_canvas)
+            box = painter_canvas.bounding_box()
+            width, height = painter_canvas.evaluate("c => [c.width, c.height]")
+            zoom = height / 64  # canvas pixels per tile pixel
+
+            def at(row: float, col: float) -> tuple[float, float]:
+                return (box["x"] + col * zoom * box["width"] / width,
+                        box["y"] + row * zoom * box["height"] / height)
+
+            page.mouse.move(*at(10.5, 6.5))
+            page.mouse.down()
+            page.mouse.move(*at(10.5, 50.5), steps=12)
+            page.mouse.up()
+            ts = _wait_for(lambda: (t := _load(saved)) is not None and t.mask(0)[10, 6:51].all() and t,
+                           30, "the painted stroke in the autosaved set", page)
+            mask = ts.mask(0)
+            assert not placeholder[10, 6:51].any()
+            assert (mask & ~placeholder).sum() >= 45 and mask[placeholder].all()
+            assert not mask[20:28, 0:20].any()  # nothing painted away from the stroke and disk
+            page.wait_for_timeout(300)
+            statuses = page.locator(".jp-OutputArea-output").all_inner_texts()
+            assert not any("⚠" in text for text in statuses), statuses
+        finally:
+            page.screenshot(path=str(artifacts / "e2e.png"), full_page=True)
+            browser.close()
+    assert not [m for m in console if m.startswith("pageerror")], console
+    assert np.array_equal(ts.centres, [[16, 64, 64]])

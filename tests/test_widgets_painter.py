@@ -1,0 +1,203 @@
+"""MaskPainter driven through press/drag/release; the masks are checked in the set and on disk."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import numpy as np
+import pytest
+
+import tomowidgets.widgets.mask_painter as painter_module
+from tomowidgets import Tomogram, TrainingSet
+from tomowidgets.widgets import MaskPainter, TileSelector, initial_mask
+from tomowidgets.widgets.mask_painter import GAP
+
+ZOOM = 6
+
+
+def frontend(canvas, event: str, **content) -> None:
+    canvas._handle_custom_msg({"event": event, **content}, [])
+
+
+def at(row: float, col: float, panel: int = 0) -> tuple[float, float]:
+    """Canvas point of continuous tile coordinates (row, col) on a 16-px tile's panel."""
+    return panel * (16 * ZOOM + GAP) + col * ZOOM, row * ZOOM
+
+
+@pytest.fixture
+def tomo():
+    return Tomogram(np.random.default_rng(2).normal(size=(4, 48, 48)).astype(np.float32), apix=10.0)
+
+
+@pytest.fixture
+def ts(tomo):
+    ts = TrainingSet(16)
+    ts.add_negative(tomo, 0, 10, 10)
+    ts.add_positive(tomo, 1, 20, 20, initial_mask(16))
+    ts.add_positive(tomo, 2, 30, 30, initial_mask(16))
+    return ts
+
+
+@pytest.fixture
+def painter(ts, tmp_path):
+    return MaskPainter(ts, path=tmp_path / "set.tiles.npz", zoom=ZOOM, radius=0.5)
+
+
+def stroke(painter, points, panel=0):
+    painter.press(*at(*points[0], panel))
+    for p in points[1:-1]:
+        painter.drag(*at(*p, panel))
+    return painter.release(*at(*points[-1], panel))
+
+
+def test_painter_shows_the_first_positive_tile(painter):
+    assert painter.index == 1 and painter.positives == [1, 2]
+    assert painter.chooser.value == 1 and len(painter.chooser.options) == 2
+    assert (painter.canvas.width, painter.canvas.height) == (2 * 96 + GAP, 96)
+    assert "z 1, y 20, x 20" in painter.info.value
+
+
+def test_a_stroke_paints_the_set_and_is_autosaved(painter, ts, tmp_path):
+    assert stroke(painter, [(1.5, 1.5), (1.5, 6.5), (1.5, 12.5)])
+    expected = initial_mask(16)
+    expected[1, 1:13] = True
+    assert np.array_equal(ts.mask(1), expected)
+    assert np.array_equal(TrainingSet.load(tmp_path / "set.tiles.npz").mask(1), expected)
+    assert "saved to set.tiles.npz" in painter.status.message
+
+
+def test_strokes_on_the_mask_panel_paint_the_same_pixels(painter, ts):
+    stroke(painter, [(14.5, 0.5), (14.5, 3.5)], panel=1)
+    assert ts.mask(1)[14, :4].all() and ts.mask(1)[14].sum() == 4
+
+
+def test_eraser_and_radius(painter, ts):
+    painter.tool_buttons.value = "eraser"
+    painter.radius_slider.value = 1.0
+    assert painter.tool == "eraser" and painter.radius == 1.0
+    stroke(painter, [(8.0, 0.0), (8.0, 16.0)])
+    assert not ts.mask(1)[7:9].any() and ts.mask(1)[6].any()
+
+
+def test_erasing_everything_is_refused_and_the_mask_kept(painter, ts):
+    before = ts.mask(1).copy()
+    painter.tool = "eraser"
+    painter.radius = 16
+    assert not stroke(painter, [(8, 8), (8, 9)])
+    assert np.array_equal(ts.mask(1), before)
+    assert "refused" in painter.status.message and "→ negative" in painter.status.message
+
+
+def test_undo_and_redo_across_tiles(painter, ts, tmp_path):
+    original = ts.mask(1).copy()
+    stroke(painter, [(0.5, 0.5), (0.5, 15.5)])
+    painted = ts.mask(1).copy()
+    painter.next()
+    assert painter.index == 2
+    assert painter.undo()
+    assert painter.index == 1 and np.array_equal(ts.mask(1), original)
+    assert np.array_equal(TrainingSet.load(tmp_path / "set.tiles.npz").mask(1), original)
+    assert painter.redo() and np.array_equal(ts.mask(1), painted)
+    assert painter.undo() and not painter.undo() and "nothing to undo" in painter.status.message
+    assert painter.redo() and not painter.redo()
+
+
+def test_fill_closes_enclosed_holes(painter, ts):
+    for a, b in [((2.5, 2.5), (2.5, 12.5)), ((2.5, 12.5), (12.5, 12.5)),
+                 ((12.5, 12.5), (12.5, 2.5)), ((12.5, 2.5), (2.5, 2.5))]:
+        stroke(painter, [a, b])
+    assert not ts.mask(1)[4, 4]
+    assert painter.fill()
+    assert ts.mask(1)[3:13, 3:13].all()
+    assert not painter.fill() and "did not change" in painter.status.message
+    assert painter.undo() and not ts.mask(1)[4, 4]
+
+
+def test_clear_is_refused_with_advice(painter, ts):
+    before = ts.mask(1).copy()
+    assert not painter.clear()
+    assert np.array_equal(ts.mask(1), before)
+    assert "cannot be cleared" in painter.status.message
+
+
+def test_convert_to_negative(painter, ts, tomo, tmp_path):
+    with pytest.raises(ValueError, match="needs the tile's tomogram"):
+        painter.convert_to_negative()
+    painter.tomo = tomo
+    assert painter.convert_to_negative() == 2
+    assert ts.kinds == ("negative", "positive", "negative")
+    assert ts.centres.tolist()[2] == [1, 20, 20]
+    assert painter.index == 1 and ts.centres[painter.index].tolist() == [2, 30, 30]
+    assert TrainingSet.load(tmp_path / "set.tiles.npz").kinds == ts.kinds
+
+
+def test_drag_sends_strokes_not_images(painter, ts):
+    with mock.patch.object(painter_module, "draw_png") as draw_png, \
+            mock.patch.object(painter_module, "encode_png") as encode_png, \
+            mock.patch.object(painter.canvas[1], "stroke_line") as stroke_line:
+        painter.press(*at(3, 3))
+        for col in range(4, 12):
+            painter.drag(*at(3, col))
+    draw_png.assert_not_called()
+    encode_png.assert_not_called()
+    assert stroke_line.call_count == 2 * 9     # one segment per panel per event
+    x0, y0, x1, y1 = stroke_line.call_args_list[-2].args
+    assert (x0, y0, x1, y1) == (10 * ZOOM, 3 * ZOOM, 11 * ZOOM, 3 * ZOOM)
+    painter.release()
+    assert ts.mask(1)[2, 3:12].all()
+
+
+def test_mouse_messages_drive_the_gestures(painter, ts):
+    canvas = painter.canvas
+    frontend(canvas, "mouse_move", x=at(0.5, 0.5)[0], y=3.0)        # no stroke: ignored
+    frontend(canvas, "mouse_down", x=at(0.5, 0.5)[0], y=3.0)
+    frontend(canvas, "mouse_move", x=at(0.5, 8.5)[0], y=3.0)
+    frontend(canvas, "mouse_out", x=at(0.5, 15.5)[0], y=3.0)        # leaving ends the stroke
+    frontend(canvas, "mouse_move", x=at(9.5, 15.5)[0], y=9.5 * ZOOM)
+    assert ts.mask(1)[0, :16].all() and not ts.mask(1)[9, 15]
+    frontend(canvas, "mouse_down", x=float(16 * ZOOM + 2), y=3.0)   # in the gap: nothing
+    assert painter.status.last_error is None
+
+
+def test_chooser_next_prev_and_empty_set(painter, ts):
+    painter.chooser.value = 2
+    assert painter.index == 2
+    painter.next()
+    assert painter.index == 1
+    painter.prev()
+    assert painter.index == 2
+    empty = MaskPainter(TrainingSet(16))
+    assert empty.index is None and not empty.press(10, 10)
+    assert "no positive tile" in empty.status.message
+    empty.next()
+    assert empty.fill() is False
+
+
+def test_follow_a_selector(tomo, tmp_path):
+    ts = TrainingSet(16)
+    path = tmp_path / "set.tiles.npz"
+    selector = TileSelector(tomo, ts, path=path, z=1)
+    painter = MaskPainter(ts, path=path, zoom=ZOOM, radius=0.5)
+    painter.follow(selector)
+    assert painter.index is None
+    selector.click(*selector.browser.voxel_to_canvas(20.5, 20.5))
+    selector.click(*selector.browser.voxel_to_canvas(30.5, 30.5))
+    assert painter.index == 1                           # the newest positive is shown
+    selector.click(*selector.browser.voxel_to_canvas(20.5, 20.5))   # removes tile 0
+    assert painter.index == 0 and ts.centres[0].tolist() == [1, 30, 30]
+    stroke(painter, [(0.5, 0.5), (0.5, 3.5)])
+    assert TrainingSet.load(path).mask(0)[0, :4].all()
+    with mock.patch.object(selector, "refresh") as refresh:
+        painter.convert_to_negative()
+    refresh.assert_called_once()
+    assert ts.kinds == ("negative",) and painter.index is None
+    with pytest.raises(ValueError, match="another TrainingSet"):
+        painter.follow(TileSelector(tomo, TrainingSet(16)))
+
+
+def test_stale_index_is_refreshed_before_painting(painter, ts):
+    ts.remove(0)                                          # changed behind the painter's back
+    assert painter.press(*at(0.5, 0.5))
+    assert painter.index == 0 and ts.centres[0].tolist() == [1, 20, 20]
+    painter.release()
+    assert ts.mask(0)[0, 0]

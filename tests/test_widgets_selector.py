@@ -1,0 +1,146 @@
+"""TileSelector driven through click(x, y) and simulated mouse messages; state checked in the set."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import ipycanvas
+import numpy as np
+import pytest
+
+from tomowidgets import Tomogram, TrainingSet
+from tomowidgets.widgets import TileSelector, initial_mask
+
+
+def frontend(canvas, event: str, **content) -> None:
+    canvas._handle_custom_msg({"event": event, **content}, [])
+
+
+@pytest.fixture
+def tomo():
+    rng = np.random.default_rng(1)
+    return Tomogram(rng.normal(size=(8, 128, 128)).astype(np.float32), apix=10.0)
+
+
+def canvas_point(selector, y, x):
+    """Canvas pixels of voxel (y, x)'s centre."""
+    return selector.browser.voxel_to_canvas(y + 0.5, x + 0.5)
+
+
+def test_click_adds_a_positive_tile_with_the_placeholder_mask(tomo, tmp_path):
+    ts = TrainingSet(64)
+    selector = TileSelector(tomo, ts, path=tmp_path / "set.tiles.npz", z=3)
+    assert selector.click(*canvas_point(selector, 60, 70)) == "added"
+    assert ts.kinds == ("positive",) and ts.centres.tolist() == [[3, 60, 70]]
+    assert np.array_equal(ts.mask(0), initial_mask(64))
+    assert np.array_equal(ts.image(0), tomo.data[3, 28:92, 38:102])
+    assert "1 positive" in selector.counts.value and "0 negative" in selector.counts.value
+    loaded = TrainingSet.load(tmp_path / "set.tiles.npz")
+    assert loaded.centres.tolist() == [[3, 60, 70]] and loaded.mask(0).sum() == initial_mask(64).sum()
+    assert "saved to set.tiles.npz" in selector.status.message
+
+
+def test_negative_mode_and_click_inside_a_box_removes_it(tomo, tmp_path):
+    ts = TrainingSet(64)
+    path = tmp_path / "set.tiles.npz"
+    selector = TileSelector(tomo, ts, path=path, mode="negative")
+    selector.click(*canvas_point(selector, 40, 40))
+    selector.mode_buttons.value = "positive"             # the toggle in the browser
+    assert selector.mode == "positive"
+    selector.click(*canvas_point(selector, 80, 90))
+    assert ts.kinds == ("negative", "positive")
+    assert selector.click(*canvas_point(selector, 40 + 31, 40 - 32)) == "removed"   # box corner
+    assert ts.kinds == ("positive",)
+    assert TrainingSet.load(path).kinds == ("positive",)
+    selector.browser.show_slice(0)                       # another slice: no box there to remove
+    selector.click(*canvas_point(selector, 80, 90))
+    assert ts.centres.tolist() == [[4, 80, 90], [0, 80, 90]]
+
+
+def test_tile_off_the_edge_is_reported_not_raised(tomo, tmp_path):
+    ts = TrainingSet(64)
+    path = tmp_path / "set.tiles.npz"
+    selector = TileSelector(tomo, ts, path=path)
+    assert selector.click(*canvas_point(selector, 10, 64)) is None
+    assert len(ts) == 0 and not path.exists()
+    assert "runs 22 voxel(s) off the edge" in selector.status.message
+    assert "⚠" in selector.status.value
+    frontend(selector.browser.canvas, "mouse_down", x=2.0, y=2.0)   # through ipycanvas: no exception
+    assert isinstance(selector.status.last_error, ValueError)
+
+
+def test_frontend_mouse_down_adds_a_tile(tomo):
+    ts = TrainingSet(64)
+    selector = TileSelector(tomo, ts)
+    px, py = canvas_point(selector, 64, 64)
+    frontend(selector.browser.canvas, "mouse_down", x=px, y=py)
+    assert ts.centres.tolist() == [[4, 64, 64]]
+
+
+def test_undo_restores_a_removed_positive_with_its_mask(tomo, tmp_path):
+    ts = TrainingSet(64)
+    path = tmp_path / "set.tiles.npz"
+    selector = TileSelector(tomo, ts, path=path)
+    selector.click(*canvas_point(selector, 64, 64))
+    painted = np.zeros((64, 64), bool)
+    painted[5:9, :] = True
+    ts.replace_mask(0, painted)
+    selector.click(*canvas_point(selector, 64, 64))
+    assert len(ts) == 0
+    assert selector.undo() == "removed"
+    assert ts.centres.tolist() == [[4, 64, 64]] and np.array_equal(ts.mask(0), painted)
+    assert np.array_equal(TrainingSet.load(path).mask(0), painted)
+    assert selector.key("u") and len(ts) == 0           # undoes the first click
+    assert selector.undo() is None and "nothing to undo" in selector.status.message
+
+
+def test_changes_are_announced_to_registered_callbacks(tomo):
+    ts = TrainingSet(64)
+    selector = TileSelector(tomo, ts)
+    events = []
+    assert selector.on_change(lambda action, index: events.append((action, index))) is not None
+    selector.click(*canvas_point(selector, 64, 64))
+    selector.click(*canvas_point(selector, 64, 64))
+    assert events == [("added", 0), ("removed", 0)]
+
+
+def test_boxes_are_drawn_for_the_current_slice_only(tomo):
+    ts = TrainingSet(64)
+    other = Tomogram(tomo.data, apix=10.0, path=None)
+    ts.add_negative(other, 2, 64, 64)
+    selector = TileSelector(tomo, ts, z=2)
+    with mock.patch.object(ipycanvas.Canvas, "stroke_rects") as stroke_rects:
+        selector.click(*canvas_point(selector, 40, 40))      # inside tile 0's box: removes it
+        selector.click(*canvas_point(selector, 40, 40))
+        selector.click(*canvas_point(selector, 90, 90))
+        selector.mode = "negative"
+        selector.key("n")
+    assert ts.kinds == ("positive", "positive")
+    x, y, w, h = stroke_rects.call_args.args
+    assert sorted(np.asarray(x).tolist()) == [8 * 4, 58 * 4] and np.all(np.asarray(w) == 256)
+    with mock.patch.object(ipycanvas.Canvas, "stroke_rects") as stroke_rects:
+        selector.browser.show_slice(5)
+    stroke_rects.assert_not_called()
+
+
+def test_voxel_size_mismatch_is_reported(tomo):
+    ts = TrainingSet(64, apix=20.0)
+    selector = TileSelector(tomo, ts)
+    assert selector.click(*canvas_point(selector, 64, 64)) is None
+    assert "10 Å/voxel but the training set holds tiles at 20" in selector.status.message
+
+
+def test_autosave_failure_is_shown_and_the_tile_kept(tomo, tmp_path):
+    ts = TrainingSet(64)
+    selector = TileSelector(tomo, ts, path=tmp_path / "missing" / "dir" / "set.tiles.npz")
+    with mock.patch.object(TrainingSet, "save", side_effect=OSError("disk full")):
+        assert selector.click(*canvas_point(selector, 64, 64)) == "added"
+    assert len(ts) == 1 and "NOT saved" in selector.status.message and "disk full" in selector.status.message
+
+
+def test_hover_previews_the_tile_box(tomo):
+    selector = TileSelector(tomo, TrainingSet(64))
+    with mock.patch.object(ipycanvas.Canvas, "stroke_rect") as stroke_rect:
+        frontend(selector.browser.canvas, "mouse_move", x=256.0, y=256.0)
+    (px, py, w, h), _ = stroke_rect.call_args
+    assert (px, py, w, h) == (128.0, 128.0, 256.0, 256.0)

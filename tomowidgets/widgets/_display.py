@@ -1,0 +1,221 @@
+"""Turning voxels into what a canvas shows: display binning, 8-bit contrast, lossless PNG.
+
+The widgets send each displayed image as a PNG of its 8-bit display pixels (lossless, unlike the
+JPEG that ``Canvas.put_image_data`` uses for RGB arrays). :func:`encode_png` writes the PNG with
+numpy and zlib at compression level 1: on a noisy 1024² slice it takes ~20 ms, where Pillow's
+default (level 6, used by ``put_image_data``) takes ~60 ms for the same bytes within 5 %.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+
+    from tomowidgets.widgets._geometry import Viewport
+
+__all__ = ["bin_mean", "draw_png", "encode_png", "magnify", "mask_panels", "render_plane", "sample_range",
+           "to_uint8"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type (grey, RGB, RGBA)
+
+
+def sample_range(data: ArrayLike, percentiles: tuple[float, float] = (1.0, 99.0), *,
+                 max_voxels: int = 1 << 20) -> tuple[float, float, float, float]:
+    """Contrast limits from a strided sample of a volume or slice (cheap on memory maps).
+
+    Parameters
+    ----------
+    data : array of shape (z, y, x) or (y, x)
+        Voxels; only about `max_voxels` evenly strided ones are read.
+    percentiles : tuple of 2 float, default (1, 99)
+        Percentiles (0-100) that become the initial black and white levels.
+    max_voxels : int, default 2**20
+        Size of the sample.
+
+    Returns
+    -------
+    lo, hi, vmin, vmax : float
+        The percentile levels (``hi > lo``) and the sample's range (``vmax > vmin``), which bounds
+        a contrast slider.
+    """
+    a = np.asarray(data) if not hasattr(data, "shape") else data
+    stride = max(1, int(np.ceil((a.size / max_voxels) ** (1 / a.ndim))))
+    sample = np.asarray(a[(slice(None, None, stride),) * a.ndim], np.float32)
+    finite = sample[np.isfinite(sample)]
+    if finite.size == 0:
+        return 0.0, 1.0, 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(finite, percentiles))
+    vmin, vmax = float(finite.min()), float(finite.max())
+    if hi <= lo:
+        lo, hi = vmin, vmax
+    if hi <= lo:
+        lo, hi = lo - 0.5, lo + 0.5
+    return lo, hi, min(vmin, lo), max(vmax, hi)
+
+
+def bin_mean(image: ArrayLike, step: int) -> NDArray[np.float32]:
+    """Mean of each ``step × step`` block of a 2D image (edges padded by repetition).
+
+    Returns a float32 array of shape ``(ceil(h / step), ceil(w / step))``; `image` is unchanged.
+    """
+    a = np.asarray(image, np.float32)
+    if step == 1:
+        return a
+    h, w = a.shape
+    ph, pw = -h % step, -w % step
+    if ph or pw:
+        a = np.pad(a, ((0, ph), (0, pw)), mode="edge")
+    out = np.zeros((a.shape[0] // step, a.shape[1] // step), np.float32)
+    for i in range(step):  # strided views: ~6x faster than reshape(...).mean(axis=(1, 3))
+        for j in range(step):
+            out += a[i::step, j::step]
+    out *= 1.0 / (step * step)
+    return out
+
+
+def to_uint8(image: ArrayLike, lo: float, hi: float) -> NDArray[np.uint8]:
+    """Map values `lo`..`hi` linearly to 0..255 (clipped); NaN becomes 0."""
+    a = np.asarray(image, np.float32)
+    span = float(hi) - float(lo)
+    scaled = (a - np.float32(lo)) * np.float32(255.0 / span if span > 0 else 0.0)
+    np.clip(scaled, 0, 255, out=scaled)
+    return np.nan_to_num(scaled, nan=0.0).astype(np.uint8)
+
+
+def render_plane(plane: ArrayLike, view: Viewport, lo: float, hi: float) -> NDArray[np.uint8]:
+    """The 8-bit image of shape ``(view.height, view.width)`` that `view` shows of `plane`.
+
+    The visible window is cut, display-binned by ``view.step`` (block means), mapped to 0..255
+    with the contrast limits `lo`/`hi`, magnified by ``view.scale`` (nearest neighbour) and
+    cropped to the canvas. Canvas pixels beyond the slice are 0 (black).
+
+    Parameters
+    ----------
+    plane : array of shape (ny, nx)
+        One slice (any real dtype; a memory-mapped slice is read only within the window).
+    view : Viewport
+        What to show.
+    lo, hi : float
+        Values shown black and white.
+
+    Returns
+    -------
+    ndarray of uint8, shape (view.height, view.width)
+    """
+    rows, cols = view.display_shape
+    wy, wx = view.window
+    window = np.asarray(plane[view.y0:view.y0 + wy, view.x0:view.x0 + wx])
+    small = to_uint8(bin_mean(window, view.step), lo, hi)
+    out = np.zeros((rows, cols), np.uint8)
+    out[:small.shape[0], :small.shape[1]] = small
+    if view.scale > 1:
+        out = np.repeat(np.repeat(out, view.scale, axis=0), view.scale, axis=1)
+    return np.ascontiguousarray(out[:view.height, :view.width])
+
+
+def magnify(image: ArrayLike, factor: int) -> np.ndarray:
+    """Nearest-neighbour magnification of a 2D (or 2D + channels) image by an integer `factor`."""
+    a = np.asarray(image)
+    return np.repeat(np.repeat(a, factor, axis=0), factor, axis=1) if factor > 1 else a
+
+
+def mask_panels(mask: ArrayLike, zoom: int, gap: int,
+                colour: tuple[int, int, int, int]) -> NDArray[np.uint8]:
+    """RGBA image of the mask painter's overlay: the mask in `colour` (left) and in white (right).
+
+    Parameters
+    ----------
+    mask : bool array of shape (tile, tile)
+        The mask.
+    zoom : int
+        Canvas pixels per mask pixel.
+    gap : int
+        Transparent columns between the two panels.
+    colour : tuple of 4 int
+        RGBA (0-255) of painted pixels over the image; the right panel is opaque white on clear.
+
+    Returns
+    -------
+    ndarray of uint8, shape (tile * zoom, 2 * tile * zoom + gap, 4)
+    """
+    big = magnify(np.asarray(mask, bool), zoom)
+    size = big.shape[0]
+    rgba = np.zeros((size, 2 * size + gap, 4), np.uint8)
+    rgba[:, :size][big] = colour
+    rgba[:, size + gap:][big] = 255
+    return rgba
+
+
+def encode_png(image: ArrayLike, *, level: int = 1) -> bytes:
+    """Lossless PNG bytes of an 8-bit image.
+
+    Parameters
+    ----------
+    image : uint8 array of shape (h, w), (h, w, 3) or (h, w, 4)
+        Grey, RGB or RGBA pixels.
+    level : int, default 1
+        zlib compression level 0-9 (1 is fast and within a few % of 9 on noisy slices).
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    ValueError
+        If `image` is not uint8 or has another shape.
+    """
+    a = np.asarray(image)
+    if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise ValueError(f"`image` must be uint8 of shape (h, w), (h, w, 3) or (h, w, 4), got "
+                         f"{a.dtype} of shape {a.shape}; convert it with to_uint8 first")
+    h, w = a.shape[:2]
+    channels = 1 if a.ndim == 2 else a.shape[2]
+    raw = np.zeros((h, 1 + w * channels), np.uint8)  # filter byte 0 (None) before each row
+    raw[:, 1:] = a.reshape(h, w * channels)
+    header = struct.pack(">IIBBBBB", w, h, 8, _COLOUR_TYPES[channels], 0, 0, 0)
+    return b"".join((_PNG_SIGNATURE, _chunk(b"IHDR", header),
+                     _chunk(b"IDAT", zlib.compress(raw.tobytes(), level)), _chunk(b"IEND", b"")))
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def draw_png(canvas: Any, png: bytes, image: ArrayLike, x: int = 0, y: int = 0) -> None:
+    """Draw already-encoded PNG bytes on an ipycanvas ``Canvas`` at canvas point (x, y).
+
+    Sends the same ``putImageData`` command as ``Canvas.put_image_data`` (the frontend decodes
+    any browser image format), but with `png` encoded by :func:`encode_png`, which is ~3x faster
+    than ipycanvas's own encoder and is cached by the widgets. If a future ipycanvas lacks the
+    internal command, falls back to ``canvas.put_image_data(image, x, y)`` (also lossless for
+    grey and RGBA images).
+
+    Parameters
+    ----------
+    canvas : ipycanvas.Canvas
+        A single canvas (one layer of a MultiCanvas).
+    png : bytes
+        The PNG of `image`.
+    image : uint8 array
+        The pixels, used only by the fallback.
+    x, y : int, default 0
+        Canvas position of the image's top-left corner.
+    """
+    manager = getattr(canvas, "_canvas_manager", None)
+    try:
+        from ipycanvas.canvas import COMMANDS
+        command = COMMANDS["putImageData"]
+    except (ImportError, KeyError):
+        manager = None
+    if manager is None or not hasattr(manager, "send_draw_command"):
+        canvas.put_image_data(np.asarray(image), x, y)
+        return
+    manager.send_draw_command(canvas, command, [x, y], [png])

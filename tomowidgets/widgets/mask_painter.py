@@ -1,0 +1,434 @@
+"""MaskPainter: paint the feature's mask in each positive tile of a training set."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+import numpy as np
+import traitlets
+from ipycanvas import MultiCanvas, hold_canvas
+from scipy.ndimage import binary_fill_holes
+
+from tomowidgets.widgets._display import (
+    draw_png,
+    encode_png,
+    magnify,
+    mask_panels,
+    sample_range,
+    to_uint8,
+)
+from tomowidgets.widgets._geometry import paint_segment, panel_point
+from tomowidgets.widgets._history import MaskHistory
+from tomowidgets.widgets._status import StatusLine
+
+if TYPE_CHECKING:
+    import os
+
+    from tomowidgets.io import Tomogram
+    from tomowidgets.trainset import TrainingSet
+    from tomowidgets.widgets.tile_selector import TileSelector
+
+__all__ = ["MaskPainter"]
+
+GAP = 8  # canvas pixels between the two panels
+_OVERLAY = (255, 140, 0, 110)  # RGBA of painted pixels over the image
+_STROKE = "rgba(255, 140, 0, 0.43)"
+
+
+class MaskPainter(widgets.VBox):
+    """Paint the mask of each positive tile of a :class:`~tomowidgets.TrainingSet`.
+
+    The canvas shows the tile enlarged `zoom` times twice: the image with the mask over it (left)
+    and the mask alone (right); paint on either. Mouse down/move/up are the :meth:`press`,
+    :meth:`drag` and :meth:`release` gestures: while dragging only vector strokes are sent to the
+    browser; on release the stroke is committed with ``trainset.replace_mask`` (one undo step), the
+    exact mask is redrawn, and the set is saved to `path` so that a kernel crash loses nothing.
+
+    A positive tile must keep at least one painted pixel: a stroke or :meth:`clear` that would
+    empty it is refused (with a message); :meth:`convert_to_negative` turns the tile into a
+    negative instead (this needs the tomogram, from `tomo` or :meth:`follow`).
+
+    Parameters
+    ----------
+    trainset : TrainingSet
+        Edited in place (through ``replace_mask``).
+    path : str or PathLike, optional
+        Autosave file (``*.tiles.npz``), written after every committed edit.
+    zoom : int, default 6
+        Canvas pixels per tile pixel.
+    radius : float, default 3.0
+        Brush radius in tile pixels.
+    tomo : Tomogram, optional
+        The tomogram the tiles come from; needed only by :meth:`convert_to_negative`.
+
+    Attributes
+    ----------
+    index : int or None
+        Index in the set of the tile on show (None when the set has no positive tile).
+    tool : {'brush', 'eraser'}
+        What strokes do.
+    radius : float
+        Brush radius in tile pixels.
+    history : MaskHistory
+        Undo/redo stacks.
+    """
+
+    index = traitlets.Int(None, allow_none=True)
+    tool = traitlets.Enum(("brush", "eraser"), default_value="brush")
+    radius = traitlets.Float(3.0, min=0.0)
+
+    def __init__(self, trainset: TrainingSet, *, path: str | os.PathLike | None = None, zoom: int = 6,
+                 radius: float = 3.0, tomo: Tomogram | None = None) -> None:
+        super().__init__()
+        self.trainset, self.tomo, self.zoom = trainset, tomo, int(zoom)
+        self.path = None if path is None else Path(path)
+        self.history = MaskHistory()
+        self.radius = radius
+        self._stroke: dict[str, Any] | None = None
+        self._key: tuple | None = None
+        self._change_callbacks: list[Callable[[str, int | None], Any]] = []
+        size = trainset.tile * self.zoom
+
+        self.status = StatusLine()
+        guard = self.status.guard
+        self.canvas = MultiCanvas(2, width=2 * size + GAP, height=size)
+        self.chooser = widgets.Dropdown(description="tile", options=[("(none)", None)], value=None)
+        self.tool_buttons = widgets.ToggleButtons(options=["brush", "eraser"], value="brush")
+        self.radius_slider = widgets.FloatSlider(value=radius, min=0.5, max=16, step=0.5,
+                                                 description="radius")
+        widgets.link((self.tool_buttons, "value"), (self, "tool"))
+        widgets.link((self.radius_slider, "value"), (self, "radius"))
+        buttons = []
+        for text, action, tip in (("◀", self.prev, "previous positive tile"),
+                                  ("▶", self.next, "next positive tile"),
+                                  ("undo", self.undo, "undo the last stroke"),
+                                  ("redo", self.redo, "redo"),
+                                  ("fill", self.fill, "fill enclosed holes"),
+                                  ("clear", self.clear, "clear the mask (refused: see the message)"),
+                                  ("→ negative", self.convert_to_negative,
+                                   "keep this tile as a negative example (no feature)")):
+            button = widgets.Button(description=text, tooltip=tip,
+                                    layout=widgets.Layout(width="auto" if len(text) > 2 else "40px"))
+            button.on_click(guard(lambda _, act=action: act()))
+            buttons.append(button)
+        self.info = widgets.HTML()
+        self.canvas.on_mouse_down(guard(self.press))
+        self.canvas.on_mouse_move(guard(self.drag))
+        self.canvas.on_mouse_up(guard(self.release))
+        self.canvas.on_mouse_out(guard(self.release))
+        self.canvas.on_client_ready(guard(self.redraw))
+        self._syncing = False
+        self.chooser.observe(guard(self._chosen), "value")
+        self.children = [
+            widgets.HBox([buttons[0], self.chooser, buttons[1], self.info]),
+            widgets.HBox([self.tool_buttons, self.radius_slider]),
+            widgets.HBox(buttons[2:]), self.canvas, self.status]
+        self.refresh()
+
+    # -- tile choice ---------------------------------------------------------------------------
+    @property
+    def positives(self) -> list[int]:
+        """Indices of the positive tiles in the set."""
+        return [i for i, kind in enumerate(self.trainset.kinds) if kind == "positive"]
+
+    def show_tile(self, index: int) -> None:
+        """Show positive tile `index` of the set.
+
+        Raises
+        ------
+        ValueError
+            If tile `index` is not a positive tile of the set.
+        """
+        if index not in self.positives:
+            raise ValueError(f"`index` must be a positive tile, one of {self.positives}, got {index!r}")
+        self.release()
+        self.index, self._key = int(index), self._key_of(int(index))
+        self._set_chooser(self.index)
+        self.redraw()
+
+    def next(self) -> None:
+        """Show the next positive tile (wrapping around)."""
+        self._move(1)
+
+    def prev(self) -> None:
+        """Show the previous positive tile (wrapping around)."""
+        self._move(-1)
+
+    def refresh(self, select: int | None = None) -> None:
+        """Re-read the set's tiles (after another widget changed it) and show `select` if given.
+
+        Otherwise the tile on show stays on show, wherever its index moved; if it is gone, the
+        first positive tile is shown.
+        """
+        positives = self.positives
+        if select is None or select not in positives:
+            select = self._find(self._key) if self._key is not None else None
+        if select is None and positives:
+            select = positives[0]
+        self.release()
+        self.index = select
+        self._key = None if select is None else self._key_of(select)
+        self._set_chooser(select, [(self._label(i), i) for i in positives] or [("(none)", None)])
+        self.redraw()
+
+    def follow(self, selector: TileSelector) -> None:
+        """Stay in step with a :class:`TileSelector` editing the same set.
+
+        A positive tile added there is shown here at once, removals are followed, and a tile
+        converted here is redrawn there. The selector's tomogram becomes this painter's `tomo`.
+        """
+        if selector.trainset is not self.trainset:
+            raise ValueError("the selector edits another TrainingSet; pass the same set to both")
+        if self.tomo is None:
+            self.tomo = selector.tomo
+
+        @selector.on_change
+        def _followed(action: str, index: int | None) -> None:
+            self.refresh(select=index if action == "added" else None)
+
+        self.on_change(lambda action, index: selector.refresh())
+
+    # -- painting gestures ---------------------------------------------------------------------
+    def press(self, px: float, py: float) -> bool:
+        """Mouse down at canvas point ``(px, py)``: start a stroke; returns whether one started."""
+        self._check_current()
+        if self.index is None:
+            self.status.error("no positive tile to paint: add one with a TileSelector first")
+            return False
+        hit = panel_point(px, py, self.zoom, self.trainset.tile, GAP)
+        if hit is None:
+            return False
+        panel, point = hit
+        left = panel * (self.trainset.tile * self.zoom + GAP)
+        value = self.tool == "brush"
+        mask = paint_segment(self.trainset.mask(self.index), point, point, self.radius, value)
+        self._stroke = {"left": left, "last": point, "mask": mask, "value": value}
+        self._draw_segment(point, point)
+        return True
+
+    def drag(self, px: float, py: float) -> None:
+        """Mouse move to ``(px, py)``: extend the stroke (ignored when no stroke is under way)."""
+        stroke = self._stroke
+        if stroke is None:
+            return
+        point = (py / self.zoom, (px - stroke["left"]) / self.zoom)
+        stroke["mask"] = paint_segment(stroke["mask"], stroke["last"], point, self.radius,
+                                       stroke["value"])
+        self._draw_segment(stroke["last"], point)
+        stroke["last"] = point
+
+    def release(self, px: float | None = None, py: float | None = None) -> bool:
+        """Mouse up (or out): commit the stroke to the set, record it for undo, autosave.
+
+        Returns True if the mask changed. A stroke that would leave the tile empty is refused: the
+        mask stays as it was and the status line says what to do.
+        """
+        stroke, self._stroke = self._stroke, None
+        if stroke is None:
+            return False
+        if px is not None and py is not None:
+            point = (py / self.zoom, (px - stroke["left"]) / self.zoom)
+            stroke["mask"] = paint_segment(stroke["mask"], stroke["last"], point, self.radius,
+                                           stroke["value"])
+        return self._commit(stroke["mask"], "stroke")
+
+    # -- mask actions --------------------------------------------------------------------------
+    def fill(self) -> bool:
+        """Fill the holes enclosed by the painted pixels; returns True if the mask changed."""
+        if self._require_tile():
+            return self._commit(binary_fill_holes(self.trainset.mask(self.index)), "fill")
+        return False
+
+    def clear(self) -> bool:
+        """Refused: a positive tile needs painted pixels. Returns False and says what to do instead."""
+        if self._require_tile():
+            self.status.error(f"tile {self.index} is a positive and needs at least one painted "
+                              "pixel, so it cannot be cleared; erase parts of it, or press "
+                              "'→ negative' to keep it as an example without the feature")
+        return False
+
+    def undo(self) -> bool:
+        """Revert the last committed edit (switching to its tile); returns False if none is left."""
+        return self._replay(self.history.undo(), undone=True)
+
+    def redo(self) -> bool:
+        """Apply the last undone edit again; returns False if none is left."""
+        return self._replay(self.history.redo(), undone=False)
+
+    def convert_to_negative(self) -> int | None:
+        """Turn the tile on show into a negative (its mask is dropped); returns its new index.
+
+        Raises
+        ------
+        ValueError
+            If no tomogram is known (pass ``tomo=`` or call :meth:`follow`) or the tile was cut
+            from another tomogram.
+        """
+        if not self._require_tile():
+            return None
+        if self.tomo is None:
+            raise ValueError("converting needs the tile's tomogram: create the painter with "
+                             "MaskPainter(trainset, tomo=tomo) or call painter.follow(selector)")
+        record = self.trainset[self.index]
+        source = None if self.tomo.path is None else str(self.tomo.path)
+        if record.source != source:
+            raise ValueError(f"tile {self.index} comes from {record.source!r}, not from the "
+                             f"painter's tomogram {source!r}; pass that tomogram as `tomo`")
+        old = self.index
+        self.trainset.remove(old)
+        try:
+            new = self.trainset.add_negative(self.tomo, *record.centre)
+        except ValueError:
+            self.trainset.add_positive(self.tomo, *record.centre, record.mask)
+            raise
+        self._key = None
+        self.refresh()
+        self.status.info(f"tile {old} is now negative tile {new}{self._autosave()}")
+        for callback in self._change_callbacks:
+            callback("converted", new)
+        return new
+
+    def on_change(self, callback: Callable[[str, int | None], Any]) -> Callable[[str, int | None], Any]:
+        """Call ``callback(action, index)`` after a tile's kind changes here; returns `callback`."""
+        self._change_callbacks.append(callback)
+        return callback
+
+    # -- drawing -------------------------------------------------------------------------------
+    def redraw(self) -> None:
+        """Draw the tile image and its exact mask (done when the tile changes and after each edit)."""
+        size = self.trainset.tile * self.zoom
+        with hold_canvas():
+            self.canvas[0].clear()
+            if self.index is None:
+                self.canvas[1].clear()
+                self.info.value = "no positive tile yet"
+                return
+            image = self.trainset.image(self.index)
+            lo, hi, _, _ = sample_range(image)
+            img8 = magnify(to_uint8(image, lo, hi), self.zoom)
+            draw_png(self.canvas[0], encode_png(img8), img8)
+            self.canvas[0].fill_style = "black"
+            self.canvas[0].fill_rect(size + GAP, 0, size, size)
+            self._draw_mask()
+
+    def _draw_mask(self) -> None:
+        mask = self.trainset.mask(self.index)
+        rgba = mask_panels(mask, self.zoom, GAP, _OVERLAY)
+        with hold_canvas():
+            self.canvas[1].clear()
+            draw_png(self.canvas[1], encode_png(rgba), rgba)
+        z, y, x = self.trainset.centres[self.index]
+        self.info.value = f"z {z}, y {y}, x {x} · {int(mask.sum())} px painted"
+
+    def _draw_segment(self, start: tuple[float, float], stop: tuple[float, float]) -> None:
+        layer, z, size = self.canvas[1], self.zoom, self.trainset.tile * self.zoom
+        erase = not self._stroke["value"]
+        with hold_canvas():
+            layer.global_composite_operation = "destination-out" if erase else "source-over"
+            layer.line_cap = "round"
+            layer.line_width = max(2 * self.radius, 1) * z
+            for left, colour in ((0, _STROKE), (size + GAP, "white")):
+                layer.save()
+                layer.begin_path()
+                layer.rect(left, 0, size, size)
+                layer.clip()
+                layer.stroke_style = "black" if erase else colour
+                layer.stroke_line(left + start[1] * z, start[0] * z, left + stop[1] * z, stop[0] * z)
+                layer.restore()
+            layer.global_composite_operation = "source-over"
+
+    # -- internals -----------------------------------------------------------------------------
+    def _commit(self, mask: np.ndarray, what: str) -> bool:
+        before = self.trainset.mask(self.index)
+        if np.array_equal(before, mask):
+            self._draw_mask()
+            self.status.info(f"{what}: the mask did not change")
+            return False
+        try:
+            self.trainset.replace_mask(self.index, mask)
+        except ValueError as err:
+            self._draw_mask()
+            self.status.error(f"{what} refused, the mask is unchanged: {err}; or press "
+                              "'→ negative' to keep the tile as an example without the feature")
+            return False
+        self.history.record(self._key, before, mask)
+        self._draw_mask()
+        self.status.info(f"{what} on tile {self.index}: {int(np.count_nonzero(mask))} px painted"
+                         f"{self._autosave()}")
+        return True
+
+    def _replay(self, edit: Any, *, undone: bool) -> bool:
+        if edit is None:
+            self.status.info(f"nothing to {'undo' if undone else 'redo'}")
+            return False
+        index = self._find(edit.key)
+        if index is None:
+            self.history.cancel(edit, undone=undone)
+            self.status.error(f"the tile of that edit is no longer a positive tile of the set; "
+                              f"nothing to {'undo' if undone else 'redo'}")
+            return False
+        if index != self.index:
+            self.show_tile(index)
+        self.trainset.replace_mask(index, edit.before if undone else edit.after)
+        self._draw_mask()
+        self.status.info(f"{'undo' if undone else 'redo'} on tile {index}{self._autosave()}")
+        return True
+
+    def _autosave(self) -> str:
+        if self.path is None:
+            return ""
+        try:
+            self.trainset.save(self.path)
+        except OSError as err:
+            return f" — NOT SAVED to {self.path}: {err}"
+        return f"; saved to {self.path.name}"
+
+    def _require_tile(self) -> bool:
+        self._check_current()
+        if self.index is None:
+            self.status.error("no positive tile: add one with a TileSelector first")
+        return self.index is not None
+
+    def _check_current(self) -> None:
+        """Re-read the set if the tile on show moved (another widget removed tiles)."""
+        if self.index is None or self._key is None or self.index >= len(self.trainset) \
+                or self._key_of(self.index) != self._key:
+            self.refresh()
+
+    def _set_chooser(self, value: int | None, options: list | None = None) -> None:
+        self._syncing = True  # the widget's own changes are not user choices
+        try:
+            if options is not None:
+                self.chooser.options = options
+            self.chooser.value = value
+        finally:
+            self._syncing = False
+
+    def _chosen(self, change: dict) -> None:
+        if not self._syncing and change["new"] not in (None, self.index):
+            self.show_tile(change["new"])
+
+    def _move(self, delta: int) -> None:
+        positives = self.positives
+        if not positives:
+            self.status.error("no positive tile: add one with a TileSelector first")
+            return
+        here = positives.index(self.index) if self.index in positives else -delta
+        self.show_tile(positives[(here + delta) % len(positives)])
+
+    def _key_of(self, index: int) -> tuple:
+        record = self.trainset[index]
+        return (record.kind, record.centre, record.source)
+
+    def _find(self, key: tuple | None) -> int | None:
+        for i in range(len(self.trainset)):
+            if self._key_of(i) == key:
+                return i
+        return None
+
+    def _label(self, index: int) -> str:
+        z, y, x = self.trainset.centres[index]
+        return f"#{index}  z {z} y {y} x {x}"

@@ -1,0 +1,248 @@
+"""TileSelector: click positive and negative tiles of a training set on tomogram slices."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+import numpy as np
+import traitlets
+from ipycanvas import hold_canvas
+
+from tomowidgets.widgets._geometry import box_rect, find_tile, initial_mask
+from tomowidgets.widgets.slice_browser import SliceBrowser
+
+if TYPE_CHECKING:
+    import os
+
+    from tomowidgets.io import Tomogram
+    from tomowidgets.trainset import TileRecord, TrainingSet
+
+__all__ = ["TileSelector"]
+
+COLOURS = {"positive": "#2ecc40", "negative": "#ff4136"}
+_PREVIEW = "rgba(255, 255, 255, 0.6)"
+
+
+class TileSelector(widgets.VBox):
+    """Click tiles of a :class:`~tomowidgets.TrainingSet` on the slices of a tomogram.
+
+    A click on the slice adds a ``tile × tile`` box centred at the clicked voxel, positive or
+    negative after the mode toggle (keys ``p`` / ``n``), drawn green or red. A click inside a box
+    of the current slice removes that tile; ``undo()`` (key ``u``) reverts the last add or removal,
+    masks included. Every change goes straight into `trainset` and, when `path` is given, the set is
+    saved there at once. Errors (e.g. a tile running off the edge) are shown in the status line.
+
+    A new positive tile needs a mask (the set refuses empty ones): it starts with a disk of
+    `initial_radius` pixels at its centre, a placeholder to repaint in the
+    :class:`~tomowidgets.widgets.MaskPainter`.
+
+    Parameters
+    ----------
+    tomo : Tomogram
+        The preprocessed tomogram the tiles are cut from (voxel size must match the set's).
+    trainset : TrainingSet
+        Edited in place.
+    path : str or PathLike, optional
+        Autosave file (``*.tiles.npz``), written after every change.
+    mode : {'positive', 'negative'}, default 'positive'
+        Kind of the tiles the next clicks add.
+    initial_radius : float, optional
+        Radius in pixels of a new positive's placeholder mask; default ``tile // 8``.
+    **browser_options
+        Passed to :class:`SliceBrowser` (``z``, ``contrast``, ``max_size``, ``sections``...).
+
+    Attributes
+    ----------
+    browser : SliceBrowser
+        The slice view; its ``status`` line is shared.
+    mode : str
+        ``'positive'`` or ``'negative'`` (linked to the toggle buttons).
+    """
+
+    mode = traitlets.Enum(("positive", "negative"), default_value="positive")
+
+    def __init__(self, tomo: Tomogram, trainset: TrainingSet, *, path: str | os.PathLike | None = None,
+                 mode: str = "positive", initial_radius: float | None = None,
+                 **browser_options: Any) -> None:
+        super().__init__()
+        self.tomo = tomo
+        self.trainset = trainset
+        self.path = None if path is None else Path(path)
+        self.initial_radius = initial_radius
+        self.browser = SliceBrowser(tomo, **browser_options)
+        self.status = self.browser.status
+        self._history: list[tuple[str, TileRecord]] = []
+        self._change_callbacks: list[Callable[[str, int | None], Any]] = []
+
+        self.mode_buttons = widgets.ToggleButtons(options=["positive", "negative"], value=mode,
+                                                  tooltips=["click adds positive tiles (p)",
+                                                            "click adds negative tiles (n)"])
+        self.mode = mode
+        widgets.link((self.mode_buttons, "value"), (self, "mode"))
+        self.counts = widgets.HTML()
+        undo = widgets.Button(description="undo", tooltip="undo the last add or removal (u)",
+                              layout=widgets.Layout(width="64px"))
+        undo.on_click(self.status.guard(lambda _: self.undo()))
+
+        canvas = self.browser.canvas
+        canvas.on_mouse_down(self.status.guard(self.click))
+        canvas.on_key_down(self.status.guard(self.key))
+        self.browser.on_redraw(self.status.guard(self.draw_boxes))
+        self.browser.on_hover(self.status.guard(self._preview))
+        self.children = [widgets.HBox([self.mode_buttons, undo, self.counts]), self.browser]
+        self.draw_boxes()
+        self._show_counts()
+
+    # -- public gestures -----------------------------------------------------------------------
+    def click(self, px: float, py: float) -> str | None:
+        """A click at canvas point ``(px, py)``: remove the tile there, or add one centred there.
+
+        Never raises: a refused tile (off the edge, wrong voxel size...) is reported in the
+        status line.
+
+        Returns
+        -------
+        {'added', 'removed'} or None
+            What happened; None when nothing changed.
+        """
+        voxel = self.browser.canvas_to_voxel(px, py)
+        if voxel is None:
+            self.status.error("that point is off the slice; click on the image")
+            return None
+        z, y, x = voxel
+        index = find_tile(self.trainset.centres, z, y, x, self.trainset.tile, self._mine())
+        try:
+            if index is not None:
+                record = self.trainset.remove(index)
+                self._history.append(("removed", record))
+                _, ry, rx = record.centre
+                action, done = "removed", f"removed {record.kind} tile {index} at z={z}, y={ry}, x={rx}"
+            else:
+                index = self._add(self.mode, z, y, x, None)
+                self._history.append(("added", self.trainset[index]))
+                action, done = "added", f"added {self.mode} tile {index} at z={z}, y={y}, x={x}"
+        except ValueError as err:
+            self.status.error(err)
+            return None
+        self._changed(action, index, done)
+        return action
+
+    def key(self, key: str, shift: bool = False, ctrl: bool = False, meta: bool = False) -> bool:
+        """Keys ``p``/``n`` choose the mode, ``u`` (or ctrl+z) undoes; returns True if used."""
+        if key in ("p", "n"):
+            self.mode = "positive" if key == "p" else "negative"
+        elif key == "u" or (key == "z" and (ctrl or meta)):
+            self.undo()
+        else:
+            return False
+        return True
+
+    def undo(self) -> str | None:
+        """Revert the last add or removal; returns what was undone, or None if nothing was left.
+
+        An undone removal adds the tile back (at the end of the set) with its mask.
+        """
+        if not self._history:
+            self.status.info("nothing to undo")
+            return None
+        action, record = self._history.pop()
+        if action == "added":
+            index = self._index_of(record)
+            if index is None:
+                self.status.error("the tile added last is no longer in the set; nothing undone")
+                return None
+            self.trainset.remove(index)
+            self._changed("removed", index, f"undo: removed tile {index}")
+        else:
+            z, y, x = record.centre
+            index = self._add(record.kind, z, y, x, record.mask)
+            self._changed("added", index, f"undo: restored {record.kind} tile at z={z}, y={y}, x={x}")
+        return action
+
+    def draw_boxes(self) -> None:
+        """Redraw the boxes of the current slice's tiles on the browser's overlay layer."""
+        layer, view, tile = self.browser.overlay, self.browser.viewport, self.trainset.tile
+        centres, mine = self.trainset.centres, self._mine()
+        kinds = self.trainset.kinds
+        with hold_canvas():
+            layer.clear()
+            layer.line_width = 2
+            for kind in ("negative", "positive"):
+                rows = [i for i in np.flatnonzero(mine & (centres[:, 0] == self.browser.z))
+                        if kinds[i] == kind]
+                if not rows:
+                    continue
+                rects = np.array([box_rect(centres[i, 1], centres[i, 2], tile, view) for i in rows])
+                layer.stroke_style = COLOURS[kind]
+                layer.stroke_rects(rects[:, 0], rects[:, 1], rects[:, 2], rects[:, 3])
+                layer.fill_style = COLOURS[kind]
+                layer.font = "bold 13px sans-serif"
+                for i, (px, py, _, _) in zip(rows, rects, strict=True):
+                    layer.fill_text(str(i), px + 4, py + 15)
+
+    # -- callback registrars -------------------------------------------------------------------
+    def on_change(self, callback: Callable[[str, int | None], Any]) -> Callable[[str, int | None], Any]:
+        """Call ``callback(action, index)`` after each change of the set; returns `callback`.
+
+        `action` is ``'added'`` or ``'removed'`` and `index` the tile's index (before removal).
+        """
+        self._change_callbacks.append(callback)
+        return callback
+
+    def refresh(self) -> None:
+        """Redraw the boxes and counts after the set was changed elsewhere (e.g. by a MaskPainter)."""
+        self.draw_boxes()
+        self._show_counts()
+
+    # -- internals -----------------------------------------------------------------------------
+    def _add(self, kind: str, z: int, y: int, x: int, mask: np.ndarray | None) -> int:
+        if kind == "negative":
+            return self.trainset.add_negative(self.tomo, z, y, x)
+        if mask is None:
+            mask = initial_mask(self.trainset.tile, self.initial_radius)
+        return self.trainset.add_positive(self.tomo, z, y, x, mask)
+
+    def _mine(self) -> np.ndarray:
+        """Which tiles of the set come from this tomogram (same source path)."""
+        source = None if self.tomo.path is None else str(self.tomo.path)
+        return np.array([s == source for s in self.trainset.sources], bool)
+
+    def _index_of(self, record: TileRecord) -> int | None:
+        for i in range(len(self.trainset) - 1, -1, -1):
+            r = self.trainset[i]
+            if (r.kind, r.centre, r.source) == (record.kind, record.centre, record.source):
+                return i
+        return None
+
+    def _changed(self, action: str, index: int | None, message: str) -> None:
+        self.draw_boxes()
+        self._show_counts()
+        self.status.info(message)
+        if self.path is not None:
+            try:
+                self.trainset.save(self.path)
+            except OSError as err:
+                self.status.error(f"{message}, but NOT saved to {self.path}: {err}")
+            else:
+                self.status.info(f"{message}; saved to {self.path.name}")
+        for callback in self._change_callbacks:
+            callback(action, index)
+
+    def _show_counts(self) -> None:
+        ts = self.trainset
+        self.counts.value = (f'<b style="color:{COLOURS["positive"]}">{ts.n_positive} positive</b>'
+                             f' · <b style="color:{COLOURS["negative"]}">{ts.n_negative} negative</b>')
+
+    def _preview(self, voxel: tuple | None) -> None:
+        layer = self.browser.cursor_layer
+        with hold_canvas():
+            layer.clear()
+            if voxel is not None:
+                layer.stroke_style = _PREVIEW
+                layer.line_width = 1
+                layer.set_line_dash([4, 4])
+                layer.stroke_rect(*box_rect(voxel[1], voxel[2], self.trainset.tile,
+                                            self.browser.viewport))
