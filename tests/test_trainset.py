@@ -541,3 +541,31 @@ def test_from_ground_truth_errors(label, kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainingSet.from_ground_truth(tomo, good if label is None else label, feature="m",
                                       rng=0, **kwargs)
+
+
+def test_from_ground_truth_spreads_positives_over_separate_objects():
+    """One big object and four small ones: every object gets a tile, not just the big one."""
+    label = np.zeros((8, 256, 256), bool)
+    label[:, 100:110, :] = True  # a large membrane-like sheet: most labelled voxels
+    for y, x in [(40, 40), (40, 200), (200, 40), (200, 200)]:
+        label[3:6, y - 4:y + 4, x - 4:x + 4] = True
+    tomo = tw.Tomogram(np.random.default_rng(0).normal(size=label.shape).astype(np.float32), 10.0)
+    ts = TrainingSet.from_ground_truth(tomo, label, feature="f", n_positive=5, n_negative=5, rng=1)
+    centres = [r.centre for r in ts if r.kind == "positive"]
+    small = [c for c in centres if not 90 <= c[1] <= 120]
+    assert len(small) == 4
+
+
+def test_from_ground_truth_centres_half_the_negatives_on_decoys():
+    label = np.zeros((8, 256, 256), bool)
+    label[:, 60:70, 60:70] = True
+    decoys = np.zeros_like(label)
+    decoys[2:6, 150:160, 150:160] = True
+    tomo = tw.Tomogram(np.random.default_rng(0).normal(size=label.shape).astype(np.float32), 10.0)
+    ts = TrainingSet.from_ground_truth(tomo, label, feature="f", n_positive=1, n_negative=20, rng=2,
+                                       decoys=decoys)
+    on_decoy = [r for r in ts if r.kind == "negative" and decoys[tuple(r.centre)]]
+    assert len(on_decoy) == 10
+    assert all(not r.mask.any() for r in ts if r.kind == "negative")
+    with pytest.raises(ValueError, match="decoys"):
+        TrainingSet.from_ground_truth(tomo, label, feature="f", decoys=decoys[:4])

@@ -27,6 +27,7 @@ _NEGATIVE_TOLERANCE = 0.005  # from_ground_truth: fallback negatives may hold <=
 # -- ground truth ------------------------------------------------------------------------------
 def ground_truth_tiles(label: ArrayLike, shape: tuple[int, ...], tile: int, *, n_positive: Any,
                        n_negative: Any, perturb: Any, rng: int | np.random.Generator | None,
+                       decoys: ArrayLike | None = None,
                        ) -> tuple[list[tuple[tuple[int, int, int], np.ndarray]], list[tuple[int, ...]]]:
     """Pick tiles of a tomogram of `shape` from its boolean `label` volume.
 
@@ -54,7 +55,12 @@ def ground_truth_tiles(label: ArrayLike, shape: tuple[int, ...], tile: int, *, n
         raise ValueError(f"only {len(positives)} of n_positive={n_positive} positive tiles "
                          f"could be found (tiles inside the volume with >= 1 % labelled "
                          f"pixels); lower `n_positive` or `tile`")
-    negatives = pick_negatives(label, n_negative, tile, rng)
+    if decoys is not None:
+        decoys = np.asarray(decoys, dtype=bool)
+        if decoys.shape != shape:
+            raise ValueError(f"`decoys` must be a boolean volume of the tomogram's shape {shape}, "
+                             f"got {decoys.shape}")
+    negatives = pick_negatives(label, n_negative, tile, rng, decoys=decoys)
     if len(negatives) < n_negative:
         raise ValueError(f"only {len(negatives)} of n_negative={n_negative} negative tiles "
                          "could be found (tiles with <= 0.5 % labelled pixels); lower "
@@ -64,27 +70,47 @@ def ground_truth_tiles(label: ArrayLike, shape: tuple[int, ...], tile: int, *, n
 
 
 def pick_positives(label: np.ndarray, n: int, tile: int, rng: np.random.Generator) -> list:
-    """Centres of >= 1 %-labelled tiles on labelled voxels, greedily spread apart in 3D."""
+    """Centres of >= 1 %-labelled tiles on labelled voxels, spread over objects and apart in 3D.
+
+    The paper asks annotators to "span the range of observed variations" (e.g. several membrane
+    curvatures), so positives are taken in turn from each connected object of the label (each
+    vesicle, the cell membrane, ...) rather than in proportion to object size, which would let one
+    large membrane supply most tiles and set the calibration for all the others.
+    """
     h = tile // 2
-    inner = label[:, h:label.shape[1] - h + 1, h:label.shape[2] - h + 1]
+    inner = np.zeros_like(label)
+    inner[:, h:label.shape[1] - h + 1, h:label.shape[2] - h + 1] = \
+        label[:, h:label.shape[1] - h + 1, h:label.shape[2] - h + 1]
+    objects, n_objects = ndimage.label(label, structure=np.ones((3, 3, 3), bool))
     flat = np.flatnonzero(inner)
-    picks = rng.choice(flat, size=min(flat.size, 50 * n), replace=False)
-    zs, ys, xs = np.unravel_index(picks, inner.shape)
-    cand = np.stack([zs, ys + h, xs + h], axis=1)
+    picks = rng.choice(flat, size=min(flat.size, 50 * n * max(1, min(n_objects, n))), replace=False)
+    cand = np.stack(np.unravel_index(picks, label.shape), axis=1)
     frac = np.array([label[z, y - h:y + h, x - h:x + h].mean() for z, y, x in cand])
     cand = cand[frac >= _MIN_POSITIVE_FRACTION]
+    owner = objects[tuple(cand.T)] if len(cand) else np.zeros(0, int)
+    queues = [list(cand[owner == k]) for k in rng.permutation(np.unique(owner))]
     chosen: list = []
     for sep in (tile / 2, tile / 4, tile / 8, 1.0):
-        for c in cand:
-            if len(chosen) == n:
-                return chosen
-            if not chosen or ((np.array(chosen) - c) ** 2).sum(axis=1).min() >= sep**2:
-                chosen.append(tuple(int(v) for v in c))
+        progress = True
+        while progress and len(chosen) < n:
+            progress = False
+            for queue in queues:  # one tile per object per round
+                while queue and len(chosen) < n:
+                    c = queue.pop(0)
+                    if not chosen or ((np.array(chosen) - c) ** 2).sum(axis=1).min() >= sep**2:
+                        chosen.append(tuple(int(v) for v in c))
+                        progress = True
+                        break
+        queues = [list(cand[owner == k]) for k in np.unique(owner)]  # retry all at a smaller spacing
     return chosen
 
 
-def pick_negatives(label: np.ndarray, n: int, tile: int, rng: np.random.Generator) -> list:
-    """Random distinct centres of tiles with no labelled voxel (then <= 0.5 % if too few)."""
+def pick_negatives(label: np.ndarray, n: int, tile: int, rng: np.random.Generator, *,
+                   decoys: np.ndarray | None = None) -> list:
+    """Distinct centres of tiles with no labelled voxel (then <= 0.5 % if too few).
+
+    Random over the volume, except that with `decoys` half of them are centred on decoy voxels.
+    """
     h = tile // 2
     nz, ny, nx = label.shape
     size = 50 * n
@@ -92,6 +118,17 @@ def pick_negatives(label: np.ndarray, n: int, tile: int, rng: np.random.Generato
         return []
     cand = np.stack([rng.integers(0, nz, size), rng.integers(h, ny - h + 1, size),
                      rng.integers(h, nx - h + 1, size)], axis=1)
+    if decoys is not None:
+        inner = np.zeros_like(decoys)
+        inner[:, h:ny - h + 1, h:nx - h + 1] = decoys[:, h:ny - h + 1, h:nx - h + 1]
+        flat = np.flatnonzero(inner)
+        if flat.size:
+            on_decoys = np.stack(np.unravel_index(rng.choice(flat, size=min(flat.size, size)),
+                                                  label.shape), axis=1)
+            frac = np.array([label[z, y - h:y + h, x - h:x + h].mean() for z, y, x in on_decoys])
+            on_decoys = np.unique(on_decoys[frac == 0], axis=0)
+            on_decoys = on_decoys[rng.permutation(len(on_decoys))][: n // 2]
+            cand = np.concatenate([on_decoys, cand])  # first, so they are kept first
     cand = cand[np.sort(np.unique(cand, axis=0, return_index=True)[1])]
     frac = np.array([label[z, y - h:y + h, x - h:x + h].mean() for z, y, x in cand])
     clean = cand[frac == 0]

@@ -346,14 +346,17 @@ class TrainingSet:
                           n_positive: int = 10, n_negative: int = 100,
                           rng: int | np.random.Generator | None = None, tile: int = 64,
                           perturb: int = 0, preprocessing: Mapping[str, Any] | None = None,
-                          ) -> TrainingSet:
+                          decoys: ArrayLike | None = None) -> TrainingSet:
         """Play the annotator from a known label volume (for tests, benchmarks and tutorials).
 
-        Positives are centred on random labelled voxels whose tile has >= 1 % labelled pixels, at
-        least ``tile/2`` voxels apart in 3D (relaxed to ``tile/4``, ``tile/8``, 1 if too few
-        exist); their masks are the label's slice in the tile. Negatives are random tiles (fully
-        inside the volume) holding no labelled voxel; if too few exist, tiles with <= 0.5 %
-        labelled voxels complete them.
+        Positives are centred on random labelled voxels whose tile has >= 1 % labelled pixels,
+        taken in turn from each connected object of the label (each vesicle, the cell membrane,
+        ...) so they span the feature's variations as the paper asks of a human, and at least
+        ``tile/2`` voxels apart in 3D (relaxed to ``tile/4``, ``tile/8``, 1 if too few exist); their
+        masks are the label's slice in the tile. Negatives are random tiles (fully inside the
+        volume) holding no labelled voxel; if too few exist, tiles with <= 0.5 % labelled voxels
+        complete them. With `decoys`, half of the negatives are centred on decoy voxels instead,
+        the way a person clicks other structures to show the network what the feature is not.
 
         Parameters
         ----------
@@ -373,6 +376,9 @@ class TrainingSet:
             If > 0, dilate or erode each mask by a random 0..`perturb` pixels, like a sloppy human.
         preprocessing : dict, optional
             Stored in the metadata, as for the constructor.
+        decoys : bool array of shape (z, y, x), optional
+            Voxels of other structures (e.g. the union of the other features' labels); half of the
+            negatives are centred on them (still holding no voxel of `label`).
 
         Returns
         -------
@@ -386,7 +392,8 @@ class TrainingSet:
         check_tomogram(tomo)
         ts = cls(tile, feature=feature, apix=tomo.apix, preprocessing=preprocessing)
         positives, negatives = ground_truth_tiles(label, tomo.shape, ts.tile, n_positive=n_positive,
-                                                  n_negative=n_negative, perturb=perturb, rng=rng)
+                                                  n_negative=n_negative, perturb=perturb, rng=rng,
+                                                  decoys=decoys)
         for (z, y, x), mask in positives:
             ts.add_positive(tomo, z, y, x, mask)
         for z, y, x in negatives:
