@@ -344,3 +344,19 @@ def test_bad_extraction_inputs_raise(particles, kwargs, match):
     kwargs = {"box": 2, **kwargs}
     with pytest.raises(ValueError, match=match):
         extract_subvolumes(_volume(), particles, **kwargs)
+
+
+def test_picks_sit_at_the_score_weighted_centroid_by_default_or_at_the_maximum():
+    scores = np.zeros((12, 12, 12), np.float32)
+    scores[4:7, 4:7, 4:9] = 1.5  # a 3×3×5 region, flat...
+    scores[5, 5, 8] = 4.0  # ...with its maximum at one end
+    centroid = pick_particles(scores, min_size=1)
+    maximum = pick_particles(scores, min_size=1, position="maximum")
+    values = np.where(scores > 0, scores, 0).astype(np.float64)
+    expected_x = (values.sum(axis=(0, 1)) * np.arange(12)).sum() / values.sum()
+    assert centroid[["z", "y"]].to_numpy().tolist() == [[5.0, 5.0]]
+    assert centroid["x"].iloc[0] == pytest.approx(expected_x)
+    assert maximum[["z", "y", "x"]].to_numpy().tolist() == [[5.0, 5.0, 8.0]]
+    assert centroid["score"].iloc[0] == maximum["score"].iloc[0] == 4.0
+    with pytest.raises(ValueError, match="position"):
+        pick_particles(scores, position="peak")
