@@ -11,6 +11,7 @@ Examples
 """
 
 from tomowidgets import synthetic
+from tomowidgets.average import AverageResult, average, classify_2d, fsc, resolution
 from tomowidgets.io import Tomogram, read_tomogram, write_tomogram
 from tomowidgets.merge import LabelMap, merge
 from tomowidgets.network import FeatureNet
@@ -27,20 +28,25 @@ from tomowidgets.trainset import TrainingSet
 __version__ = "0.1.0"
 
 __all__ = [
+    "AverageResult",
     "FeatureNet",
     "LabelMap",
     "Tomogram",
     "TrainingSet",
+    "average",
     "bandpass",
     "bin",
     "clamp",
+    "classify_2d",
     "extract_subvolumes",
+    "fsc",
     "merge",
     "normalize",
     "pick_particles",
     "preprocess",
     "read_particles",
     "read_tomogram",
+    "resolution",
     "seed_points",
     "synthetic",
     "write_particles",

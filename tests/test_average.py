@@ -1,0 +1,313 @@
+"""Tests for tomowidgets.average: FSC, the orientation convention, 3D averaging, 2D classification."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.fft
+from scipy.ndimage import map_coordinates
+from scipy.spatial.transform import Rotation
+
+from tomowidgets.average import (
+    AverageResult,
+    Classification2D,
+    align_map,
+    average,
+    classify_2d,
+    fsc,
+    resolution,
+    rotate_volume,
+)
+from tomowidgets.synthetic import (
+    image_volume,
+    make_cell,
+    proteasome_template,
+    ribosome_template,
+    zyz_matrix,
+)
+
+BOX = 32
+
+
+def _padded(template: np.ndarray, box: int) -> np.ndarray:
+    """`template` centred (voxel n // 2 on box // 2) in a cube of `box`, cropped or zero-padded."""
+    n = template.shape[0]
+    big = np.zeros((max(n, box),) * 3, np.float32)
+    o = big.shape[0] // 2 - n // 2
+    big[o:o + n, o:o + n, o:o + n] = template
+    o = big.shape[0] // 2 - box // 2
+    return big[o:o + box, o:o + box, o:o + box].copy()
+
+
+def _soft_mask(box: int, radius: float) -> np.ndarray:
+    r = np.sqrt(((np.indices((box,) * 3) - box // 2) ** 2).sum(axis=0))
+    return (0.5 + 0.5 * np.cos(np.pi * np.clip((r - radius) / 3.0, 0, 1))).astype(np.float32)
+
+
+def _angle_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angles in degrees between rotations given as RELION (rot, tilt, psi) rows."""
+    ra = Rotation.from_euler("ZYZ", a, degrees=True)
+    rb = Rotation.from_euler("ZYZ", b, degrees=True)
+    return np.rad2deg((ra.inv() * rb).magnitude())
+
+
+@pytest.fixture(scope="module")
+def clean_ribosomes():
+    """Boxes of 32³ around the true centres of ribosomes in a noise-free, CTF-free cell (10 Å)."""
+    cell = make_cell((64, 256, 256), 10.0, 3, snr=None, ctf=False)
+    data, h = cell.tomogram.data, BOX // 2
+    rows = cell.particles[cell.particles["feature"] == "ribosome"]
+    inside = [(r.z >= h) & (r.z + h <= data.shape[0]) & (r.y >= h) & (r.y + h <= data.shape[1])
+              & (r.x >= h) & (r.x + h <= data.shape[2]) for r in rows.itertuples()]
+    table = rows[np.array(inside)].reset_index(drop=True)
+    boxes = np.stack([data[int(r.z) - h:int(r.z) + h, int(r.y) - h:int(r.y) + h,
+                           int(r.x) - h:int(r.x) + h] for r in table.itertuples()])
+    assert len(table) >= 6
+    return boxes, table
+
+
+@pytest.fixture(scope="module")
+def noisy_copies():
+    """30 randomly rotated, shifted copies of the ribosome (20 Å/voxel, box 24), wedge and noise."""
+    apix, box = 20.0, 24
+    truth = -_padded(ribosome_template(apix), box)  # tomogram contrast: dense is dark
+    rng = np.random.default_rng(0)
+    angles = Rotation.random(30, random_state=rng).as_euler("ZYZ", degrees=True)
+    parts = np.stack([
+        image_volume(-rotate_volume(truth, *a, shift=rng.uniform(-1.5, 1.5, 3), inverse=True), apix,
+                     ctf=False, snr=0.5, rng=rng) for a in angles])
+    return parts, truth, apix
+
+
+# ---------------------------------------------------------------------------------------------
+# FSC and resolution
+# ---------------------------------------------------------------------------------------------
+
+def test_fsc_of_identical_maps_is_one_and_freqs_reach_nyquist():
+    a = np.random.default_rng(0).standard_normal((24, 24, 24)).astype(np.float32)
+    freqs, curve = fsc(a, a, 5.0)
+    assert freqs.shape == curve.shape == (13,)
+    assert freqs[0] == 0 and freqs[-1] == pytest.approx(1 / 10.0)
+    np.testing.assert_allclose(curve[1:], 1.0, atol=1e-6)
+    assert resolution(freqs, curve) == pytest.approx(10.0)  # never drops: Nyquist
+
+
+def test_fsc_of_independent_noise_is_near_zero():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((2, 32, 32, 32)).astype(np.float32)
+    _, curve = fsc(a, b, 1.0)
+    assert abs(curve[4:].mean()) < 0.05
+    assert np.abs(curve[4:]).max() < 0.2
+    assert resolution(*fsc(a, b, 1.0)) > 8.0  # nothing resolved beyond a few shells
+
+
+def test_resolution_of_a_lowpassed_copy_is_near_its_cutoff():
+    a = np.random.default_rng(2).standard_normal((32, 32, 32)).astype(np.float32)
+    k = np.sqrt(sum(f**2 for f in np.meshgrid(*[np.fft.fftfreq(32)] * 2, np.fft.rfftfreq(32),
+                                              indexing="ij")))
+    low = scipy.fft.irfftn(scipy.fft.rfftn(a) * (k < 8 / 32), s=a.shape).astype(np.float32)
+    freqs, curve = fsc(a, low, 10.0)  # cut-off at radius 8 = 1 / 40 Å: between shells 8 and 9
+    assert 320 / 9 <= resolution(freqs, curve) <= 40.0
+    masked = fsc(a, low, 10.0, mask=_soft_mask(32, 12))
+    assert 32.0 <= resolution(*masked) <= 45.0  # the soft mask blurs the edge a little
+
+
+def test_resolution_interpolates_and_handles_nan_and_inf():
+    freqs = np.array([0.0, 0.01, 0.02, 0.03])
+    assert resolution(freqs, np.array([1.0, 0.9, 0.5, 0.0]), 0.5) == pytest.approx(50.0)
+    assert resolution(freqs, np.array([1.0, 0.9, 0.3, 0.0]), 0.5) == pytest.approx(1 / 0.0166667, rel=1e-4)
+    assert resolution(freqs, np.array([np.nan, 0.1, 0.9, 0.9])) == np.inf  # shell 1 already below
+    assert resolution(freqs, np.array([np.nan, 0.9, np.nan, 0.9])) == pytest.approx(100.0)  # NaN: below
+    assert resolution(freqs, np.array([1.0, 0.9, 0.9, 0.9])) == pytest.approx(1 / 0.03)  # Nyquist
+
+
+# ---------------------------------------------------------------------------------------------
+# Orientation convention
+# ---------------------------------------------------------------------------------------------
+
+def test_rotate_volume_by_rot_90_turns_x_into_y_and_inverse_undoes_it():
+    vol = np.zeros((16, 16, 16), np.float32)
+    vol[8, 8, 11] = 1.0  # offset x = +3
+    out = rotate_volume(vol, 90.0, 0.0, 0.0)
+    assert np.unravel_index(out.argmax(), out.shape) == (8, 11, 8)  # now at y = +3
+    smooth = np.asarray(ribosome_template(20.0))
+    shift = (1.0, -0.5, 2.0)
+    there = rotate_volume(smooth, 30.0, 50.0, -70.0, shift=shift, inverse=True)
+    back = rotate_volume(there, 30.0, 50.0, -70.0, shift=shift)
+    inner = _soft_mask(smooth.shape[0], 5) > 0.5
+    assert np.corrcoef(back[inner], smooth[inner])[0, 1] > 0.97
+
+
+def test_particles_rotated_back_with_true_angles_match_the_template(clean_ribosomes):
+    boxes, table = clean_ribosomes
+    back = [rotate_volume(b, r.rot, r.tilt, r.psi) for b, r in zip(boxes, table.itertuples(), strict=True)]
+    truth = -_padded(ribosome_template(10.0), BOX)  # tomogram contrast: dense is dark
+    freqs, curve = fsc(np.mean(back, axis=0), truth, 10.0, mask=_soft_mask(BOX, 13))
+    assert resolution(freqs, curve, 0.5) <= 40.0
+    # a wrong convention (the inverse rotation) does not line the particles up
+    wrong = [rotate_volume(b, r.rot, r.tilt, r.psi, inverse=True)
+             for b, r in zip(boxes, table.itertuples(), strict=True)]
+    assert resolution(*fsc(np.mean(wrong, axis=0), truth, 10.0, mask=_soft_mask(BOX, 13)), 0.5) > 60
+
+
+def test_average_against_the_template_recovers_the_table_orientations(clean_ribosomes):
+    boxes, table = clean_ribosomes
+    truth = -_padded(ribosome_template(10.0), BOX)
+    result = average(boxes, apix=10.0, iterations=2, reference=truth, particles=table,
+                     progress=False, rng=0)
+    errors = _angle_between(table[["rot", "tilt", "psi"]].to_numpy(),
+                            result.orientations[["rot", "tilt", "psi"]].to_numpy())
+    assert np.median(errors) < 8.0 and errors.max() < 15.0
+    shifts = result.orientations[["shift_z", "shift_y", "shift_x"]].to_numpy()
+    assert np.abs(shifts).max() < 1.0  # boxes were cut on the true centres
+    # the returned table carries the new angles and refined centres; the input is untouched
+    np.testing.assert_allclose(result.particles["rot"], result.orientations["rot"])
+    np.testing.assert_allclose(result.particles["z"], table["z"] + shifts[:, 0])
+    assert not np.allclose(table["rot"], result.particles["rot"])
+    # each particle rotated by its angles and shift lines up with the map
+    r = result.orientations.iloc[0]
+    aligned = rotate_volume(boxes[0], r.rot, r.tilt, r.psi, shift=(r.shift_z, r.shift_y, r.shift_x))
+    assert np.corrcoef(aligned.ravel(), result.map.ravel())[0, 1] > 0.6
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference-free averaging
+# ---------------------------------------------------------------------------------------------
+
+def test_reference_free_average_converges_to_the_object(noisy_copies):
+    parts, truth, apix = noisy_copies
+    result = average(parts, apix=apix, iterations=4, progress=False, rng=0)
+    assert isinstance(result, AverageResult)
+    assert result.map.shape == (24, 24, 24) and result.map.dtype == np.float32
+    assert result.half_maps.shape == (2, 24, 24, 24)
+    assert result.resolution < 80.0  # half maps agree well beyond the box scale (Nyquist 40 Å)
+    aligned = align_map(result.map, truth)  # the map's frame is arbitrary: align it first
+    assert aligned.score > 0.8
+    freqs, curve = fsc(aligned.volume, truth, apix)
+    assert resolution(freqs, curve, 0.5) < 90.0
+    assert list(result.orientations.columns) == ["rot", "tilt", "psi", "shift_z", "shift_y",
+                                                 "shift_x", "score", "half"]
+    assert sorted(set(result.orientations["half"])) == [1, 2]
+    assert "resolution" in repr(result) and "Å" in repr(result)
+    for array in (result.map, result.half_maps, *result.fsc):
+        assert not array.flags.writeable
+
+
+def test_pure_noise_is_not_resolved():
+    rng = np.random.default_rng(3)
+    noise = np.stack([image_volume(rng.standard_normal((24, 24, 24)).astype(np.float32), 20.0,
+                                   ctf=False, snr=None) for _ in range(24)])
+    result = average(noise, apix=20.0, iterations=2, progress=False, rng=0)
+    assert result.resolution >= 80.0
+    assert np.nanmax(np.abs(result.fsc[1][6:])) < 0.35
+
+
+def test_symmetry_c4_makes_the_map_fourfold_about_z():
+    rng = np.random.default_rng(4)
+    parts = rng.standard_normal((8, 16, 16, 16)).astype(np.float64)  # any dtype is accepted
+    result = average(parts, iterations=1, angular_step=45.0, symmetry="C4", wedge=False,
+                     progress=False, rng=0)
+    assert result.symmetry == "c4" and result.apix is None and "voxels" in repr(result)
+    turned = rotate_volume(result.map, 90.0, 0.0, 0.0)
+    inner = _soft_mask(16, 5) > 0.5
+    assert np.corrcoef(turned[inner], result.map[inner])[0, 1] > 0.99
+    plain = average(parts, iterations=1, angular_step=45.0, wedge=False, progress=False, rng=0)
+    assert np.corrcoef(rotate_volume(plain.map, 90.0, 0.0, 0.0)[inner], plain.map[inner])[0, 1] < 0.9
+
+
+# ---------------------------------------------------------------------------------------------
+# 2D classification
+# ---------------------------------------------------------------------------------------------
+
+def test_classify_2d_separates_two_shapes_rotated_in_plane():
+    apix, box = 20.0, 24
+    ribosome = _padded(ribosome_template(apix), box)
+    barrel = rotate_volume(_padded(proteasome_template(apix), box), 0.0, 90.0, 0.0)  # side view
+    rng = np.random.default_rng(0)
+    kinds = np.arange(40) % 2
+    rots = rng.uniform(0.0, 360.0, 40)
+    parts = np.stack([
+        image_volume(rotate_volume((ribosome, barrel)[k], rot, 0.0, 0.0, shift=rng.uniform(-1, 1, 3),
+                                   inverse=True), apix, ctf=False, snr=0.1, rng=rng)
+        for k, rot in zip(kinds, rots, strict=True)]).astype(np.float64)  # any dtype is accepted
+    result = classify_2d(parts, 2, rng=0)
+    assert isinstance(result, Classification2D)
+    assert result.averages.shape == (2, box, box) and result.averages.dtype == np.float32
+    purity = max(np.mean(result.assignments == kinds), np.mean(result.assignments != kinds))
+    assert purity >= 0.9
+    assert result.counts.sum() == 40 and result.counts[0] >= result.counts[1]
+    assert result.keep([0]).sum() == result.counts[0]
+    # within a class, the in-plane angle is the true rotation plus one constant
+    for j in range(2):
+        members = result.assignments == j
+        kind = np.bincount(kinds[members]).argmax()
+        members &= kinds == kind
+        d = np.deg2rad(result.angles[members] - rots[members])
+        spread = np.abs(np.angle(np.exp(1j * (d - np.angle(np.exp(1j * d).mean())))))
+        assert np.median(np.rad2deg(spread)) < 15.0
+    assert "2 classes" in repr(result)
+    assert not result.averages.flags.writeable
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------------------------
+
+GOOD = np.random.default_rng(5).standard_normal((6, 12, 12, 12)).astype(np.float32)
+NAN = GOOD.copy()
+NAN[2, 3, 3, 3] = np.nan
+FLAT = GOOD.copy()
+FLAT[1] = 0.0
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    (dict(subvolumes=GOOD[0]), "4-dimensional"),
+    (dict(subvolumes=GOOD[:, :, :, :10]), "cubic boxes"),
+    (dict(subvolumes=GOOD[:3]), "at least 4 particles for two independent half sets"),
+    (dict(subvolumes=NAN), "NaN"),
+    (dict(subvolumes=FLAT), "item 1 is constant"),
+    (dict(symmetry="d2"), "symmetry"),
+    (dict(angular_step=0), "angular_step"),
+    (dict(angular_step=1.0), "angular_step"),
+    (dict(reference=np.zeros((10, 10, 10))), "reference"),
+    (dict(particles=pd.DataFrame({"z": [1, 2]})), "one row per subvolume"),
+    (dict(apix=-1.0), "apix"),
+    (dict(iterations=0), "iterations"),
+    (dict(tilt_range=120.0), "tilt_range"),
+    (dict(mask_radius=30.0), "mask_radius"),
+])
+def test_average_rejects_bad_input(kwargs, match):
+    args = dict(subvolumes=GOOD, progress=False)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        average(args.pop("subvolumes"), **args)
+
+
+def test_other_functions_reject_bad_input():
+    with pytest.raises(ValueError, match="`b` must have shape"):
+        fsc(GOOD[0], GOOD[0, :8, :8, :8], 1.0)
+    with pytest.raises(ValueError, match="cubic 3D map"):
+        fsc(GOOD[0, :, :, :8], GOOD[0, :, :, :8], 1.0)
+    with pytest.raises(ValueError, match="apix"):
+        fsc(GOOD[0], GOOD[1], 0.0)
+    with pytest.raises(ValueError, match="same length"):
+        resolution([0.0, 0.1], [1.0])
+    with pytest.raises(ValueError, match="n_classes"):
+        classify_2d(GOOD, 7)
+    with pytest.raises(ValueError, match="shift"):
+        rotate_volume(GOOD[0], 0.0, 0.0, 0.0, shift=(1.0, 2.0))
+    with pytest.raises(ValueError, match="reference"):
+        align_map(GOOD[0], GOOD[0, :8, :8, :8])
+
+
+def test_zyz_convention_is_the_synthetic_one():
+    """rotate_volume(inverse=True) makes particles exactly as synthetic.py places them."""
+    t = ribosome_template(20.0)
+    r = zyz_matrix(30.0, 50.0, -70.0)
+    offset = np.array([3.0, -2.0, 1.0])  # (x, y, z) offset from the centre, in voxels
+    c = np.array(t.shape) // 2
+    made = rotate_volume(t, 30.0, 50.0, -70.0, inverse=True)
+    src = r @ offset  # particle(r) = template(R r)
+    expected = map_coordinates(t, (c + src[::-1])[:, None], order=1)[0]
+    assert made[tuple((c + offset[::-1]).astype(int))] == pytest.approx(expected, abs=1e-5)
