@@ -11,6 +11,7 @@ Examples
 """
 
 from tomowidgets import synthetic
+from tomowidgets.apply import apply, apply_many
 from tomowidgets.average import AverageResult, average, classify_2d, fsc, resolution
 from tomowidgets.io import Tomogram, read_tomogram, write_tomogram
 from tomowidgets.merge import LabelMap, merge
@@ -33,6 +34,8 @@ __all__ = [
     "LabelMap",
     "Tomogram",
     "TrainingSet",
+    "apply",
+    "apply_many",
     "average",
     "bandpass",
     "bin",

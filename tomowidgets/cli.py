@@ -21,6 +21,7 @@ Typical session:
   tomowidgets synth cell/                      # a synthetic cell with ground truth (demo data)
   tomowidgets preprocess cell/tomogram.mrc cell/pre.mrc
   tomowidgets train membrane.tiles.npz -o membrane.keras
+  tomowidgets apply membrane.keras cell/pre.mrc -o scores/   # calibrated scores, 1.0 = annotated
   tomowidgets demo                             # all of the above on built-in data
 
 Volumes are MRC files; sizes and filter cut-offs are in Å, using the voxel size in the MRC header.
@@ -95,6 +96,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=20, help="training epochs per network (default 20)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "apply",
+        help="annotate tomograms with trained networks: one score map per feature and tomogram",
+        usage="tomowidgets apply NET.keras [NET.keras ...] TOMO.mrc [TOMO.mrc ...] -o DIR [options]",
+        description="Run every network (.keras, from `tomowidgets train`) over every slice of every "
+        "tomogram (.mrc/.rec/.map, preprocessed like the training data and at the networks' voxel "
+        "size) and write DIR/<tomogram name>.<feature>.mrc: calibrated scores, 1.0 = the level of "
+        "the voxels annotated for training (threshold there, or merge features). Tomograms are "
+        "read slab by slab, so they may be larger than memory. Interrupted (Ctrl-C, a crash, a job "
+        "time limit), run the same command again: finished slices are kept. No TensorFlow needed.",
+    )
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                   help="networks (.keras) and tomograms (.mrc, .rec, .map), told apart by suffix")
+    p.add_argument("-o", "--out-dir", type=Path, required=True, metavar="DIR",
+                   help="directory for the score maps (created if needed)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="Dask scheduler (e.g. tcp://10.0.0.1:8786) whose workers share these files: "
+                   "slices are spread over them (start it with `dask scheduler`, then `dask worker "
+                   "ADDRESS --nworkers auto --nthreads 1` on each machine)")
+    p.add_argument("--float16", action="store_true",
+                   help="store scores as float16 (half the disk space, 3 significant digits)")
+    p.add_argument("--slab", type=int, default=None, metavar="N",
+                   help="slices per slab: the unit of work, progress and resuming (default: ~32 MiB)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="threads per network (default: all cores; 1 per task with --scheduler)")
+    p.add_argument("--restart", action="store_true",
+                   help="discard the finished slices of an interrupted run and start again")
+    p.set_defaults(func=cmd_apply)
     return parser
 
 
@@ -235,6 +265,49 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from tomowidgets.demo import run_demo
 
     run_demo(args.out_dir, shape=tuple(args.shape), epochs=args.epochs, seed=args.seed)
+
+
+def cmd_apply(args: argparse.Namespace) -> None:
+    """Apply networks to tomograms, writing one score map per feature and tomogram."""
+    from tomowidgets.apply import apply_many
+
+    suffixes = (".mrc", ".rec", ".map")  # tomograms; networks end with .keras
+    nets = [f for f in args.files if f.suffix.lower() == ".keras"]
+    tomos = [f for f in args.files if f.suffix.lower() in suffixes]
+    other = [str(f) for f in args.files if f not in nets and f not in tomos]
+    if other:
+        raise ValueError(f"{other} are neither networks (.keras) nor tomograms "
+                         f"({', '.join(suffixes)}); rename or convert them")
+    if not nets or not tomos:
+        raise ValueError("give at least one network (.keras) and one tomogram (.mrc)")
+    client = None
+    if args.scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ValueError("--scheduler needs Dask: pip install 'tomowidgets[dask]'") from None
+        try:
+            client = Client(args.scheduler, timeout=30)
+        except (OSError, TimeoutError) as err:
+            raise ValueError(f"cannot reach the Dask scheduler at {args.scheduler} ({err}); start "
+                             "it with `dask scheduler` and workers with `dask worker ADDRESS`") from None
+    t0 = time.perf_counter()
+    try:
+        results = apply_many(nets, tomos, args.out_dir, client=client, slab=args.slab,
+                             threads=args.threads, dtype=np.float16 if args.float16 else np.float32,
+                             resume=not args.restart)
+    except KeyboardInterrupt:
+        print(f"tomowidgets apply: interrupted; run the same command again to continue from the "
+              f"finished slices (kept in {args.out_dir}/*.partial)", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        if client is not None:
+            client.close()
+    for result in results:
+        for feature, scores in result.items():
+            print(f"{feature}: {scores!r}")
+    print(f"applied {len(nets)} network(s) to {len(tomos)} tomogram(s) in "
+          f"{time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,377 @@
+"""apply: calibrated scores over whole tomograms, streamed to MRC, resumable, several networks, Dask."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+import tomowidgets.engine as engine_module
+from tomowidgets.apply import apply, apply_many
+from tomowidgets.cli import main
+from tomowidgets.engine import DEFAULT_TILE, LAYERS, FFTEngine
+from tomowidgets.io import Tomogram, read_tomogram, write_tomogram
+
+#: Small networks (5 x 5 kernels, 4 channels) and small FFT tiles keep every test fast.
+KERNEL, CHANNELS, TILE = 5, 4, 64
+APIX = 10.0
+SHAPE = (10, 40, 51)   # odd x: the unbinned last column repeats its neighbour
+#: The engine's own predict, kept before any test patches it.
+ENGINE_PREDICT = FFTEngine.predict
+
+
+def random_weights(seed: int, out_bias: float = 0.6) -> dict[str, list[np.ndarray]]:
+    """Glorot-uniform kernels; conv3 bias > 0 so part of the output is capped by min(1, x)."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for name, (c_in, c_out) in zip(LAYERS, [(1, CHANNELS), (CHANNELS, CHANNELS), (CHANNELS, 1)],
+                                   strict=True):
+        limit = np.sqrt(6.0 / (KERNEL * KERNEL * (c_in + c_out)))
+        weights[name] = [rng.uniform(-limit, limit, (KERNEL, KERNEL, c_in, c_out)).astype(np.float32),
+                         rng.normal(0.0, 0.05, c_out).astype(np.float32)]
+    weights["conv3"][1] += np.float32(out_bias)
+    return weights
+
+
+@dataclass
+class FakeNet:
+    """What apply needs of a FeatureNet (feature, apix, amplitude, preprocessing, weights())."""
+
+    feature: str = "membrane"
+    seed: int = 0
+    amplitude: float | None = 0.37
+    apix: float | None = APIX
+    preprocessing: dict[str, Any] | None = field(default=None)
+
+    def weights(self) -> dict[str, list[np.ndarray]]:
+        return random_weights(self.seed)
+
+
+def expected_scores(net: FakeNet, data: np.ndarray, tile: int = TILE) -> np.ndarray:
+    """The known answer: engine.predict_full(slice) / amplitude, slice by slice."""
+    engine = FFTEngine(net.weights(), tile=tile)
+    return np.stack([engine.predict_full(s) / np.float32(net.amplitude) for s in data])
+
+
+def make_tomogram(seed: int = 0, shape: tuple[int, int, int] = SHAPE) -> Tomogram:
+    data = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+    return Tomogram(np.clip(data, -3, 3), APIX, None, (5.0, -20.0, 30.0))
+
+
+@pytest.fixture()
+def tomo_file(tmp_path):
+    path = tmp_path / "cell.mrc"
+    write_tomogram(path, make_tomogram())
+    return path
+
+
+def count_slices(monkeypatch, stop_after: int | None = None) -> list[int]:
+    """Count slices given to FFTEngine.predict; raise KeyboardInterrupt on call `stop_after` + 1."""
+    calls: list[int] = []
+
+    def predict(self, slices):
+        if stop_after is not None and len(calls) == stop_after:
+            raise KeyboardInterrupt
+        calls.append(np.shape(slices)[0])
+        return ENGINE_PREDICT(self, slices)
+
+    monkeypatch.setattr(engine_module.FFTEngine, "predict", predict)
+    return calls
+
+
+# -- the known answer, files, options ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int16])
+def test_scores_are_engine_predict_full_over_amplitude_slice_by_slice(dtype):
+    tomo = make_tomogram()
+    tomo = tomo.with_data(np.round(tomo.data) if dtype == np.int16 else tomo.data.astype(dtype))
+    result = apply(FakeNet(), tomo, progress=False, tile=TILE, slab=3)
+    assert isinstance(result, Tomogram) and result.data.dtype == np.float32
+    assert result.shape == SHAPE and result.apix == APIX and result.origin == tomo.origin
+    np.testing.assert_array_equal(result.data, expected_scores(FakeNet(), tomo.data))
+    assert (result.data == 1 / np.float32(0.37)).any()      # the cap min(1, x) is exercised
+
+
+def test_out_file_has_voxel_size_origin_and_equals_the_in_memory_result(tmp_path, tomo_file):
+    in_memory = apply(FakeNet(), read_tomogram(tomo_file), progress=False, tile=TILE)
+    out = tmp_path / "scores" / "membrane.mrc"
+    result = apply(FakeNet(), tomo_file, out=out, progress=False, tile=TILE, slab=4)
+    assert result.is_mmap and result.path == out
+    again = read_tomogram(out)
+    assert again.shape == SHAPE and again.apix == pytest.approx(APIX)
+    assert again.origin == pytest.approx((5.0, -20.0, 30.0))
+    np.testing.assert_array_equal(again.data, in_memory.data)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["membrane.mrc"]   # no partial left
+    half = apply(FakeNet(), tomo_file, out=tmp_path / "half.mrc", dtype=np.float16, progress=False,
+                 tile=TILE)
+    assert half.data.dtype == np.float16
+    np.testing.assert_allclose(half.data, in_memory.data, rtol=1e-3, atol=1e-3)
+
+
+def test_progress_bar_counts_slices(tomo_file, capsys):
+    apply(FakeNet(), tomo_file, progress=True, tile=TILE, slab=4)
+    assert f"{SHAPE[0]}/{SHAPE[0]}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("net_apix, message", [
+    (20.0, r"bin it by 2 first: tomowidgets\.bin\(tomo, 2\)"),
+    (15.0, r"no integer binning .*factor 1\.5.* reconstruct or resample"),
+    (5.0, r"2x coarser.*tomowidgets\.bin\(training_tomo, 2\)"),
+])
+def test_a_tomogram_at_another_voxel_size_is_refused_with_the_rescale_to_use(net_apix, message):
+    with pytest.raises(ValueError, match=f"10 Å/voxel but the 'membrane' network .*{message}"):
+        apply(FakeNet(apix=net_apix), make_tomogram(), progress=False, tile=TILE)
+    apply(FakeNet(apix=10.05), make_tomogram(), progress=False, tile=TILE)   # within 1 %
+
+
+def test_uncalibrated_network_is_refused():
+    with pytest.raises(ValueError, match="'membrane' network is not calibrated"):
+        apply(FakeNet(amplitude=None), make_tomogram(), progress=False)
+
+
+def test_a_tomogram_that_does_not_look_preprocessed_warns():
+    raw = make_tomogram().with_data(make_tomogram().data * 40 + 100)
+    with pytest.warns(RuntimeWarning, match="does not look preprocessed: mean 10"):
+        apply(FakeNet(), raw, progress=False, tile=TILE)
+    apply(FakeNet(), raw, progress=False, tile=TILE, check_preprocessed=False)
+
+
+def test_a_network_without_voxel_size_warns_that_it_cannot_be_checked():
+    with pytest.warns(RuntimeWarning, match="records no voxel size"):
+        apply(FakeNet(apix=None), make_tomogram(), progress=False, tile=TILE)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"dtype": np.float16}, "float16 is a storage option of the `out` file"),
+    ({"dtype": np.int8}, "`dtype` must be numpy.float32 or numpy.float16"),
+    ({"slab": 0}, "`slab` must be an integer >= 1"),
+    ({"client": object()}, "`client` must be a dask.distributed.Client"),
+    ({"tile": 10}, "`tile` must be even"),
+])
+def test_bad_options_raise_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        apply(FakeNet(), make_tomogram(), progress=False, **kwargs)
+
+
+def test_out_cannot_replace_the_tomogram(tomo_file):
+    with pytest.raises(ValueError, match="would replace the tomogram"):
+        apply(FakeNet(), tomo_file, out=tomo_file, progress=False)
+
+
+# -- resuming ---------------------------------------------------------------------------------------
+
+
+def test_an_interrupted_run_resumes_and_computes_only_the_remaining_slices(tmp_path, tomo_file,
+                                                                           monkeypatch):
+    reference = apply(FakeNet(), tomo_file, progress=False, tile=TILE)
+    out = tmp_path / "membrane.mrc"
+    count_slices(monkeypatch, stop_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        apply(FakeNet(), tomo_file, out=out, progress=False, tile=TILE, slab=3)
+    partial, sidecar = tmp_path / "membrane.mrc.partial", tmp_path / "membrane.mrc.partial.json"
+    assert not out.exists() and partial.exists()
+    assert json.loads(sidecar.read_text())["done"] == [[0, 6]]
+    computed = count_slices(monkeypatch)
+    result = apply(FakeNet(), tomo_file, out=out, progress=False, tile=TILE, slab=3)
+    assert sum(computed) == SHAPE[0] - 6
+    np.testing.assert_array_equal(result.data, reference.data)
+    assert not partial.exists() and not sidecar.exists()
+
+
+def test_a_changed_network_or_resume_false_starts_again(tmp_path, tomo_file, monkeypatch):
+    out = tmp_path / "membrane.mrc"
+    count_slices(monkeypatch, stop_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        apply(FakeNet(), tomo_file, out=out, progress=False, tile=TILE, slab=4)
+    computed = count_slices(monkeypatch)
+    with pytest.warns(RuntimeWarning, match=r"not reused: network changed since it was started"):
+        result = apply(FakeNet(seed=5), tomo_file, out=out, progress=False, tile=TILE, slab=4)
+    assert sum(computed) == SHAPE[0]
+    np.testing.assert_array_equal(result.data,
+                                  expected_scores(FakeNet(seed=5), read_tomogram(tomo_file).data))
+    count_slices(monkeypatch, stop_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        apply(FakeNet(), tomo_file, out=out, progress=False, tile=TILE, slab=4)
+    computed = count_slices(monkeypatch)
+    apply(FakeNet(), tomo_file, out=out, progress=False, tile=TILE, slab=4, resume=False)
+    assert sum(computed) == SHAPE[0]
+
+
+def test_an_interrupted_in_memory_tomogram_resumes_through_its_data_hash(tmp_path, monkeypatch):
+    tomo, out = make_tomogram(3), tmp_path / "m.mrc"
+    count_slices(monkeypatch, stop_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        apply(FakeNet(), tomo, out=out, progress=False, tile=TILE, slab=5)
+    computed = count_slices(monkeypatch)
+    result = apply(FakeNet(), tomo, out=out, progress=False, tile=TILE, slab=5)
+    assert sum(computed) == 5
+    np.testing.assert_array_equal(result.data, expected_scores(FakeNet(), tomo.data))
+
+
+def test_nan_voxels_raise_when_reached_and_finished_slabs_are_kept(tmp_path):
+    data = make_tomogram().data.copy()
+    data[7, 3, 4] = np.nan
+    out = tmp_path / "m.mrc"
+    with pytest.raises(ValueError, match="contains 1 NaN"):
+        apply(FakeNet(), Tomogram(data, APIX), out=out, progress=False, tile=TILE, slab=3)
+    record = json.loads((tmp_path / "m.mrc.partial.json").read_text())
+    assert record["done"] == [[0, 6]] and not out.exists()
+
+
+# -- several networks and tomograms ----------------------------------------------------------------
+
+
+def test_several_networks_read_each_slab_once_and_equal_separate_runs(tmp_path, tomo_file,
+                                                                      monkeypatch):
+    nets = [FakeNet("membrane", 0, 0.37), FakeNet("ribosome", 1, 0.8)]
+    separate = {n.feature: apply(n, tomo_file, progress=False, tile=TILE) for n in nets}
+    reads: list[int] = []
+    original = Tomogram.slab
+    monkeypatch.setattr(Tomogram, "slab", lambda self, a, b: reads.append(b - a) or original(self, a, b))
+    together = apply(nets, tomo_file, out=tmp_path / "out", progress=False, tile=TILE, slab=4)
+    assert reads == [4, 4, 2]                                  # each slab read once for both
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cell.membrane.mrc",
+                                                                   "cell.ribosome.mrc"]
+    for feature, scores in together.items():
+        np.testing.assert_array_equal(scores.data, separate[feature].data)
+    named = apply({"a": nets[0], "b": nets[1]}, make_tomogram(), progress=False, tile=TILE)
+    assert sorted(named) == ["a", "b"]
+
+
+def test_networks_with_the_same_name_are_refused():
+    with pytest.raises(ValueError, match="distinct feature names"):
+        apply([FakeNet(), FakeNet(seed=1)], make_tomogram(), progress=False)
+
+
+def test_apply_many_writes_one_file_per_tomogram_and_feature(tmp_path, tomo_file):
+    other = tmp_path / "other.mrc"
+    write_tomogram(other, make_tomogram(7))
+    results = apply_many([FakeNet()], [tomo_file, other], tmp_path / "out", progress=False,
+                         tile=TILE)
+    assert [r["membrane"].path.name for r in results] == ["cell.membrane.mrc", "other.membrane.mrc"]
+    np.testing.assert_array_equal(results[1]["membrane"].data,
+                                  expected_scores(FakeNet(), read_tomogram(other).data))
+    with pytest.raises(ValueError, match="would both write"):
+        apply_many([FakeNet()], [tomo_file, tomo_file], tmp_path / "out", progress=False)
+    with pytest.raises(ValueError, match="`tomos` must be a list"):
+        apply_many([FakeNet()], tomo_file)
+
+
+# -- Dask -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two worker processes with one thread each, on loopback (closed at the end of the module).
+
+    No warning filter is needed: distributed shuts down cleanly under filterwarnings=error.
+    """
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, host="127.0.0.1") as local_cluster:
+        yield local_cluster
+
+
+def test_a_dask_cluster_gives_the_local_result_without_tensorflow(tmp_path, tomo_file, cluster):
+    from distributed import Client
+
+    nets = [FakeNet("membrane", 0, 0.37), FakeNet("ribosome", 1, 0.8)]
+    other = make_tomogram(4, (6, 36, 30))                    # in memory: sent to the workers
+    local = [apply(nets, t, progress=False, tile=TILE) for t in (tomo_file, other)]
+    with Client(cluster) as client:
+        remote = apply(nets, tomo_file, progress=False, tile=TILE, client=client, slab=3)
+        many = apply_many(nets, [tomo_file, other], tmp_path / "out", progress=False,
+                          tile=TILE, client=client)
+        imported = client.run(lambda: "tensorflow" in sys.modules)
+        bad = other.data.copy()
+        bad[4, 0, 0] = np.inf
+        with pytest.raises(ValueError, match="contains 1 NaN or infinite"):   # a task's error
+            apply(nets, other.with_data(bad), progress=False, tile=TILE, client=client, slab=2)
+    assert imported and not any(imported.values())
+    for feature in ("membrane", "ribosome"):
+        np.testing.assert_array_equal(remote[feature].data, local[0][feature].data)
+        for result, expected in zip(many, local, strict=True):
+            np.testing.assert_array_equal(result[feature].data, expected[feature].data)
+
+
+# -- .keras files, the command line, no TensorFlow ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keras_files(tmp_path_factory):
+    """Two networks saved by FeatureNet.save with known weights and amplitudes."""
+    pytest.importorskip("tensorflow")
+    from tomowidgets.network import FeatureNet
+
+    folder = tmp_path_factory.mktemp("nets")
+    paths = []
+    for fake in (FakeNet("membrane", 0, 0.37), FakeNet("ribosome", 1, 0.8)):
+        net = FeatureNet(fake.feature, apix=APIX, filters=CHANNELS, kernel_size=KERNEL)
+        for name, values in fake.weights().items():
+            net.model.get_layer(name).set_weights(values)
+        net.amplitude = fake.amplitude
+        paths.append(net.save(folder / f"{fake.feature}.keras"))
+    return paths
+
+
+@pytest.mark.tensorflow
+def test_a_keras_file_is_applied_without_importing_tensorflow(tmp_path, tomo_file, keras_files):
+    code = ("import sys, numpy as np; from tomowidgets.apply import apply; "
+            f"r = apply({str(keras_files[0])!r}, {str(tomo_file)!r}, progress=False, tile={TILE}); "
+            f"np.save({str(tmp_path / 'r.npy')!r}, r.data); "
+            "sys.exit('tensorflow imported' if 'tensorflow' in sys.modules else 0)")
+    env = dict(os.environ, PYTHONWARNINGS="error")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    expected = expected_scores(FakeNet(), read_tomogram(tomo_file).data)
+    np.testing.assert_array_equal(np.load(tmp_path / "r.npy"), expected)
+
+
+@pytest.mark.tensorflow
+def test_cli_apply_writes_a_score_map_per_tomogram_and_feature(tmp_path, tomo_file, keras_files,
+                                                               capsys):
+    other = tmp_path / "other.mrc"
+    write_tomogram(other, make_tomogram(2))
+    files = [str(keras_files[0]), str(tomo_file), str(keras_files[1]), str(other)]
+    assert main(["apply", *files, "-o", str(tmp_path / "out"), "--float16", "--slab", "3"]) == 0
+    assert "applied 2 network(s) to 2 tomogram(s)" in capsys.readouterr().out
+    for stem, source in (("cell", tomo_file), ("other", other)):
+        for fake in (FakeNet("membrane", 0, 0.37), FakeNet("ribosome", 1, 0.8)):
+            scores = read_tomogram(tmp_path / "out" / f"{stem}.{fake.feature}.mrc")
+            assert scores.apix == pytest.approx(APIX)
+            np.testing.assert_allclose(scores.data, expected_scores(fake, read_tomogram(source).data),
+                                       rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.tensorflow
+def test_cli_apply_with_a_scheduler_spreads_the_slabs_over_its_workers(tmp_path, tomo_file,
+                                                                       keras_files, cluster):
+    out = tmp_path / "out"
+    assert main(["apply", str(keras_files[0]), str(tomo_file), "-o", str(out), "--scheduler",
+                 cluster.scheduler_address]) == 0
+    expected = expected_scores(FakeNet(), read_tomogram(tomo_file).data, tile=DEFAULT_TILE)
+    np.testing.assert_array_equal(read_tomogram(out / "cell.membrane.mrc").data, expected)
+
+
+def test_cli_apply_rejects_files_it_cannot_tell_apart(tmp_path, capsys):
+    (tmp_path / "net.h5").write_bytes(b"")
+    assert main(["apply", str(tmp_path / "net.h5"), "-o", str(tmp_path)]) == 2
+    assert "neither networks (.keras) nor tomograms" in capsys.readouterr().err
+    assert main(["apply", str(tmp_path / "a.mrc"), "-o", str(tmp_path)]) == 2
+    assert "at least one network" in capsys.readouterr().err
+
+
+def test_importing_apply_does_not_import_tensorflow():
+    code = ("import sys, tomowidgets.apply, tomowidgets.cli; "
+            "bad = [m for m in ('tensorflow', 'keras', 'distributed') if m in sys.modules]; "
+            "sys.exit(f'imported {bad}' if bad else 0)")
+    env = dict(os.environ, PYTHONWARNINGS="error")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr

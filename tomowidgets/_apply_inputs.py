@@ -1,0 +1,167 @@
+"""Inputs of :func:`tomowidgets.apply.apply`: networks, tomograms and their checks (private)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tomowidgets._apply_output import weights_digest
+from tomowidgets._validate import check_positive
+from tomowidgets.io import Tomogram, read_tomogram
+
+#: Relative voxel-size difference tolerated between a tomogram and a network's training data.
+APIX_RTOL = 0.01
+#: The preprocessing check: slices sampled, and the mean / sd a preprocessed tomogram stays within.
+_SAMPLE_SLICES = 5
+_MAX_ABS_MEAN = 0.5
+_SD_RANGE = (0.5, 2.0)
+
+
+@dataclass(frozen=True)
+class Network:
+    """A calibrated network as apply uses it: name, weights, calibration and voxel size."""
+
+    name: str
+    weights: dict[str, list[np.ndarray]]
+    amplitude: float
+    apix: float | None
+    preprocessing: dict[str, Any] | None
+    digest: str
+
+
+# -- networks and tomograms ------------------------------------------------------------------
+
+
+def networks_of(net: Any) -> tuple[list[Network], bool]:
+    """The networks to run and whether a single one was given (not in a list or dict)."""
+    if isinstance(net, Mapping):
+        items, single = list(net.items()), False
+    elif isinstance(net, (list, tuple)):
+        items, single = [(None, n) for n in net], False
+    else:
+        items, single = [(None, net)], True
+    if not items:
+        raise ValueError("`net` is empty; give a FeatureNet, a .keras path, or a list of them")
+    result = [_network(value, name) for name, value in items]
+    names = [n.name for n in result]
+    if len(set(names)) < len(names):
+        raise ValueError(f"networks must have distinct feature names, got {names}; pass a dict "
+                         "{name: network} to name them")
+    return result, single
+
+
+def _network(net: Any, name: str | None) -> Network:
+    """Read one network (a .keras path without TensorFlow, or a FeatureNet) and check it."""
+    if isinstance(net, (str, os.PathLike)):
+        from tomowidgets.network import read_metadata, read_weights
+
+        meta = read_metadata(net)
+        feature, amplitude = meta.get("feature"), meta.get("amplitude")
+        apix, prep, where = meta.get("apix"), meta.get("preprocessing"), f" ('{net}')"
+        load = lambda: read_weights(net)  # noqa: E731 - read only once it is known to be calibrated
+    elif callable(getattr(net, "weights", None)) and hasattr(net, "amplitude"):
+        feature, amplitude = getattr(net, "feature", None), net.amplitude
+        apix, prep, where = getattr(net, "apix", None), getattr(net, "preprocessing", None), ""
+        load = net.weights
+    else:
+        raise ValueError(f"`net` must be a FeatureNet or the path of a .keras file saved by "
+                         f"FeatureNet.save, got {type(net).__name__}")
+    name = feature if name is None else name
+    if not isinstance(name, str) or not name or name.startswith(".") or any(
+            c in name for c in "/\\:"):
+        raise ValueError(f"network name {name!r}{where} cannot name a file; use letters, digits, "
+                         "'-' and '_' (pass a dict {name: network})")
+    if amplitude is None:
+        raise ValueError(f"the {name!r} network{where} is not calibrated (amplitude None): train "
+                         "it (FeatureNet.train calibrates at the end) or call net.calibrate(ts); "
+                         "if training learned nothing, train longer or add positive tiles")
+    amplitude = check_positive(amplitude, "amplitude")
+    weights = {k: list(v) for k, v in load().items()}
+    return Network(name, weights, amplitude, None if apix is None else float(apix), prep,
+                    weights_digest(weights))
+
+
+def open_tomogram(tomo: Any) -> tuple[Tomogram, Path | None]:
+    """The tomogram, and the MRC file its voxels are memory-mapped from (None if in memory)."""
+    if isinstance(tomo, (str, os.PathLike)):
+        opened = read_tomogram(tomo, mmap=True, check_values=False)  # the engine checks NaN/inf
+        return opened, Path(tomo).resolve()
+    if not isinstance(tomo, Tomogram):
+        raise ValueError(f"`tomo` must be a Tomogram or the path of an MRC file, got "
+                         f"{type(tomo).__name__}; wrap an array as Tomogram(data, apix)")
+    data, name = tomo.data, getattr(tomo.data, "filename", None)
+    if not isinstance(data, np.memmap) or tomo.path is None or not name:
+        return tomo, None
+    try:
+        same = os.path.samefile(name, tomo.path)
+        shape = read_tomogram(tomo.path, mmap=True, apix=tomo.apix, check_values=False).shape
+    except (OSError, ValueError):
+        return tomo, None
+    return tomo, (Path(tomo.path).resolve() if same and shape == tomo.shape else None)
+
+
+# -- checks --------------------------------------------------------------------------------------
+
+
+def check_voxel_size(network: Network, tomo: Tomogram, tolerance: float) -> None:
+    """Refuse a tomogram at another voxel size than the network's training data, saying what to do."""
+    if network.apix is None:
+        warnings.warn(f"the {network.name!r} network records no voxel size, so it cannot be checked "
+                      f"against the tomogram's {tomo.apix:.4g} Å/voxel; apply it only at the voxel "
+                      "size it was trained at", RuntimeWarning, stacklevel=4)
+        return
+    net_apix, apix = network.apix, tomo.apix
+    if abs(apix - net_apix) <= tolerance * net_apix:
+        return
+    ratio = net_apix / apix
+    k = round(ratio)
+    if k >= 2 and abs(ratio - k) <= tolerance * ratio:
+        hint = (f"bin it by {k} first: tomowidgets.bin(tomo, {k}), then preprocess as for "
+                "training (or reconstruct it at that voxel size)")
+    elif ratio > 1:
+        hint = (f"no integer binning reaches it (factor {ratio:.3g}; tomowidgets.bin(tomo, "
+                f"{max(k, 1)}) gives {apix * max(k, 1):.4g} Å/voxel): reconstruct or resample the "
+                f"tomogram at {net_apix:.4g} Å/voxel and preprocess it again, or train a network at "
+                f"{apix:.4g} Å/voxel")
+    else:
+        hint = (f"the tomogram is {1 / ratio:.3g}x coarser: reconstruct it at {net_apix:.4g} "
+                f"Å/voxel and preprocess it again, or train a network on tomograms binned to "
+                f"{apix:.4g} Å/voxel (tomowidgets.bin(training_tomo, {round(1 / ratio)}))")
+    raise ValueError(
+        f"the tomogram has {apix:.4g} Å/voxel but the {network.name!r} network was trained at "
+        f"{net_apix:.4g} Å/voxel (tolerance {tolerance:.0%}); {hint}. If the header is wrong, "
+        "read the tomogram with read_tomogram(path, apix=...)")
+
+
+def warn_if_not_preprocessed(tomo: Tomogram, preprocessing: dict[str, Any] | None) -> None:
+    """Warn unless a few sampled slices have mean ~0 and sd ~1, as after preprocess().
+
+    Every other pixel of up to 5 evenly spaced slices is read (NaN/inf are skipped here; the
+    engine refuses them). `preprocessing` (a network's record, if any) is quoted in the warning.
+    """
+    nz = tomo.shape[0]
+    total = total2 = count = 0.0
+    slices = np.unique(np.linspace(0, nz - 1, min(nz, _SAMPLE_SLICES)).round().astype(int))
+    for z in slices:
+        sample = np.asarray(tomo.data[z, ::2, ::2], dtype=np.float64)
+        sample = sample[np.isfinite(sample)]
+        total += float(sample.sum())
+        total2 += float(np.square(sample).sum())
+        count += sample.size
+    if not count:
+        return
+    mean = total / count
+    sd = float(np.sqrt(max(total2 / count - mean**2, 0.0)))
+    if abs(mean) > _MAX_ABS_MEAN or not _SD_RANGE[0] <= sd <= _SD_RANGE[1]:
+        settings = f" ({preprocessing})" if preprocessing else ""
+        warnings.warn(f"the tomogram does not look preprocessed: mean {mean:.3g} and sd {sd:.3g} "
+                      f"on {len(slices)} sampled slices, where the networks expect mean 0 and sd 1; "
+                      f"run tomowidgets.preprocess(tomo) with the settings used for training"
+                      f"{settings}, or pass check_preprocessed=False", RuntimeWarning,
+                      stacklevel=4)

@@ -1,0 +1,127 @@
+"""Per-slab work of :func:`tomowidgets.apply.apply`, locally and on Dask workers (private).
+
+:func:`scores` is the one computation of calibrated scores, used by both paths, so a Dask run gives
+what a local run gives. :func:`remote_slab` is the pure task a worker runs: it reads its slab from
+the tomogram's MRC file itself (or gets in-memory data scattered to it), runs every network on it and
+returns the scores. :func:`run_dask` keeps a bounded number of these tasks in flight and hands each
+result to the caller's outputs as it arrives.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tomowidgets.engine import FFTEngine, unbin
+from tomowidgets.io import read_tomogram
+
+#: Largest finite float16 value: float16 scores are clipped to it rather than becoming inf.
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+#: Tasks in flight per Dask worker thread (one running, one queued).
+_IN_FLIGHT_PER_THREAD = 2
+
+
+def scores(engine: FFTEngine, amplitude: float, data: np.ndarray, dtype: Any) -> np.ndarray:
+    """Calibrated scores of slices ``data`` (n, y, x): unbinned network output / amplitude."""
+    full = unbin(engine.predict(data), data.shape[-2:])
+    full /= np.float32(amplitude)
+    if np.dtype(dtype) == np.float16:
+        np.clip(full, -FLOAT16_MAX, FLOAT16_MAX, out=full)
+        return full.astype(np.float16)
+    return full
+
+
+def remote_slab(source: Any, z0: int, z1: int, names: Sequence[str],
+                engines: Sequence[FFTEngine], amplitudes: Sequence[float],
+                dtype: str) -> dict[str, np.ndarray]:
+    """A Dask task: scores of slices ``z0:z1`` for every named network.
+
+    Parameters
+    ----------
+    source : tuple or ndarray
+        ``("mrc", path, size, mtime_ns)`` to read the slices from the file (checked to be the one
+        the client saw), or the slices themselves (n, y, x).
+    z0, z1 : int
+        First and past-the-end slice.
+    names, engines, amplitudes : sequences
+        The networks, in one order.
+    dtype : str
+        'float32' or 'float16'.
+
+    Returns
+    -------
+    dict of str to ndarray of shape (z1 - z0, y, x)
+        Scores per network name.
+
+    Raises
+    ------
+    ValueError
+        If the worker sees another file than the client did (no shared file system, or the file
+        changed), or the slices hold NaN/inf.
+    """
+    if isinstance(source, tuple):
+        _, path, size, mtime_ns = source
+        stat = Path(path).stat()
+        if (stat.st_size, stat.st_mtime_ns) != (size, mtime_ns):
+            raise ValueError(f"the Dask worker sees another '{path}' than the client (size or "
+                             "modification time differ); workers must share the file system and "
+                             "the tomogram must not change during apply")
+        data = read_tomogram(path, mmap=True, apix=1.0, check_values=False).slab(z0, z1)
+    else:
+        data = np.asarray(source, dtype=np.float32)
+    return {name: scores(engine, amplitude, data, dtype)
+            for name, engine, amplitude in zip(names, engines, amplitudes, strict=True)}
+
+
+def run_dask(client: Any, jobs: Sequence[Any], tasks: Sequence[tuple[int, int, int, tuple[str, ...]]],
+             engines: Mapping[str, FFTEngine], amplitudes: Mapping[str, float], dtype: np.dtype,
+             update: Callable[[int], Any]) -> None:
+    """Run `tasks` on the client's workers, writing each result into its job's outputs.
+
+    Raises whatever a task raised (the first one to be collected); pending tasks are cancelled and
+    slabs already written stay written (they are kept for a resume).
+    """
+    from distributed import as_completed
+
+    remote = {name: client.scatter(engine, hash=False) for name, engine in engines.items()}
+    limit = max(2, _IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
+    pending = deque(tasks)
+    running: dict[Any, tuple[int, int, int, tuple[str, ...]]] = {}
+    finished = as_completed()
+
+    def submit() -> None:
+        task = pending.popleft()
+        index, z0, z1, names = task
+        job = jobs[index]
+        if job.file is not None:
+            stat = job.file.stat()
+            source: Any = ("mrc", str(job.file), stat.st_size, stat.st_mtime_ns)
+        else:
+            source = client.scatter(job.tomo.slab(z0, z1), hash=False)
+        future = client.submit(remote_slab, source, z0, z1, names,
+                               [remote[n] for n in names], [amplitudes[n] for n in names],
+                               dtype.name, pure=False)
+        running[future] = task
+        finished.add(future)
+
+    try:
+        while pending and len(running) < limit:
+            submit()
+        for future in finished:
+            index, z0, z1, names = running.pop(future)
+            result = future.result()
+            future.release()
+            for name in names:
+                jobs[index].outputs[name].write(z0, z1, result[name])
+            update(z1 - z0)
+            if pending:
+                submit()
+    finally:
+        if running:
+            client.cancel(list(running))
+        for future in remote.values():
+            future.release()
