@@ -50,3 +50,17 @@ def test_bad_input_raises():
         dice(np.zeros((2, 2, 2)), np.zeros((2, 2, 3)))
     with pytest.raises(ValueError, match="tolerance"):
         dice(_line(1), _line(1), tolerance=-1)
+
+
+def test_match_particles_counts_hits_each_way_within_the_radius():
+    from tomowidgets.metrics import match_particles
+
+    truth = np.array([[10, 10, 10], [30, 30, 30], [50, 50, 50]])
+    found = np.array([[10, 10, 12], [31, 30, 30], [80, 80, 80], [10, 11, 10]])
+    r = match_particles(found, truth, radius=2.5)
+    assert r["precision"] == pytest.approx(3 / 4)
+    assert r["recall"] == pytest.approx(2 / 3)
+    assert r["f1"] == pytest.approx(2 * 0.75 * (2 / 3) / (0.75 + 2 / 3))
+    assert match_particles(np.empty((0, 3)), truth, radius=1)["recall"] == 0.0
+    with pytest.raises(ValueError, match="radius"):
+        match_particles(found, truth, radius=0)
