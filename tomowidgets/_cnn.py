@@ -7,8 +7,11 @@ models load in safe mode without ``custom_objects``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from tomowidgets._validate import check_positive, check_positive_int
@@ -28,6 +31,27 @@ INIT_SCALE = 0.01
 EPS = 1e-4
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr(quiet: bool) -> Iterator[None]:
+    """Silence C++ writes to file descriptor 2 while TensorFlow loads.
+
+    TensorFlow's native logging prints (e.g. "oneDNN custom operations are on") before absl reads
+    TF_CPP_MIN_LOG_LEVEL, so the level alone does not quiet them. Python exceptions are unaffected.
+    """
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 @functools.cache
 def _tf():  # noqa: ANN202 - returns the tensorflow module
     """Import TensorFlow once: quiet logs, Keras on its TensorFlow backend, threads = usable cores.
@@ -41,7 +65,8 @@ def _tf():  # noqa: ANN202 - returns the tensorflow module
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["KERAS_BACKEND"] = "tensorflow"
     try:
-        import tensorflow as tf
+        with _quiet_native_stderr(os.environ["TF_CPP_MIN_LOG_LEVEL"].strip() in ("2", "3")):
+            import tensorflow as tf
     except ImportError as err:
         raise ImportError(
             "Training and the Keras reference path need TensorFlow: pip install 'tomowidgets[cpu]' "
