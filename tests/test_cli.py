@@ -65,3 +65,58 @@ def test_preprocess_rejects_a_lowpass_below_nyquist(cell_dir, capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 0
     assert "tomowidgets" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def score_files(tmp_path_factory):
+    """Ground-truth labels of a small cell, smoothed into score maps that peak above 1."""
+    from scipy import ndimage
+
+    out = tmp_path_factory.mktemp("scores")
+    cell = tw.synthetic.make_cell((40, 128, 128), seed=5)
+    paths = {}
+    for feature in ("membrane", "ribosome"):
+        scores = 2.0 * ndimage.gaussian_filter(cell.labels[feature].astype(np.float32), 2.0)
+        paths[feature] = tw.write_tomogram(out / f"cell.{feature}.mrc", scores, apix=10.0)
+    tw.write_tomogram(out / "cell.mrc", cell.tomogram)
+    return out, paths, cell
+
+
+def test_merge_command_names_features_from_file_names_or_name_equals_file(score_files):
+    out, paths, cell = score_files
+    assert main(["merge", str(paths["membrane"]), f"ribo={paths['ribosome']}", "-o",
+                 str(out / "labels.mrc")]) == 0
+    labels = tw.LabelMap.load(out / "labels.mrc")
+    assert labels.names == ("membrane", "ribo")
+    assert labels.apix == pytest.approx(10.0)
+    assert np.mean(labels.mask("ribo")[cell.labels["ribosome"]]) > 0.5
+    assert not labels.mask("ribo")[cell.labels["membrane"]].any()
+
+
+def test_pick_command_writes_a_star_file_that_reads_back_at_the_ribosomes(score_files):
+    out, paths, cell = score_files
+    assert main(["pick", str(paths["ribosome"]), "-o", str(out / "picks.star")]) == 0
+    picks = tw.read_particles(out / "picks.star")
+    truth = cell.particles[cell.particles["feature"] == "ribosome"]
+    assert len(picks) == len(truth)
+    assert set(picks["feature"]) == {"ribosome"}
+    assert main(["pick", str(paths["membrane"]), "-o", str(out / "seeds.csv"), "--spacing", "10"]) == 0
+    seeds = tw.read_particles(out / "seeds.csv")
+    assert len(seeds) > 10 and (cell.labels["membrane"] | (
+        tw.read_tomogram(paths["membrane"]).data >= 1))[
+        tuple(seeds[["z", "y", "x"]].round().astype(int).to_numpy().T)].all()
+
+
+def test_average_command_writes_the_map_fsc_and_oriented_particles(score_files, capsys):
+    out, paths, cell = score_files
+    truth = cell.particles[cell.particles["feature"] == "ribosome"].assign(tomogram="cell", score=1.0)
+    tw.write_particles(out / "truth.star", truth, apix=10.0, shape=cell.shape)
+    assert main(["average", str(out / "cell.mrc"), str(out / "truth.star"), "-o",
+                 str(out / "avg.mrc"), "--box", "24", "--iterations", "2"]) == 0
+    assert tw.read_tomogram(out / "avg.mrc").shape == (24, 24, 24)
+    assert (out / "avg_fsc.csv").read_text().startswith("frequency_per_angstrom,fsc")
+    oriented = tw.read_particles(out / "avg_particles.star")
+    assert {"rot", "tilt", "psi"} <= set(oriented.columns)
+    captured = capsys.readouterr()
+    assert "Å" in captured.out
+    assert "skipped 2 of 7 particles" in captured.err

@@ -129,7 +129,133 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--restart", action="store_true",
                    help="discard the finished slices of an interrupted run and start again")
     p.set_defaults(func=cmd_apply)
+    _add_particle_commands(sub)
     return parser
+
+
+def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "merge",
+        help="merge feature score maps into one label map (highest calibrated score >= 1 wins)",
+        description="Per voxel, the feature whose calibrated score is highest wins if it reaches the "
+        "threshold (the paper's rule); 0 = background. Writes an int8 MRC with the feature names in "
+        "its header and in a .json beside it. Give each map as NAME=FILE, or FILE whose name ends "
+        "in .<feature>.mrc as `tomowidgets apply` writes them.",
+    )
+    p.add_argument("scores", nargs="+", metavar="[NAME=]SCORES.mrc")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="LABELS.mrc")
+    p.add_argument("--threshold", type=float, default=1.0,
+                   help="lowest calibrated score a feature needs to win a voxel (default 1.0)")
+    p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser(
+        "pick",
+        help="pick particles from a score map (connected regions) or seed points on a continuous one",
+        description="Discrete particles (ribosomes, ...): one pick per connected region scoring "
+        ">= threshold, at its score-weighted centroid. Continuous features (microtubules, "
+        "membranes): --spacing seeds points on the annotation at least that far apart. Writes a "
+        "RELION-5 .star (rlnCoordinateX/Y/Z in voxels from 0, and tomogram-centred Å) or a .csv; "
+        "the file states its conventions in its header.",
+    )
+    p.add_argument("scores", type=Path, metavar="SCORES.mrc")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="PICKS.star|PICKS.csv")
+    p.add_argument("--threshold", type=float, default=1.0, help="calibrated score threshold (1.0)")
+    p.add_argument("--min-size", type=int, default=None,
+                   help="smallest region in voxels (default ~a tenth of a ribosome at 10 Å)")
+    p.add_argument("--min-distance", type=float, default=None, help="smallest distance between picks, voxels")
+    p.add_argument("--spacing", type=float, default=None,
+                   help="seed points this many voxels apart instead (continuous features)")
+    p.add_argument("--feature", default=None, help="feature name for the table (default: from the file name)")
+    p.add_argument("--tomo-name", default=None, help="rlnTomoName (default: the tomogram's file stem)")
+    p.set_defaults(func=cmd_pick)
+
+    p = sub.add_parser(
+        "average",
+        help="cut subtomograms at picked positions, align them without a reference and average",
+        description="Reference-free subtomogram averaging with gold-standard half sets, missing-wedge "
+        "aware alignment and weighting; writes the map, its half maps' FSC (.csv) and the particles "
+        "with their orientations (.star). Reports the resolution at FSC 0.143.",
+    )
+    p.add_argument("tomogram", type=Path, metavar="TOMO.mrc", help="tomogram to cut particles from")
+    p.add_argument("particles", type=Path, metavar="PICKS.star|PICKS.csv")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="AVERAGE.mrc")
+    p.add_argument("--box", type=int, default=32, help="box size in voxels (default 32)")
+    p.add_argument("--iterations", type=int, default=6, help="refinement iterations (default 6)")
+    p.add_argument("--symmetry", default="c1", help="point-group symmetry about z: c1, c2, ... (default c1)")
+    p.add_argument("--tilt-range", type=float, default=60.0,
+                   help="largest tilt in degrees, for the missing wedge (default 60)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_average)
+
+
+def _named_scores(items: Sequence[str]) -> dict:
+    from tomowidgets.io import read_tomogram
+
+    scores = {}
+    for item in items:
+        name, _, path = item.rpartition("=")
+        path = Path(path)
+        if not name:
+            stem = path.name.removesuffix(path.suffix)
+            name = stem.rsplit(".", 1)[-1] if "." in stem else stem
+        if name in scores:
+            raise ValueError(f"feature {name!r} is given twice; name the maps as NAME=FILE")
+        scores[name] = read_tomogram(path, mmap=True)
+    return scores
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    """Merge score maps into a label map."""
+    from tomowidgets.merge import merge
+
+    labels = merge(_named_scores(args.scores), threshold=args.threshold, out=args.output)
+    fractions = ", ".join(f"{k} {v:.1%}" for k, v in labels.fractions().items())
+    print(f"{labels!r}\nvoxels: {fractions}")
+
+
+def cmd_pick(args: argparse.Namespace) -> None:
+    """Pick particles or seed points and write them as STAR or CSV."""
+    from tomowidgets.io import read_tomogram
+    from tomowidgets.particles import pick_particles, seed_points, write_particles
+
+    scores = read_tomogram(args.scores, mmap=True)
+    feature = args.feature or next(iter(_named_scores([str(args.scores)])))
+    common = {"threshold": args.threshold, "feature": feature, "tomogram": args.tomo_name}
+    if args.spacing is not None:
+        table = seed_points(scores, args.spacing, **common)
+    else:
+        options = {k: v for k, v in (("min_size", args.min_size), ("min_distance", args.min_distance))
+                   if v is not None}
+        table = pick_particles(scores, **common, **options)
+    write_particles(args.output, table, apix=scores.apix, origin=scores.origin, shape=scores.shape)
+    print(f"{len(table)} {feature} positions written to {args.output}")
+
+
+def cmd_average(args: argparse.Namespace) -> None:
+    """Extract, align and average subtomograms."""
+    import warnings
+
+    from tomowidgets.average import average
+    from tomowidgets.io import atomic_path, read_tomogram, write_tomogram
+    from tomowidgets.particles import extract_subvolumes, read_particles, write_particles
+
+    tomo = read_tomogram(args.tomogram, mmap=True)
+    grid = {"apix": tomo.apix, "origin": tomo.origin, "shape": tomo.shape}
+    table = read_particles(args.particles, **grid)
+    with warnings.catch_warnings(record=True) as caught:  # skipped edge particles: say so, go on
+        warnings.simplefilter("always", RuntimeWarning)
+        boxes, kept = extract_subvolumes(tomo, table, args.box, return_table=True)
+    for warning in caught:
+        print(f"note: {warning.message}", file=sys.stderr)
+    result = average(boxes, apix=tomo.apix, iterations=args.iterations, symmetry=args.symmetry,
+                     tilt_range=args.tilt_range, rng=args.seed, particles=kept)
+    write_tomogram(args.output, result.map, apix=tomo.apix, labels=["tomowidgets average"])
+    stem = args.output.with_suffix("")
+    with atomic_path(stem.with_name(stem.name + "_fsc.csv")) as tmp:
+        np.savetxt(tmp, np.column_stack(result.fsc), delimiter=",",
+                   header="frequency_per_angstrom,fsc", comments="")
+    write_particles(stem.with_name(stem.name + "_particles.star"), result.particles, **grid)
+    print(f"{result!r}\nwritten: {args.output}, {stem.name}_fsc.csv, {stem.name}_particles.star")
 
 
 def _add_cell_options(p: argparse.ArgumentParser) -> None:
