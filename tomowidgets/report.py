@@ -89,7 +89,7 @@ def summary_figure(path: str | Path, tomogram: np.ndarray, labels: LabelMap, *,
         ax.set_title(f"{name}, slice z={z}")
         ax.axis("off")
     handles = [Patch(color=PALETTE[i % len(PALETTE)], label=n) for i, n in enumerate(labels.names)]
-    fig.legend(handles=handles, loc="upper left", ncol=len(handles))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles))
     ax = fig.add_subplot(grid[0, len(panels)])
     ax.imshow(image, cmap="gray", vmin=lo, vmax=hi)
     if picks is not None:
