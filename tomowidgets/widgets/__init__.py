@@ -30,17 +30,29 @@ from tomowidgets.widgets._geometry import (
     zoom_viewport,
 )
 from tomowidgets.widgets._history import MaskHistory
+from tomowidgets.widgets._overlay import PALETTE
 from tomowidgets.widgets._status import StatusLine
+from tomowidgets.widgets.annotation_viewer import AnnotationViewer
+from tomowidgets.widgets.average_viewer import AverageViewer
 from tomowidgets.widgets.mask_painter import MaskPainter
+from tomowidgets.widgets.particle_viewer import ParticleViewer
+from tomowidgets.widgets.preprocess_preview import PreprocessPreview
 from tomowidgets.widgets.slice_browser import SliceBrowser
 from tomowidgets.widgets.tile_selector import TileSelector
+from tomowidgets.widgets.training_monitor import TrainingMonitor
 
 __all__ = [
+    "AnnotationViewer",
+    "AverageViewer",
     "MaskHistory",
     "MaskPainter",
+    "PALETTE",
+    "ParticleViewer",
+    "PreprocessPreview",
     "SliceBrowser",
     "StatusLine",
     "TileSelector",
+    "TrainingMonitor",
     "Viewport",
     "canvas_to_voxel",
     "encode_png",
