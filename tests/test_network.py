@@ -308,9 +308,10 @@ def test_trains_from_a_training_set():
         ts.add_positive(tomo, z, cy, cx, mask)
         ts.add_negative(tomo, z, 80 - cy // 2, 80 - cx // 2)
     net = FeatureNet("disk")
-    net.train(ts, epochs=6, batch_size=4, copies=2, progress=False)
+    net.train(ts, epochs=6, batch_size=4, copies=2, negative_copies=3, progress=False)
     assert net.apix == 12.0 and net.preprocessing == {"lowpass": 20.0}
-    assert net.training["n_tiles"] == 12 and net.training["trainset"]["n_positive"] == 4
+    assert net.training["n_tiles"] == 4 * 2 + 4 * 3 and net.training["trainset"]["n_positive"] == 4
+    assert net.training["negative_copies"] == 3
     positives = np.stack([r.image for r in ts if r.kind == "positive"])
     labels = np.stack([r.mask for r in ts if r.kind == "positive"])
     scores = net.predict(positives, unbin=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tomowidgets as tw
-from tomowidgets.trainset import TrainingSet, shrink_labels
+from tomowidgets.trainset import NEGATIVE_COPIES, TrainingSet, shrink_labels
 
 T = 16  # small tiles keep the tests fast; one test uses the paper's 64
 
@@ -295,20 +295,36 @@ def test_rotated_masks_still_line_up_with_the_rotated_images():
 
 def test_balance_gives_about_as_many_positives_as_negatives():
     ts = _small_set(n_pos=3, n_neg=30)
-    x, y = ts.training_arrays(rng=0)
+    x, y = ts.training_arrays(rng=0, negative_copies=1)
     n_pos = int((y.reshape(len(y), -1).max(axis=1) > 0).sum())
     assert (n_pos, len(x) - n_pos) == (30, 30)
-    x, y = _small_set(n_pos=4, n_neg=30).training_arrays(rng=0)
+    x, y = _small_set(n_pos=4, n_neg=30).training_arrays(rng=0, negative_copies=1)
     assert len(x) == 4 * 8 + 30
-    assert len(ts.training_arrays(rng=0, balance=False)[0]) == 33
-    assert len(ts.training_arrays(rng=0, copies=2)[0]) == 36
+    assert len(ts.training_arrays(rng=0, balance=False, negative_copies=1)[0]) == 33
+    assert len(ts.training_arrays(rng=0, copies=2, negative_copies=1)[0]) == 36
     with pytest.raises(ValueError, match=r"`copies` must be an integer >= 1, got 0"):
         ts.training_arrays(copies=0)
+    with pytest.raises(ValueError, match=r"`negative_copies` must be an integer >= 1, got 0"):
+        ts.training_arrays(negative_copies=0)
+
+
+def test_by_default_each_negative_appears_in_3_rotations_like_eman2s_ncopy():
+    ts = _small_set(n_pos=3, n_neg=6)
+    x, y = ts.training_arrays(rng=0)
+    positive = y.reshape(len(y), -1).max(axis=1) > 0
+    assert NEGATIVE_COPIES == 3
+    assert (positive.sum(), (~positive).sum()) == (18, 18)  # 3 × 6 positives balance 6 × 3
+    negatives = {xi.tobytes() for xi in x[~positive]}
+    assert len(negatives) == 18  # rotated by random angles: all different
+    originals = {ts.image(i).tobytes() for i in range(len(ts)) if ts.kinds[i] == "negative"}
+    assert originals <= negatives  # each also appears once as picked
+    x, y = ts.training_arrays(rng=0, negative_copies=4, balance=False)
+    assert len(x) == 3 + 6 * 4
 
 
 def test_arrays_have_the_network_shapes_dtypes_and_label_range():
     x, y = _small_set(n_pos=2, n_neg=4).training_arrays(rng=0)
-    assert x.shape == (8, T, T) and y.shape == (8, T // 2, T // 2)
+    assert x.shape == (24, T, T) and y.shape == (24, T // 2, T // 2)  # 2×6 + 4×3
     assert x.dtype == np.float32 and y.dtype == np.float32
     assert y.min() >= 0.0 and y.max() <= 1.0
     assert x.flags.writeable and x.flags.c_contiguous
@@ -326,7 +342,7 @@ def test_labels_are_the_fraction_of_painted_pixels_per_2x2_block():
 
 def test_unrotated_copy_and_negatives_are_kept_exactly():
     ts = _small_set(n_pos=1, n_neg=3)
-    x, y = ts.training_arrays(rng=0, copies=1)
+    x, y = ts.training_arrays(rng=0, copies=1, negative_copies=1)
     originals = {ts.image(i).tobytes() for i in range(len(ts))}
     assert {xi.tobytes() for xi in x} == originals
 
@@ -345,7 +361,7 @@ def test_training_arrays_are_deterministic_for_a_seed_and_shuffled():
 
 def test_augmented_negatives_are_exact_rotations_or_flips_of_the_originals():
     ts = _small_set(n_pos=1, n_neg=4)
-    x, y = ts.training_arrays(rng=1, augment_negatives=True, copies=1)
+    x, y = ts.training_arrays(rng=1, augment_negatives=True, copies=1, negative_copies=1)
     variants = set()
     for i in range(1, len(ts)):
         img = ts.image(i)
@@ -371,7 +387,7 @@ def test_paper_sized_tiles_work_end_to_end():
     for i in range(10):
         ts.add_negative(tomo, 1, 32 + i, 40)
     x, y = ts.training_arrays(rng=0)
-    assert x.shape == (20, 64, 64) and y.shape == (20, 32, 32)
+    assert x.shape == (60, 64, 64) and y.shape == (60, 32, 32)  # 1×30 + 10×3
 
 
 # -- files -----------------------------------------------------------------------------------------

@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 
 _MIN_POSITIVE_FRACTION = 0.01  # from_ground_truth: a positive tile has >= 1 % annotated pixels
 _NEGATIVE_TOLERANCE = 0.005  # from_ground_truth: fallback negatives may hold <= 0.5 % labelled
+#: Instances of each negative tile per epoch, as EMAN2's ``e2tomoseg_buildtrainset.py --ncopy``
+#: (whose default is 10); positives are replicated to balance them. With the paper's 20 epochs of
+#: batches of 20 at a learning rate of 0.01 decayed by 10 % per epoch, the total step size is bounded
+#: (more epochs add little), so the number of SGD steps per epoch decides how far training gets. On
+#: an unseen synthetic cell, membrane Dice at threshold 1.0 was 0.55 with 1 copy (200 tiles, 10 steps
+#: per epoch: the network stays unsure, mean output ~0.4 on the annotation), 0.70 with 2, 0.915 with
+#: 3 and 0.91 with 10; 3 keeps the paper-sized set's training near a minute on 2 CPU cores.
+NEGATIVE_COPIES = 3
 
 
 # -- ground truth ------------------------------------------------------------------------------
@@ -152,11 +160,14 @@ def perturb_mask(mask: np.ndarray, perturb: int, rng: np.random.Generator) -> np
 # -- training examples -------------------------------------------------------------------------
 def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator | None,
                       balance: bool, copies: Any, augment_negatives: bool,
+                      negative_copies: Any = NEGATIVE_COPIES,
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Images and full-size masks of TileRecords, positives in `copies` rotations, shuffled.
+    """Images and full-size masks of TileRecords in rotated copies, shuffled.
 
-    Returns ``x`` (n, tile, tile) float32, contiguous, and the masks (n, tile, tile) bool in the
-    same order. Arguments and errors are those of ``TrainingSet.training_arrays``.
+    Each positive appears `copies` times and each negative `negative_copies` times: once as picked,
+    the other times rotated by random angles (as EMAN2's ``e2tomoseg_buildtrainset.py --ncopy``
+    does). Returns ``x`` (n, tile, tile) float32, contiguous, and the masks (n, tile, tile) bool in
+    the same order. Arguments and errors are those of ``TrainingSet.training_arrays``.
     """
     if not records:
         raise ValueError("the training set is empty; annotate at least one positive tile "
@@ -166,10 +177,12 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
     if not positives:
         raise ValueError(f"the training set has {len(negatives)} negative tiles but no "
                          "positive; annotate at least one positive tile with add_positive(...)")
+    negative_copies = check_positive_int(negative_copies, "negative_copies")
     if copies is not None:
         copies = check_positive_int(copies, "copies")
     else:
-        copies = max(1, round(len(negatives) / len(positives))) if balance else 1
+        copies = (max(1, round(negative_copies * len(negatives) / len(positives))) if balance
+                  else 1)
     rng = np.random.default_rng(rng)
     images, masks = [], []
     for r in positives:
@@ -180,12 +193,13 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
             images.append(image)
             masks.append(mask)
     for r in negatives:
-        image = r.image
-        if augment_negatives:
-            image = np.rot90(image, int(rng.integers(4)))
-            image = image[:, ::-1] if rng.integers(2) else image
-        images.append(image)
-        masks.append(r.mask)
+        for angle in (None, *rng.uniform(0.0, 360.0, size=negative_copies - 1)):
+            image = r.image if angle is None else rotate_pair(r.image, r.mask, float(angle))[0]
+            if augment_negatives:
+                image = np.rot90(image, int(rng.integers(4)))
+                image = image[:, ::-1] if rng.integers(2) else image
+            images.append(image)
+            masks.append(r.mask)
     order = rng.permutation(len(images))
     return np.ascontiguousarray(np.stack(images)[order], dtype=np.float32), np.stack(masks)[order]
 

@@ -143,13 +143,14 @@ class FeatureNet:
               batch_size: int = 20, learning_rate: float = 0.01, decay: float = 0.9,
               l1: float = 1e-5, copies: int | None = None, callbacks: Any = None,
               progress: bool = True, seed: int | None = None, engine: str = "fft",
-              reset: bool = False) -> dict[str, list[float]]:
+              reset: bool = False, negative_copies: int | None = None) -> dict[str, list[float]]:
         """Train on a training set with the paper's schedule, then calibrate.
 
         Parameters
         ----------
         ts : TrainingSet or tuple (x, y)
-            The annotated tiles: ``ts.training_arrays(rng=seed, copies=copies)`` is trained on and
+            The annotated tiles: ``ts.training_arrays(rng=seed, copies=copies,
+            negative_copies=negative_copies)`` is trained on and
             ts's positive tiles as painted (not augmented) calibrate. Or arrays ``x`` of shape
             (n, tile, tile) and ``y`` (n, tile//2, tile//2) in [0, 1]; then every tile with an
             annotated pixel calibrates.
@@ -184,6 +185,10 @@ class FeatureNet:
             Start again from the initial weights (and clear `history`). By default a second call
             continues from the current weights, with the schedule starting again at
             `learning_rate` (pass a smaller one to fine-tune).
+        negative_copies : int, optional
+            Instances of each negative tile per epoch (rotated copies, as EMAN2's ``--ncopy``);
+            default :data:`tomowidgets.trainset.NEGATIVE_COPIES` (3). It sets how many SGD steps
+            the fixed schedule takes; 1 leaves the network unsure. Ignored for plain arrays.
 
         Returns
         -------
@@ -208,7 +213,8 @@ class FeatureNet:
                                 decay=decay, l1=l1, engine=engine)
         _tf()
         seed = self.seed if seed is None else int(seed)
-        x, y = _training.training_arrays(ts, seed=seed, copies=copies)
+        x, y = _training.training_arrays(ts, seed=seed, copies=copies,
+                                         negative_copies=negative_copies)
         self._adopt(ts)
         if reset:
             self._model, self.amplitude = None, None
@@ -223,6 +229,7 @@ class FeatureNet:
         self.training = {
             "epochs": len(self.history["loss"]), "batch_size": batch_size,
             "learning_rate": learning_rate, "decay": decay, "l1": l1, "copies": copies,
+            "negative_copies": negative_copies,
             "seed": seed, "engine": engine, "n_tiles": len(x),
             "n_annotated_tiles": int((y > 0).any(axis=(1, 2)).sum()),
             "trainset": _trainset_summary(ts),

@@ -2,9 +2,10 @@
 
 A :class:`TrainingSet` holds square tiles cut from single slices of *preprocessed* tomograms: ~10
 positive tiles, each with a painted boolean mask of the feature, and ~100 negative tiles without it.
-:meth:`TrainingSet.training_arrays` turns them into what the network trains on (positives replicated
-in random in-plane rotations until they balance the negatives; labels shrunk 2x to the network's
-output grid). Sets are saved as ``*.tiles.npz`` files without pickles.
+:meth:`TrainingSet.training_arrays` turns them into what the network trains on (each negative in
+:data:`NEGATIVE_COPIES` random in-plane rotations, as EMAN2 does, and the positives replicated the
+same way until they balance the negatives; labels shrunk 2x to the network's output grid). Sets
+are saved as ``*.tiles.npz`` files without pickles.
 
 Tile geometry: a tile of (even) size ``tile`` centred at voxel ``(z, y, x)`` holds rows
 ``y - tile//2 .. y + tile//2 - 1`` and columns ``x - tile//2 .. x + tile//2 - 1`` of slice ``z``; the
@@ -35,6 +36,7 @@ from tomowidgets._trainset_io import FORMAT as FORMAT
 from tomowidgets._trainset_io import FORMAT_VERSION as FORMAT_VERSION
 from tomowidgets._trainset_io import KINDS as KINDS
 from tomowidgets._trainset_io import load_tiles, save_tiles, unpack_tiles
+from tomowidgets._trainset_sampling import NEGATIVE_COPIES as NEGATIVE_COPIES
 from tomowidgets._trainset_sampling import ground_truth_tiles, training_examples
 from tomowidgets._validate import as_float32, check_positive
 
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
 
     from tomowidgets.io import Tomogram
 
-__all__ = ["TileRecord", "TrainingSet", "shrink_labels"]
+__all__ = ["NEGATIVE_COPIES", "TileRecord", "TrainingSet", "shrink_labels"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -106,9 +108,9 @@ class TrainingSet:
     (0, 1)
     >>> ts
     TrainingSet('membrane', 1 positive + 1 negative tiles of 16×16 at 10 Å/voxel)
-    >>> x, y = ts.training_arrays(rng=0)
+    >>> x, y = ts.training_arrays(rng=0)  # 3 rotated copies of each tile
     >>> x.shape, y.shape
-    ((2, 16, 16), (2, 8, 8))
+    ((6, 16, 16), (6, 8, 8))
     """
 
     def __init__(self, tile: int = 64, *, feature: str | None = None, apix: float | None = None,
@@ -267,25 +269,32 @@ class TrainingSet:
     # -- training arrays -----------------------------------------------------------------------
     def training_arrays(self, *, rng: int | np.random.Generator | None = None, balance: bool = True,
                         copies: int | None = None, augment_negatives: bool = False,
+                        negative_copies: int = NEGATIVE_COPIES,
                         ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Images and labels to train the network on, augmented, balanced and shuffled.
 
         Each positive tile appears once as annotated plus ``copies - 1`` times rotated in-plane by
-        random angles in [0°, 360°) about its centre, its mask rotated identically. Negatives appear
-        once each. The result is shuffled.
+        random angles in [0°, 360°) about its centre, its mask rotated identically; each negative
+        once as picked plus ``negative_copies - 1`` times rotated likewise. The result is shuffled.
 
         Parameters
         ----------
         rng : int or numpy.random.Generator, optional
             Seed or generator for the angles and the shuffle; a fixed seed gives identical arrays.
         balance : bool, default True
-            Choose ``copies = round(n_negative / n_positive)`` (at least 1), so positives and
-            negatives are roughly equal in number, as in the paper. False: ``copies = 1``.
+            Choose ``copies = round(negative_copies * n_negative / n_positive)`` (at least 1), so
+            positives and negatives are roughly equal in number, as in the paper. False:
+            ``copies = 1``.
         copies : int, optional
             Instances per positive tile; overrides `balance`.
         augment_negatives : bool, default False
-            Also rotate each negative by a random multiple of 90° and maybe flip it (exact, no
-            interpolation). The paper does not (negatives appear once, as picked).
+            Also rotate each negative instance by a random multiple of 90° and maybe flip it
+            (exact, no interpolation).
+        negative_copies : int, default NEGATIVE_COPIES (3)
+            Instances per negative tile, as EMAN2's ``e2tomoseg_buildtrainset.py --ncopy``
+            (default 10). With the paper's fixed schedule (20 epochs, batches of 20, learning rate
+            0.01 decayed 10 % per epoch) this sets the number of SGD steps: 1 leaves the network
+            under-trained and unsure (see :data:`NEGATIVE_COPIES`).
 
         Returns
         -------
@@ -297,7 +306,8 @@ class TrainingSet:
         Raises
         ------
         ValueError
-            If the set is empty or has no positive tile, or `copies` is not an integer >= 1.
+            If the set is empty or has no positive tile, or `copies` or `negative_copies` is not an
+            integer >= 1.
 
         Notes
         -----
@@ -307,7 +317,8 @@ class TrainingSet:
         interpolated linearly; masks linearly, then thresholded at 0.5.
         """
         x, masks = training_examples(self._records, rng=rng, balance=balance, copies=copies,
-                                     augment_negatives=augment_negatives)
+                                     augment_negatives=augment_negatives,
+                                     negative_copies=negative_copies)
         return x, shrink_labels(masks)
 
     # -- files ---------------------------------------------------------------------------------
