@@ -60,3 +60,10 @@ def check_positive_int(value: Any, arg_name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"`{arg_name}` must be an integer >= 1, got {value!r}")
     return int(value)
+
+
+def check_index(value: Any, n: int, arg_name: str) -> int:
+    """Return `value` as int, raising ValueError unless it is an integer in ``0 .. n - 1``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < n:
+        raise ValueError(f"`{arg_name}` must be a slice index in 0..{n - 1}, got {value!r}")
+    return int(value)

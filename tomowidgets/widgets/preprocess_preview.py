@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-import numbers
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import numpy as np
 
-from tomowidgets.preprocess import bandpass, clamp, normalize, preprocessing_params
+from tomowidgets._validate import check_index
+from tomowidgets.preprocess import preprocess, preprocessing_params
 from tomowidgets.widgets._display import encode_png, render_plane, sample_range
 from tomowidgets.widgets._geometry import fit_viewport
 from tomowidgets.widgets._status import StatusLine
@@ -166,10 +166,7 @@ class PreprocessPreview(widgets.VBox):
         ValueError
             If `z` is not an integer in ``0 .. nz - 1``.
         """
-        nz = self.tomo.shape[0]
-        if isinstance(z, bool) or not isinstance(z, numbers.Integral) or not 0 <= z < nz:
-            raise ValueError(f"`z` must be a slice index in 0..{nz - 1}, got {z!r}")
-        self.z_slider.value = int(z)
+        self.z_slider.value = check_index(z, self.tomo.shape[0], "z")
 
     def update(self) -> None:
         """Filter the slab with the current settings and redraw (the controls call this).
@@ -182,11 +179,8 @@ class PreprocessPreview(widgets.VBox):
         params = self.params
         raw = self._raw_slab()
         z0 = max(0, self.z - self.slab)
-        out = bandpass(raw, self.tomo.apix, lowpass=params["lowpass"], highpass=params["highpass"])
-        out = normalize(out)
-        if params["clamp"] is not None:
-            out = clamp(out, params["clamp"])
-        plane = out[self.z - z0]
+        out = preprocess(raw, **params, apix=self.tomo.apix, progress=False).data
+        plane = np.array(out[self.z - z0])
         plane.flags.writeable = False
         self.filtered = plane
         c = params["clamp"] if params["clamp"] is not None else 3.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +10,7 @@ import numpy as np
 import traitlets
 from ipycanvas import MultiCanvas, hold_canvas
 
+from tomowidgets._validate import check_index
 from tomowidgets.widgets._display import draw_png, encode_png, render_plane, sample_range
 from tomowidgets.widgets._geometry import (
     Viewport,
@@ -188,10 +188,7 @@ class SliceBrowser(widgets.VBox):
         ValueError
             If `z` is not an integer in ``0 .. nz - 1``.
         """
-        nz = self.tomo.shape[0]
-        if isinstance(z, bool) or not isinstance(z, numbers.Integral) or not 0 <= z < nz:
-            raise ValueError(f"`z` must be a slice index in 0..{nz - 1}, got {z!r}")
-        self.z = int(z)
+        self.z = check_index(z, self.tomo.shape[0], "z")
 
     def step(self, dz: int) -> None:
         """Move `dz` slices (clipped to the tomogram)."""
