@@ -1,10 +1,12 @@
-"""End to end in a real browser: JupyterLab + Chromium drive TileSelector and MaskPainter.
+"""End to end in a real browser: the tutorial notebook 02 in JupyterLab + Chromium.
 
 Starts ``jupyter lab`` on 127.0.0.1 (random port, token, temporary root/config/runtime/settings
-folders, the default kernel auto-started, news and update checks off), opens
-``widgets_e2e.ipynb`` with Playwright in Debian's Chromium, runs all cells, clicks a tile on the
-selector's canvas and drags a brush stroke on the painter's canvas with the mouse, then checks the
-training set autosaved on disk. A screenshot goes to ``$TOMOWIDGETS_ARTIFACTS`` (default
+folders, the default kernel auto-started, news and update checks off), opens a copy of
+``notebooks/02_training_set.ipynb`` (with ``tutorial.py`` beside it, and parameters injected after its
+``parameters`` cell: a small synthetic cell, and no simulated annotator, so that the set holds only
+what the mouse does) with Playwright in Debian's Chromium, runs all cells, clicks a tile on the
+TileSelector's canvas and drags a brush stroke on the MaskPainter's canvas with the mouse, then
+checks the training set autosaved on disk. A screenshot goes to ``$TOMOWIDGETS_ARTIFACTS`` (default
 ``tests/artifacts/``).
 
 Needs: ``pip install jupyterlab playwright`` and ``apt-get install -y chromium`` (Playwright's own
@@ -31,13 +33,19 @@ import pytest
 from tomowidgets import TrainingSet
 
 HERE = Path(__file__).resolve().parent
-NOTEBOOK = HERE / "widgets_e2e.ipynb"
-SAVED = "e2e.tiles.npz"
+NOTEBOOKS = HERE.parent.parent / "notebooks"
+NOTEBOOK = NOTEBOOKS / "02_training_set.ipynb"
+#: Injected after the notebook's parameters cell: a 32 x 128 x 128 cell (the middle slice is z = 16)
+#: and no tiles from the ground truth, so the autosaved set holds exactly the test's tile and stroke.
+PARAMETERS = {"SHAPE": (32, 128, 128), "FEATURE": "membrane", "FILL_FROM_GROUND_TRUTH": False}
+SAVED = "project/membrane.tiles.npz"
+SELECTOR_CELL, PAINTER_CELL = "TileSelector(pre", "MaskPainter(ts"  # text of the widgets' cells
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-dev-shm-usage"]
 SETTINGS = {  # JupyterLab user settings: no kernel dialog, no requests to the internet
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"autoStartDefaultKernel": True},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"autoStartDefaultKernel": True,
+                                                                   "windowingMode": "none"},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
         "fetchNews": "false", "checkForUpdates": False},
 }
@@ -64,6 +72,21 @@ def _missing() -> str | None:
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(_missing() is not None, reason=str(_missing()))]
 
 
+def write_with_parameters(source: Path, target: Path, params: dict) -> None:
+    """Copy a notebook, inserting a cell that sets `params` after its cell tagged ``parameters``."""
+    import nbformat  # comes with jupyterlab, which the skip condition checks
+
+    nb = nbformat.read(source, as_version=4)
+    index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    for name in params:
+        assert f"\n{name} = " in "\n" + nb.cells[index].source, f"{source.name} has no parameter {name}"
+    cell = nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in params.items()),
+                                     metadata={"tags": ["injected-parameters"]})
+    cell.id = "injected-parameters"
+    nb.cells.insert(index + 1, cell)
+    nbformat.write(nb, target)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,7 +103,8 @@ def jupyter_lab(tmp_path):
     """A JupyterLab server on 127.0.0.1 serving a copy of the notebook; yields (url, token, root)."""
     root = tmp_path / "root"
     root.mkdir()
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    write_with_parameters(NOTEBOOK, root / NOTEBOOK.name, PARAMETERS)
+    shutil.copy(NOTEBOOKS / "tutorial.py", root / "tutorial.py")
     settings = tmp_path / "settings"
     for name, values in SETTINGS.items():
         (settings / name).parent.mkdir(parents=True, exist_ok=True)
@@ -182,8 +206,10 @@ def test_click_a_tile_and_paint_its_mask_in_jupyterlab(jupyter_lab):
                 }""", timeout=60_000)
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
             cells = page.locator(".jp-Notebook .jp-CodeCell")
-            selector_canvas = cells.nth(0).locator(".jp-OutputArea-output canvas").last
-            painter_canvas = cells.nth(1).locator(".jp-OutputArea-output canvas").last
+            selector_cell = cells.filter(has=page.locator(".jp-InputArea", has_text=SELECTOR_CELL))
+            painter_cell = cells.filter(has=page.locator(".jp-InputArea", has_text=PAINTER_CELL))
+            selector_canvas = selector_cell.locator(".jp-OutputArea-output canvas").last
+            painter_canvas = painter_cell.locator(".jp-OutputArea-output canvas").last
             painter_canvas.wait_for(state="visible", timeout=60_000)
             _bring_into_view(selector_canvas)
 
@@ -196,7 +222,7 @@ def test_click_a_tile_and_paint_its_mask_in_jupyterlab(jupyter_lab):
             assert tuple(ts.centres[0]) == (16, 64, 64)
             placeholder = ts.mask(0).copy()
             page.wait_for_timeout(300)
-            cells.nth(0).locator(".jp-OutputArea").screenshot(path=str(artifacts / "e2e_selector.png"))
+            selector_cell.locator(".jp-OutputArea").screenshot(path=str(artifacts / "e2e_selector.png"))
 
             # 2. drag the brush along tile row 10, columns 6..50, on the painter's image panel
             _bring_into_view(painter_canvas)
