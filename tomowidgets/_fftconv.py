@@ -103,14 +103,19 @@ def _unpool(a1_last: tf.Tensor, pooled_last: tf.Tensor, grad: tf.Tensor) -> tf.T
     return tf.transpose(routed, [0, 3, 1, 2])
 
 
+def _geometry(x: tf.Tensor, k1: tf.Tensor
+              ) -> tuple[int, int, tuple[int, int], tuple[int, int], int, int]:
+    """Kernel size ``k`` and offset ``p``, FFT sizes of layers 1 and 2/3, pooled size ``(hy, hx)``."""
+    k = k1.shape[0]
+    ny, nx = x.shape[1], x.shape[2]
+    n1, n2 = fft_sizes(ny, nx, k)
+    return k, k // 2, n1, n2, ny // 2, nx // 2
+
+
 def _layers(x: tf.Tensor, weights: list[tf.Tensor]) -> dict[str, tf.Tensor]:
     """Forward pass; returns the raw output ``a3`` (before min(1, ·)) and what the backward pass needs."""
     k1, b1, k2, b2, k3, b3 = weights
-    k = k1.shape[0]
-    p = k // 2
-    ny, nx = x.shape[1], x.shape[2]
-    n1, n2 = fft_sizes(ny, nx, k)
-    hy, hx = ny // 2, nx // 2
+    k, p, n1, n2, hy, hx = _geometry(x, k1)
 
     xs = tf.signal.rfft2d(_pad(x, n1, p))                                   # (b, N1, M1)
     a1 = tf.signal.irfft2d(xs[:, None] * tf.math.conj(_kernel_spectra(k1, n1)[:, 0])[None],
@@ -177,11 +182,7 @@ def loss_and_gradients(
         d(loss + l1 Σ|kernels|)/d(weight), shaped like `weights`.
     """
     k1, b1, k2, b2, k3, b3 = weights
-    k = k1.shape[0]
-    p = k // 2
-    ny, nx = x.shape[1], x.shape[2]
-    n1, n2 = fft_sizes(ny, nx, k)
-    hy, hx = ny // 2, nx // 2
+    k, p, n1, n2, hy, hx = _geometry(x, k1)
     f = _layers(x, weights)
 
     a3 = f["a3"]
