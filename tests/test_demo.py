@@ -32,3 +32,20 @@ def test_demo_runs_the_whole_pipeline_and_writes_every_product(tmp_path, capsys)
     assert all(0.0 <= f["dice"] <= 1.0 for f in summary["features"])
     assert np.isfinite(summary["resolution"])
     assert "Dice" in capsys.readouterr().out
+
+
+def test_demo_reports_too_few_particles_instead_of_failing(tmp_path):
+    """Boxes crossing the edges are skipped; with fewer than 4 left, the demo says so and goes on."""
+    from scipy import ndimage
+
+    from tomowidgets.demo import _pick_and_average
+
+    cell = tw.synthetic.make_cell((40, 128, 128), seed=5)
+    scores = cell.tomogram.with_data(
+        2.0 * ndimage.gaussian_filter(cell.labels["ribosome"].astype(np.float32), 2.0))
+    messages = []
+    picks, picking, classes, result = _pick_and_average(tmp_path, scores, cell, box=38, seed=0,
+                                                        progress=False, say=messages.append)
+    assert len(picks) >= 1 and classes is None and result is None
+    assert "too few to average" in messages[0]
+    assert (tmp_path / "ribosomes.star").is_file()

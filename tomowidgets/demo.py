@@ -26,6 +26,8 @@ __all__ = ["DEMO_FEATURES", "DemoResult", "FeatureScore", "run_demo", "score_fea
 DEMO_FEATURES = ("membrane", "double_membrane", "microtubule", "ribosome")
 #: Other particle classes a network must NOT call (checked when the feature is trained).
 DECOYS = {"ribosome": "proteasome"}
+#: Fewest subvolumes the demo averages (two half sets of at least two).
+MIN_PARTICLES = 4
 #: Half a ribosome radius (~12.5 nm) at 10 Å/voxel: a pick this close to a true centre is correct.
 RIBOSOME_MATCH_RADIUS = 6.25
 
@@ -194,7 +196,13 @@ def _pick_and_average(out: Path, scores: Tomogram, cell, *, box: int, seed: int,
     with warnings.catch_warnings(record=True) as skipped:  # particles too near an edge: counted
         warnings.simplefilter("always", RuntimeWarning)
         boxes, kept = extract_subvolumes(cell.tomogram, picks, box, return_table=True)
-    classes = classify_2d(boxes, n_classes=4, rng=seed)
+    note = f" ({skipped[0].message})" if skipped else ""
+    if len(boxes) < MIN_PARTICLES:
+        say(f"[pick + average] {len(picks)} ribosomes picked (precision {picking['precision']:.0%}, "
+            f"recall {picking['recall']:.0%}); only {len(boxes)} boxes of {box}³ clear of the "
+            f"edges{note}: too few to average (need {MIN_PARTICLES}); use a larger cell")
+        return picks, picking, None, None
+    classes = classify_2d(boxes, n_classes=min(4, len(boxes)), rng=seed)
     result = average(boxes, apix=scores.apix, rng=seed, particles=kept, progress=progress)
     write_tomogram(out / "ribosome_average.mrc", result.map, apix=scores.apix,
                    labels=["tomowidgets: reference-free ribosome average"])
@@ -204,8 +212,7 @@ def _pick_and_average(out: Path, scores: Tomogram, cell, *, box: int, seed: int,
                    header="frequency_per_angstrom,fsc", comments="")
     write_particles(out / "ribosomes_aligned.star", result.particles, **grid)
     say(f"[pick + average] {len(picks)} ribosomes picked (precision {picking['precision']:.0%}, "
-        f"recall {picking['recall']:.0%}); {len(boxes)} boxes of {box}³"
-        f"{' (' + str(skipped[0].message) + ')' if skipped else ''}; {result!r}; "
+        f"recall {picking['recall']:.0%}); {len(boxes)} boxes of {box}³{note}; {result!r}; "
         f"{time.perf_counter() - t0:.1f} s")
     return picks, picking, classes, result
 
