@@ -121,7 +121,9 @@ def worker_keras(data: Path, out: Path, model: str | None) -> dict:
             network.build_model(compile=False)      # registers min_one & co. with Keras
             net = keras.saving.load_model(model, compile=False)
     else:
-        net = build_keras_model(keras)
+        from tomowidgets.network import build_model
+
+        net = build_model(filters=CHANNELS, kernel_size=KERNEL, compile=False)
         weights = load_weights(data, None)
         for name in LAYERS:
             net.get_layer(name).set_weights(weights[name])
@@ -139,18 +141,6 @@ def worker_keras(data: Path, out: Path, model: str | None) -> dict:
     np.save(out, result)
     return {"seconds": seconds, "cpu": cpu, "voxels": int(slices.size),
             "peak_mib": peak_rss_mib(), "first_call": first_call}
-
-
-def build_keras_model(keras):
-    """The paper's network as network.py builds it (layer names are the contract)."""
-    inputs = keras.Input((None, None, 1))
-    x = keras.layers.Conv2D(CHANNELS, KERNEL, padding="same", activation="relu",
-                            name="conv1")(inputs)
-    x = keras.layers.MaxPooling2D(2, name="pool")(x)
-    x = keras.layers.Conv2D(CHANNELS, KERNEL, padding="same", activation="relu", name="conv2")(x)
-    x = keras.layers.Conv2D(1, KERNEL, padding="same", name="conv3")(x)
-    outputs = keras.layers.Lambda(lambda t: keras.ops.minimum(t, 1.0), name="cap")(x)
-    return keras.Model(inputs, outputs)
 
 
 def run_worker(kind: str, data: Path, out: Path, args: argparse.Namespace,

@@ -54,16 +54,11 @@ def structured_slice(shape: tuple[int, int], seed: int) -> np.ndarray:
 
 
 def keras_model(weights: dict[str, list[np.ndarray]]):
-    """The reference network (the contract with network.py), with `weights` loaded."""
-    keras = pytest.importorskip("keras")
-    inputs = keras.Input((None, None, 1))
-    x = keras.layers.Conv2D(CHANNELS, KERNEL, padding="same", activation="relu",
-                            name="conv1")(inputs)
-    x = keras.layers.MaxPooling2D(2, name="pool")(x)
-    x = keras.layers.Conv2D(CHANNELS, KERNEL, padding="same", activation="relu", name="conv2")(x)
-    x = keras.layers.Conv2D(1, KERNEL, padding="same", name="conv3")(x)
-    outputs = keras.layers.Lambda(lambda t: keras.ops.minimum(t, 1.0), name="cap")(x)
-    model = keras.Model(inputs, outputs)
+    """The product's network (``network.build_model``) with `weights` loaded: the engine's reference."""
+    pytest.importorskip("tensorflow")
+    from tomowidgets.network import build_model
+
+    model = build_model(filters=CHANNELS, kernel_size=KERNEL, compile=False)
     for name in LAYERS:
         model.get_layer(name).set_weights(weights[name])
     return model
