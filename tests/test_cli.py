@@ -120,3 +120,13 @@ def test_average_command_writes_the_map_fsc_and_oriented_particles(score_files, 
     captured = capsys.readouterr()
     assert "Å" in captured.out
     assert "skipped 2 of 7 particles" in captured.err
+
+
+def test_info_statistics_are_exact_for_a_known_volume(tmp_path, capsys):
+    volume = np.arange(2 * 20 * 30, dtype=np.float32).reshape(40, 3, 10) / 7.0
+    tw.write_tomogram(tmp_path / "known.mrc", volume, apix=5.0)
+    assert main(["info", str(tmp_path / "known.mrc")]) == 0
+    text = capsys.readouterr().out
+    for name, value in (("min", volume.min()), ("max", volume.max()), ("mean", volume.mean()),
+                        ("sd", volume.std())):
+        assert f"{name} = {value:.4g}" in text

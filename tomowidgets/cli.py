@@ -320,17 +320,12 @@ def describe(path: Path) -> str:
 
 def _stats(data: np.ndarray, slab: int = 16) -> dict[str, float]:
     """Min, max, mean and sd computed slab by slab (bounded memory for memory-mapped files)."""
-    n = 0
-    total = total2 = 0.0
-    lo, hi = np.inf, -np.inf
+    from tomowidgets._bandpass import Moments
+
+    moments = Moments()
     for start in range(0, data.shape[0], slab):
-        block = np.asarray(data[start : start + slab], dtype=np.float64)
-        n += block.size
-        total += block.sum()
-        total2 += np.square(block).sum()
-        lo, hi = min(lo, block.min()), max(hi, block.max())
-    mean = total / n
-    return {"min": lo, "max": hi, "mean": mean, "sd": float(np.sqrt(max(total2 / n - mean**2, 0)))}
+        moments.add(np.asarray(data[start : start + slab], dtype=np.float32))
+    return {"min": moments.lo, "max": moments.hi, "mean": moments.mean, "sd": moments.sd}
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
