@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 import tomowidgets as tw
-from tomowidgets.cli import write_cell
 from tomowidgets.preprocess import preprocessing_params
+from tomowidgets.synthetic import write_cell
 
 __all__ = ["Project", "decoys_for", "open_project", "require_networks", "require_scores",
            "require_training_sets", "start_project"]

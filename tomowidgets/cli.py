@@ -331,6 +331,8 @@ def _stats(data: np.ndarray, slab: int = 16) -> dict[str, float]:
 def cmd_synth(args: argparse.Namespace) -> None:
     """Write a synthetic cell and its ground truth."""
     cell = _make_cell(args.shape, args.apix, args.seed, args.snr, args.defocus, not args.no_ctf)
+    from tomowidgets.synthetic import write_cell
+
     write_cell(cell, args.out_dir)
     print(f"{cell!r}\nwritten to {args.out_dir}/")
 
@@ -341,21 +343,6 @@ def _make_cell(shape, apix, seed, snr, defocus, ctf):  # noqa: ANN001, ANN202 - 
     options = {"snr": snr, "defocus": defocus}
     options = {k: v for k, v in options.items() if v is not None}
     return make_cell(tuple(shape), apix=apix, seed=seed, ctf=ctf, **options)
-
-
-def write_cell(cell, out_dir: Path) -> None:  # noqa: ANN001 - a SyntheticCell
-    """Write a synthetic cell's tomogram, density, labels and particle table into `out_dir`."""
-    from tomowidgets.io import atomic_path, write_tomogram
-
-    apix = cell.tomogram.apix
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_tomogram(out_dir / "tomogram.mrc", cell.tomogram, labels=["tomowidgets synth: noisy"])
-    write_tomogram(out_dir / "density.mrc", cell.density, apix=apix, labels=["noise-free density"])
-    for feature, mask in cell.labels.items():
-        write_tomogram(out_dir / "labels" / f"{feature}.mrc", mask, apix=apix, dtype=np.int8,
-                       labels=[f"ground truth: {feature}"])
-    with atomic_path(out_dir / "particles.csv") as tmp:
-        cell.particles.to_csv(tmp, index=False)
 
 
 def cmd_preprocess(args: argparse.Namespace) -> None:

@@ -117,11 +117,10 @@ def run_demo(out_dir: str | Path = "demo_output", *, shape: tuple[int, int, int]
     DemoResult
     """
     from tomowidgets.apply import apply
-    from tomowidgets.cli import write_cell
     from tomowidgets.merge import merge
     from tomowidgets.network import FeatureNet
     from tomowidgets.preprocess import preprocess, preprocessing_params
-    from tomowidgets.synthetic import make_cell
+    from tomowidgets.synthetic import make_cell, write_cell
     from tomowidgets.trainset import TrainingSet
 
     say = print if progress else (lambda *a, **k: None)

@@ -22,7 +22,9 @@ Examples
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,7 +42,7 @@ from tomowidgets._imaging import (
 from tomowidgets._phantoms import proteasome_template, ribosome_template, zyz_matrix
 from tomowidgets._scene import FEATURES, build_scene
 from tomowidgets._validate import check_positive
-from tomowidgets.io import Tomogram
+from tomowidgets.io import Tomogram, atomic_path, write_tomogram
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -57,6 +59,7 @@ __all__ = [
     "missing_wedge_mask",
     "proteasome_template",
     "ribosome_template",
+    "write_cell",
     "zyz_matrix",
 ]
 
@@ -257,3 +260,25 @@ def make_cell(
         seed=None if seed is None or isinstance(seed, np.random.Generator) else int(seed),
         snr=snr, **imaging,
     )
+
+
+def write_cell(cell: SyntheticCell, out_dir: str | os.PathLike) -> Path:
+    """Write a cell into `out_dir`: ``tomogram.mrc``, ``density.mrc``, ``labels/<feature>.mrc``
+    (int8 masks) and ``particles.csv`` (voxel ``z, y, x`` from 0, angles in degrees), atomically.
+
+    Returns
+    -------
+    Path
+        `out_dir`.
+    """
+    out_dir = Path(out_dir)
+    apix = cell.tomogram.apix
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_tomogram(out_dir / "tomogram.mrc", cell.tomogram, labels=["tomowidgets synth: noisy"])
+    write_tomogram(out_dir / "density.mrc", cell.density, apix=apix, labels=["noise-free density"])
+    for feature, mask in cell.labels.items():
+        write_tomogram(out_dir / "labels" / f"{feature}.mrc", mask, apix=apix, dtype=np.int8,
+                       labels=[f"ground truth: {feature}"])
+    with atomic_path(out_dir / "particles.csv") as tmp:
+        cell.particles.to_csv(tmp, index=False)
+    return out_dir
