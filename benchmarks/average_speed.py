@@ -5,8 +5,9 @@ CTF), cuts boxes around the true centres of the ribosomes that lie fully inside 
 picks, so that picking errors do not enter), and runs :func:`tomowidgets.average.average` with its
 defaults (reference-free, gold-standard half sets). Prints a table: particles, box, wall and CPU
 time, the half-map resolution at FSC 0.143, and the resolution at FSC 0.5 against the truth, which
-is the ribosome template imaged the same way minus the missing wedge (same contrast and CTF), after
-aligning the average to it with :func:`tomowidgets.average.align_map` (FSC without a mask, so
+is the ribosome template imaged the same way minus the missing wedge
+(:func:`tomowidgets.synthetic.reference_map`), after aligning the average to it with
+:func:`tomowidgets.average.align_map` (FSC without a mask, so
 neighbours in the boxes count against it; the half-map FSC uses the soft alignment mask).
 
 Usage::
@@ -27,7 +28,7 @@ import time
 import numpy as np
 
 from tomowidgets.average import align_map, average, fsc, resolution
-from tomowidgets.synthetic import image_volume, make_cell, ribosome_template
+from tomowidgets.synthetic import make_cell, reference_map
 
 TARGET_RESOLUTION, TARGET_SECONDS = 50.0, 180.0
 
@@ -44,20 +45,6 @@ def ribosome_boxes(cell, box: int, limit: int) -> np.ndarray:
     return np.stack(out[:limit]).astype(np.float32)
 
 
-def truth_map(cell, box: int) -> np.ndarray:
-    """The ribosome template cut to `box`, imaged like the cell (CTF, contrast) without the wedge."""
-    t = ribosome_template(cell.apix)
-    n = t.shape[0]
-    full = np.zeros((max(n, box),) * 3, np.float32)
-    o = full.shape[0] // 2 - n // 2
-    full[o:o + n, o:o + n, o:o + n] = t
-    o = full.shape[0] // 2 - box // 2
-    t = full[o:o + box, o:o + box, o:o + box]
-    return image_volume(t, cell.apix, tilt_range=90.0, ctf=cell.ctf, defocus=cell.defocus,
-                        phase_flip=cell.phase_flip, snr=None, voltage=cell.voltage, cs=cell.cs,
-                        amplitude_contrast=cell.amplitude_contrast)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shape", type=int, nargs=3, default=[128, 384, 384], help="cell (z, y, x)")
@@ -71,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     cell = make_cell(tuple(args.shape), args.apix, args.seed)
     parts = ribosome_boxes(cell, args.box, args.particles)
-    truth = truth_map(cell, args.box)
+    truth = reference_map(cell, args.box)
     print(f"{cell!r}\ncell and boxes: {time.perf_counter() - t0:.1f} s; {len(parts)} ribosomes of "
           f"{args.box}³ (Nyquist {2 * args.apix:g} Å)")
     print(f"Machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")

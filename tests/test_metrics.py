@@ -64,3 +64,89 @@ def test_match_particles_counts_hits_each_way_within_the_radius():
     assert match_particles(np.empty((0, 3)), truth, radius=1)["recall"] == 0.0
     with pytest.raises(ValueError, match="radius"):
         match_particles(found, truth, radius=0)
+
+
+def _ring(shape=(3, 41, 41), radius=14.0, thickness=2.0, gap=False) -> np.ndarray:
+    """A ring of known thickness in every slice (a tube along z); `gap` opens a quarter of it."""
+    _, y, x = np.indices(shape)
+    r = np.hypot(y - shape[1] // 2, x - shape[2] // 2)
+    ring = np.abs(r - radius) <= thickness / 2
+    if gap:
+        ring &= ~((y > shape[1] // 2) & (x > shape[2] // 2))
+    return ring
+
+
+def test_centrelines_thin_a_thick_band_to_one_voxel_at_its_middle():
+    from tomowidgets.metrics import centrelines
+
+    band = np.zeros((2, 11, 30), bool)
+    band[:, 3:8, 2:28] = True  # rows 3..7: the middle is row 5
+    lines = centrelines(band)
+    rows = np.nonzero(lines[0, :, 5:25])[0]
+    assert set(rows) == {5}
+    assert lines.sum(axis=(1, 2)).tolist() == [lines[0].sum()] * 2  # each slice thinned alike
+    with pytest.raises(ValueError, match="2D"):
+        centrelines(np.zeros(4, bool))
+
+
+def test_skeleton_dice_ignores_thickness_but_not_position():
+    from tomowidgets.metrics import skeleton_dice
+
+    truth = _ring(thickness=2.0)
+    thick = _ring(thickness=5.0)
+    assert dice(thick, truth) < 0.7  # voxel overlap punishes the extra thickness...
+    assert skeleton_dice(thick, truth) > 0.95  # ...the centreline does not
+    shifted = _ring(radius=18.0)
+    assert skeleton_dice(shifted, truth) == 0.0  # 4 voxels off: nothing matches within 1 voxel
+    assert skeleton_dice(truth, truth, tolerance=0) == 1.0
+
+
+def test_skeleton_dice_scores_an_open_membrane_by_the_missing_fraction():
+    from tomowidgets.metrics import skeleton_dice
+
+    closed, opened = _ring(), _ring(gap=True)
+    # three quarters of the centreline found, all of it correct: 2 * 0.75 / 1.75
+    assert skeleton_dice(opened, closed) == pytest.approx(2 * 0.75 / 1.75, abs=0.03)
+    with pytest.raises(ValueError, match="same shape"):
+        skeleton_dice(closed, closed[:2])
+
+
+def test_f_beta_weights_recall_beta_squared_times_more_than_precision():
+    from tomowidgets.metrics import f_beta
+
+    assert f_beta(0.6, 0.9, beta=1) == pytest.approx(2 * 0.6 * 0.9 / 1.5)
+    assert f_beta(0.5, 1.0) == pytest.approx(17 * 0.5 / (16 * 0.5 + 1))
+    assert f_beta(0.5, 1.0) > f_beta(1.0, 0.5)  # beta = 4: recall matters more
+    assert f_beta(float("nan"), 0.0) == 0.0  # nothing picked
+    assert np.isnan(f_beta(float("nan"), 0.5))
+    with pytest.raises(ValueError, match="beta"):
+        f_beta(0.5, 0.5, beta=0)
+
+
+def test_match_particles_reports_f_beta_with_the_given_beta():
+    from tomowidgets.metrics import f_beta, match_particles
+
+    truth = np.array([[10, 10, 10], [30, 30, 30]])
+    found = np.array([[10, 10, 11], [60, 60, 60], [70, 70, 70], [80, 80, 80]])
+    r = match_particles(found, truth, radius=2, beta=2)
+    assert (r["precision"], r["recall"]) == (0.25, 0.5)
+    assert r["f_beta"] == pytest.approx(f_beta(0.25, 0.5, beta=2))
+
+
+def test_fsc_resolution_against_the_true_map_known_answers():
+    from tomowidgets.average import rotate_volume
+    from tomowidgets.metrics import fsc_resolution
+    from tomowidgets.synthetic import make_cell, reference_map
+
+    cell = make_cell((32, 64, 64), seed=0, snr=None)
+    truth = reference_map(cell, 32)
+    assert truth.shape == (32, 32, 32)
+    nyquist = 2 * cell.apix
+    assert fsc_resolution(truth, truth, cell.apix, align=False) == pytest.approx(nyquist)
+    rng = np.random.default_rng(0)
+    noisy = [fsc_resolution(truth + rng.normal(0, level * truth.std(), truth.shape), truth, cell.apix,
+                            align=False) for level in (0.3, 1.0, 3.0)]
+    assert nyquist < noisy[0] < noisy[1] < noisy[2]  # noise drowns the weak high frequencies first
+    turned = rotate_volume(truth, 40.0, 30.0, 20.0, shift=(1.0, -2.0, 0.0))
+    assert fsc_resolution(turned, truth, cell.apix, align=False) > 60  # misaligned: looks poor
+    assert fsc_resolution(turned, truth, cell.apix) < 30  # aligned first: near Nyquist again

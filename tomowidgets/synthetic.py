@@ -58,6 +58,7 @@ __all__ = [
     "make_cell",
     "missing_wedge_mask",
     "proteasome_template",
+    "reference_map",
     "ribosome_template",
     "write_cell",
     "zyz_matrix",
@@ -260,6 +261,36 @@ def make_cell(
         seed=None if seed is None or isinstance(seed, np.random.Generator) else int(seed),
         snr=snr, **imaging,
     )
+
+
+def reference_map(cell: SyntheticCell, box: int) -> NDArray[np.float32]:
+    """The true ribosome of `cell` in a ``box``³ box, imaged as in the cell but without the wedge.
+
+    This is what a perfect subtomogram average of the cell's ribosomes converges to: the 4V5D map
+    at the cell's voxel size, with the cell's contrast and CTF (phase-flipped or not), centred,
+    in the reference pose (rot = tilt = psi = 0), no noise and full angular coverage. Compare an
+    average with it using :func:`tomowidgets.metrics.fsc_resolution`.
+
+    Parameters
+    ----------
+    cell : SyntheticCell
+        The cell whose voxel size, contrast and CTF to use.
+    box : int
+        Box edge in voxels; the template is cropped or zero-padded to it.
+
+    Returns
+    -------
+    ndarray of float32, shape (box, box, box)
+    """
+    template = ribosome_template(cell.apix)
+    n = template.shape[0]
+    full = np.zeros((max(n, box),) * 3, np.float32)
+    o = full.shape[0] // 2 - n // 2
+    full[o:o + n, o:o + n, o:o + n] = template
+    o = full.shape[0] // 2 - box // 2
+    return image_volume(full[o:o + box, o:o + box, o:o + box], cell.apix, tilt_range=90.0, ctf=cell.ctf,
+                        defocus=cell.defocus, phase_flip=cell.phase_flip, snr=None, voltage=cell.voltage,
+                        cs=cell.cs, amplitude_contrast=cell.amplitude_contrast)
 
 
 def write_cell(cell: SyntheticCell, out_dir: str | os.PathLike) -> Path:
