@@ -85,6 +85,8 @@ def test_centrelines_thin_a_thick_band_to_one_voxel_at_its_middle():
     rows = np.nonzero(lines[0, :, 5:25])[0]
     assert set(rows) == {5}
     assert lines.sum(axis=(1, 2)).tolist() == [lines[0].sum()] * 2  # each slice thinned alike
+    band.flags.writeable = False  # e.g. a memory-mapped label volume
+    assert np.array_equal(centrelines(band), lines)
     with pytest.raises(ValueError, match="2D"):
         centrelines(np.zeros(4, bool))
 

@@ -20,7 +20,7 @@ import numpy as np
 from tomowidgets.io import Tomogram, atomic_path, write_tomogram
 from tomowidgets.metrics import dice, match_particles
 
-__all__ = ["DEMO_FEATURES", "DemoResult", "FeatureScore", "run_demo", "score_feature"]
+__all__ = ["DEMO_FEATURES", "DemoResult", "FeatureScore", "run_demo", "score_feature", "train_from_labels"]
 
 #: Features the demo trains (one network each), in merge order.
 DEMO_FEATURES = ("membrane", "double_membrane", "microtubule", "ribosome")
@@ -84,6 +84,50 @@ def score_feature(prediction: np.ndarray, labels: dict[str, np.ndarray], feature
     return FeatureScore(feature, dice(prediction, labels[feature], tolerance=1), decoy, decoy_mean)
 
 
+def train_from_labels(tomo: Tomogram, labels: dict[str, np.ndarray], feature: str, *, seed: int = 0,
+                      perturb: int = 0, epochs: int = 20, progress: bool = False,
+                      **train_kwargs) -> tuple:
+    """Play the annotator on a synthetic cell and train that feature's network with the defaults.
+
+    The training set is the paper's: 10 positive tiles with the ground-truth mask (dilated or
+    eroded by up to `perturb` pixels, like a human's brush) and 100 negatives, half of them on the
+    other features (see :meth:`TrainingSet.from_ground_truth`).
+
+    Parameters
+    ----------
+    tomo : Tomogram
+        The preprocessed tomogram of the cell.
+    labels : dict of str to bool ndarray
+        The cell's ground truth (:attr:`SyntheticCell.labels`).
+    feature : str
+        The feature to train.
+    seed : int, default 0
+        Picks the tiles and seeds the network.
+    perturb : int, default 0
+        Largest mask perturbation in pixels.
+    epochs : int, default 20
+        Training epochs.
+    progress : bool, default False
+        Show a progress bar.
+    **train_kwargs
+        Passed to :meth:`FeatureNet.train` (e.g. ``copies``).
+
+    Returns
+    -------
+    (TrainingSet, FeatureNet)
+    """
+    from tomowidgets.network import FeatureNet
+    from tomowidgets.preprocess import preprocessing_params
+    from tomowidgets.trainset import TrainingSet
+
+    decoys = np.any([m for name, m in labels.items() if name != feature], axis=0)
+    ts = TrainingSet.from_ground_truth(tomo, labels[feature], feature=feature, rng=seed, decoys=decoys,
+                                       perturb=perturb, preprocessing=preprocessing_params(tomo.apix))
+    net = FeatureNet(feature, seed=seed)
+    net.train(ts, epochs=epochs, progress=progress, **train_kwargs)
+    return ts, net
+
+
 def run_demo(out_dir: str | Path = "demo_output", *, shape: tuple[int, int, int] = (64, 256, 256),
              epochs: int = 20, seed: int = 0, features: tuple[str, ...] = DEMO_FEATURES,
              box: int = 32, progress: bool = True) -> DemoResult:
@@ -118,10 +162,8 @@ def run_demo(out_dir: str | Path = "demo_output", *, shape: tuple[int, int, int]
     """
     from tomowidgets.apply import apply
     from tomowidgets.merge import merge
-    from tomowidgets.network import FeatureNet
-    from tomowidgets.preprocess import preprocess, preprocessing_params
+    from tomowidgets.preprocess import preprocess
     from tomowidgets.synthetic import make_cell, write_cell
-    from tomowidgets.trainset import TrainingSet
 
     say = print if progress else (lambda *a, **k: None)
     out = Path(out_dir)
@@ -135,17 +177,12 @@ def run_demo(out_dir: str | Path = "demo_output", *, shape: tuple[int, int, int]
         say(f"[{name}] {cells[name]!r}\n  synthesized and preprocessed in "
             f"{time.perf_counter() - t0:.1f} s -> {out / name}/")
 
-    train_labels = cells["train_cell"].labels
     nets = []
     for feature in features:
-        decoys = np.any([m for name, m in train_labels.items() if name != feature], axis=0)
-        ts = TrainingSet.from_ground_truth(pre["train_cell"], train_labels[feature], feature=feature,
-                                           rng=seed, decoys=decoys,
-                                           preprocessing=preprocessing_params(pre["train_cell"].apix))
-        ts.save(out / f"{feature}.tiles.npz")
-        net = FeatureNet(feature, seed=seed)
         t0 = time.perf_counter()
-        net.train(ts, epochs=epochs, progress=progress)
+        ts, net = train_from_labels(pre["train_cell"], cells["train_cell"].labels, feature, seed=seed,
+                                    epochs=epochs, progress=progress)
+        ts.save(out / f"{feature}.tiles.npz")
         net.save(out / f"{feature}.keras")
         nets.append(net)
         say(f"[{feature}] {ts!r}; trained in {time.perf_counter() - t0:.1f} s")

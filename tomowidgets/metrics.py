@@ -77,7 +77,7 @@ def centrelines(mask: np.ndarray) -> np.ndarray:
     """
     from skimage.morphology import skeletonize
 
-    mask = np.asarray(mask, dtype=bool)
+    mask = np.array(mask, dtype=bool)  # a writable copy: skimage refuses read-only buffers
     if mask.ndim == 2:
         return skeletonize(mask)
     if mask.ndim != 3:

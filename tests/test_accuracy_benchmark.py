@@ -1,0 +1,51 @@
+"""The accuracy benchmark's scoring, checked with perfect score maps (everything must come out 1)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tomowidgets as tw
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def accuracy():
+    spec = importlib.util.spec_from_file_location("accuracy", ROOT / "benchmarks" / "accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_perfect_score_maps_score_perfectly(accuracy):
+    cell = tw.synthetic.make_cell(seed=3)
+    # a perfect network: 2.0 on the feature's voxels, 0 elsewhere (ribosomes as solid blobs)
+    scores = {name: cell.labels[name].astype(np.float32) * 2.0
+              for name in ("membrane", "microtubule", "ribosome")}
+    result = accuracy.score_cell(scores, cell, threshold=1.0, box=32, seed=0)
+    for name in scores:
+        assert result[name]["Dice"] == pytest.approx(1.0)
+        assert result[name]["skel"] == pytest.approx(1.0)
+    picking = result["picking"]
+    assert picking["precision"] == picking["recall"] == picking["f_beta"] == 1.0
+    assert picking["n_found"] == picking["n_true"] > 10
+    # averaging the noisy boxes of true picks resolves the ribosome (Nyquist 20 Å)
+    assert 20.0 <= picking["fsc05"] < 60.0
+
+
+def test_table_has_a_row_per_condition_and_a_column_per_metric(accuracy):
+    mean = {"membrane": {"Dice": 0.91, "skel": 0.95},
+            "picking": {"n_found": 40, "n_true": 38, "precision": 0.95, "recall": 1.0, "f1": 0.974,
+                        "f_beta": 0.997, "fsc05": 29.4}}
+    rows = [{"snr": 0.5, "ctf": True, "variant": "default", "mean": mean},
+            {"snr": 1.0, "ctf": False, "variant": "paper", "mean": {"membrane": mean["membrane"]}}]
+    table = accuracy.format_table(rows, ("membrane",)).splitlines()
+    assert len(table) == 4
+    assert table[0].split(" | ")[3:5] == ["membrane Dice", "membrane skel"]
+    assert "| 0.5 | yes | default | 0.91 | 0.95 | 40/38 | 95% | 100% | 0.97 | 1.00 | 29 |" == table[2]
+    assert table[3] == "| 1 | no | paper | 0.91 | 0.95 |" + " — |" * 6
