@@ -207,3 +207,35 @@ def test_label_map_checks_its_data():
     with pytest.raises(ValueError, match="unique"):
         LabelMap(np.zeros((1, 1, 1), np.uint8), ("a", "a"))
     assert sidecar_path("x/cell.labels.mrc").name == "cell.labels.json"
+
+
+def test_consensus_is_the_mean_score_and_disagreement_the_spread_between_networks():
+    from tomowidgets.merge import consensus
+
+    agree = np.full((4, 3, 3), 1.5, np.float32)
+    a, b, c = agree.copy(), agree.copy(), agree.copy()
+    a[2, 1, 1], b[2, 1, 1], c[2, 1, 1] = 0.0, 0.0, 3.0  # one annotator's network calls this voxel
+    result = consensus({"anna": Tomogram(a, 10.0), "ben": b, "carl": c})
+    assert result.mean.apix == result.disagreement.apix == 10.0
+    assert result.mean.data[0, 0, 0] == pytest.approx(1.5)
+    assert result.disagreement.data[0, 0, 0] == pytest.approx(0.0)
+    assert result.mean.data[2, 1, 1] == pytest.approx(1.0)
+    assert result.disagreement.data[2, 1, 1] == pytest.approx(np.std([0.0, 0.0, 3.0]))
+    assert np.count_nonzero(result.disagreement.data > 1e-6) == 1
+    assert np.array_equal(consensus([a, b, c]).mean.data, result.mean.data)  # a list works too
+
+
+def test_consensus_rejects_a_single_map_and_mismatched_maps():
+    from tomowidgets.merge import consensus
+
+    one = np.zeros((2, 2, 2), np.float32)
+    with pytest.raises(ValueError, match="at least 2"):
+        consensus([one])
+    with pytest.raises(ValueError, match="list of score maps"):
+        consensus(one)
+    with pytest.raises(ValueError, match="shape"):
+        consensus([one, np.zeros((2, 2, 3), np.float32)])
+    bad = one.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        consensus([one, bad])

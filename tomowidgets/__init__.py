@@ -14,7 +14,7 @@ from tomowidgets import synthetic
 from tomowidgets.apply import apply, apply_many
 from tomowidgets.average import AverageResult, average, classify_2d, fsc, resolution
 from tomowidgets.io import Tomogram, read_tomogram, write_tomogram
-from tomowidgets.merge import LabelMap, merge
+from tomowidgets.merge import LabelMap, consensus, merge
 from tomowidgets.network import FeatureNet
 from tomowidgets.particles import (
     extract_subvolumes,
@@ -40,6 +40,7 @@ __all__ = [
     "bandpass",
     "bin",
     "clamp",
+    "consensus",
     "classify_2d",
     "extract_subvolumes",
     "fsc",

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import mrcfile
 import numpy as np
@@ -41,7 +41,7 @@ from tomowidgets.io import Tomogram, atomic_path
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["BACKGROUND", "MAX_FEATURES", "LabelMap", "merge", "sidecar_path"]
+__all__ = ["BACKGROUND", "MAX_FEATURES", "Consensus", "LabelMap", "consensus", "merge", "sidecar_path"]
 
 #: Float32 bytes of score slabs held at once when `slab` is not given (all features together).
 _SLAB_BYTES = 64 * 2**20
@@ -146,6 +146,75 @@ def merge(
                 mrc.add_label(label)
     write_sidecar(out, names, shape, apix)
     return LabelMap.load(out, mmap=True)
+
+
+class Consensus(NamedTuple):
+    """What several networks trained on one feature agree on (see :func:`consensus`).
+
+    Attributes
+    ----------
+    mean : Tomogram
+        Mean calibrated score per voxel; merge or pick it like one network's output.
+    disagreement : Tomogram
+        Standard deviation of the calibrated scores per voxel (same units: 1.0 is the annotated
+        level). Near 0 where the networks agree; large where one annotator's network calls a voxel
+        that another's does not.
+    """
+
+    mean: Tomogram
+    disagreement: Tomogram
+
+
+def consensus(score_maps: Sequence[Tomogram | ArrayLike] | Mapping[str, Tomogram | ArrayLike]
+              ) -> Consensus:
+    """Combine networks trained by different annotators on the same feature (the paper's proposal).
+
+    The paper suggests training one network per annotator to get a consensus and a measure of
+    uncertainty. Calibration puts every network's score on the same scale (1.0 = the annotated
+    level), so the mean is the consensus score and the spread across networks is the per-voxel
+    uncertainty. Processed in slabs of z slices, so memory-mapped maps are fine.
+
+    Parameters
+    ----------
+    score_maps : list of Tomogram or ndarray, or dict of annotator name to one
+        Calibrated score maps of the same tomogram, one per network (at least 2).
+
+    Returns
+    -------
+    Consensus
+        ``mean`` and ``disagreement`` (float32 Tomograms with the inputs' voxel size and origin).
+
+    Raises
+    ------
+    ValueError
+        If fewer than 2 maps are given, or they differ in shape or voxel size, or hold NaN/inf.
+
+    Examples
+    --------
+    >>> a, b = np.full((1, 1, 2), 1.0, np.float32), np.array([[[1.0, 3.0]]], np.float32)
+    >>> c = consensus([a, b])
+    >>> c.mean.data.tolist(), c.disagreement.data.tolist()
+    ([[[1.0, 2.0]]], [[[0.0, 1.0]]])
+    """
+    if not isinstance(score_maps, Mapping):
+        if isinstance(score_maps, (np.ndarray, Tomogram)) or not isinstance(score_maps, Sequence):
+            raise ValueError("`score_maps` must be a list of score maps (one per annotator's network) "
+                             f"or a dict of them, got {type(score_maps).__name__}")
+        score_maps = {f"network {i}": m for i, m in enumerate(score_maps)}
+    if len(score_maps) < 2:
+        raise ValueError(f"a consensus needs the score maps of at least 2 networks, got {len(score_maps)}")
+    names, sources, apix, origin = _check_scores(score_maps, None)
+    shape = sources[0].shape
+    mean, spread = np.empty(shape, np.float32), np.empty(shape, np.float32)
+    slab = max(1, _SLAB_BYTES // max(1, 4 * len(names) * int(np.prod(shape[1:]))))
+    for start in range(0, shape[0], slab):
+        stop = min(start + slab, shape[0])
+        stack = np.stack([as_float32(np.asarray(src[start:stop]), f"score_maps[{name!r}]")
+                          for name, src in zip(names, sources, strict=True)])
+        check_finite(stack, "score_maps", where=f"slices {start}:{stop}")
+        mean[start:stop] = stack.mean(axis=0)
+        spread[start:stop] = stack.std(axis=0)
+    return Consensus(Tomogram(mean, apix, origin), Tomogram(spread, apix, origin))
 
 
 def _check_scores(scores: Any, apix: float | None
