@@ -163,6 +163,34 @@ def test_annotation_viewer_refuses_bad_inputs(small_tomo, scores):
         AnnotationViewer(small_tomo, scores, thresholds={"c": 1.0})
 
 
+def test_disagreement_view_shows_where_annotators_networks_differ(small_tomo, scores, monkeypatch):
+    from tomowidgets.merge import consensus
+
+    drawn = []
+    monkeypatch.setattr(annotation_module, "draw_png", lambda canvas, png, rgba: drawn.append(rgba))
+    other = {name: volume.copy() for name, volume in scores.items()}
+    other["a"][:, 10:, :4] = 0.0                                    # one annotator left this corner out
+    spread = consensus([scores["a"], other["a"]]).disagreement
+    viewer = AnnotationViewer(small_tomo, scores, disagreement=spread, z=1)
+    assert viewer.mode == "labels" and tuple(drawn[-1][0, 0]) == (255, 127, 14, 128)
+    viewer.mode_toggle.value = "disagreement"                        # the toggle's gesture
+    assert viewer.mode == "disagreement"
+    levels = viewer.disagreement_slice
+    assert (levels[10:, :4] == 15).all() and levels.sum() == 15 * 6 * 4  # spread 1.0 = max
+    rgba = drawn[-1]
+    assert tuple(rgba[-1, 0]) == (224, 48, 154, 255) and rgba[0, 0, 3] == 0
+    assert "9.38 % of voxels ≥ 0.5" in viewer.legend.value
+    px, py = viewer.browser.voxel_to_canvas(12.5, 1.5)
+    frontend(viewer.browser.canvas, "mouse_move", x=px, y=py)
+    assert "disagreement 1" in viewer.readout.value
+    viewer.show("labels")
+    assert viewer.mode_toggle.value == "labels" and tuple(drawn[-1][0, 0]) == (255, 127, 14, 128)
+    with pytest.raises(ValueError, match="no disagreement map"):
+        AnnotationViewer(small_tomo, scores).show("disagreement")
+    with pytest.raises(ValueError, match=r"`disagreement` has shape \(3, 8, 8\)"):
+        AnnotationViewer(small_tomo, scores, disagreement=np.zeros((3, 8, 8), np.float32))
+
+
 def test_binned_labels_keep_thin_features_visible():
     labels = np.zeros((8, 8), np.uint8)
     labels[:, 3] = 1                                               # a 1-voxel-wide membrane

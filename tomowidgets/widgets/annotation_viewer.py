@@ -11,10 +11,11 @@ import numpy as np
 import traitlets
 from ipycanvas import hold_canvas
 
+from tomowidgets._validate import check_positive
 from tomowidgets.io import Tomogram
 from tomowidgets.merge import merge
 from tomowidgets.widgets._display import draw_png, encode_png
-from tomowidgets.widgets._overlay import PALETTE, label_fractions, label_lut, render_labels
+from tomowidgets.widgets._overlay import PALETTE, hex_rgb, label_fractions, label_lut, render_labels
 from tomowidgets.widgets.slice_browser import SliceBrowser
 
 if TYPE_CHECKING:
@@ -22,7 +23,12 @@ if TYPE_CHECKING:
 
     from tomowidgets.merge import LabelMap
 
-__all__ = ["AnnotationViewer"]
+__all__ = ["DISAGREEMENT_COLOUR", "AnnotationViewer"]
+
+#: Colour of the disagreement heat map (magenta: not in the feature palette).
+DISAGREEMENT_COLOUR = "#e0309a"
+#: Opacity steps of the disagreement heat map.
+_LEVELS = 15
 
 
 class AnnotationViewer(widgets.VBox):
@@ -52,6 +58,12 @@ class AnnotationViewer(widgets.VBox):
         Opacity of the colours, 0-1 (linked to the opacity slider).
     max_threshold : float, default 3.0
         Upper end of the threshold sliders.
+    disagreement : Tomogram or ndarray of shape (z, y, x), optional
+        Per-voxel disagreement between several annotators' networks (``consensus(...).disagreement``
+        from :func:`tomowidgets.merge.consensus`). Adds a "disagreement" view: a magenta heat map,
+        opaque at `max_disagreement`, showing where the annotators' networks differ.
+    max_disagreement : float, default 1.0
+        Disagreement (calibrated score units) shown fully opaque.
     **browser_options
         Passed to :class:`SliceBrowser` (``z``, ``contrast``, ``max_size``...).
 
@@ -65,6 +77,9 @@ class AnnotationViewer(widgets.VBox):
         Colour (``'#rrggbb'``) per feature.
     n_encoded : int
         Overlay images encoded so far.
+    mode : str
+        ``"labels"`` or ``"disagreement"`` (the latter only with `disagreement`); linked to the
+        view toggle.
 
     Raises
     ------
@@ -74,11 +89,13 @@ class AnnotationViewer(widgets.VBox):
     """
 
     opacity = traitlets.Float(0.5, min=0.0, max=1.0)
+    mode = traitlets.Unicode("labels")
 
     def __init__(self, tomo: Tomogram, scores: Mapping[str, Tomogram | ArrayLike] | None = None, *,
                  labelmap: LabelMap | None = None, threshold: float = 1.0,
                  thresholds: Mapping[str, float] | None = None, opacity: float = 0.5,
-                 max_threshold: float = 3.0, **browser_options: Any) -> None:
+                 max_threshold: float = 3.0, disagreement: Tomogram | ArrayLike | None = None,
+                 max_disagreement: float = 1.0, **browser_options: Any) -> None:
         super().__init__()
         if (scores is None) == (labelmap is None):
             raise ValueError("give either `scores` ({name: score map}) or `labelmap` (a LabelMap), "
@@ -95,9 +112,13 @@ class AnnotationViewer(widgets.VBox):
         else:
             self.scores = {}
             self.names = tuple(labelmap.names)  # type: ignore[union-attr]
-        for name, volume in (*self.scores.items(), ("labelmap", getattr(labelmap, "data", None))):
+        self.disagreement = (disagreement.data if isinstance(disagreement, Tomogram)
+                             else None if disagreement is None else np.asarray(disagreement))
+        self.max_disagreement = check_positive(max_disagreement, "max_disagreement")
+        for name, volume in (*self.scores.items(), ("labelmap", getattr(labelmap, "data", None)),
+                             ("disagreement", self.disagreement)):
             if volume is not None and tuple(volume.shape) != tuple(tomo.shape):
-                what = "`labelmap`" if name == "labelmap" else f"`scores[{name!r}]`"
+                what = f"`{name}`" if name in ("labelmap", "disagreement") else f"`scores[{name!r}]`"
                 raise ValueError(f"{what} has shape {tuple(volume.shape)} but the tomogram has "
                                  f"{tuple(tomo.shape)}; show the scores over the tomogram they were "
                                  "computed from (unbinned scores: FeatureNet.predict(..., unbin=True))")
@@ -135,6 +156,12 @@ class AnnotationViewer(widgets.VBox):
         self.browser.on_redraw(guard(self.draw))
         self.browser.on_hover(guard(self._hover))
         controls = [self.opacity_slider, *self.threshold_sliders.values()]
+        if self.disagreement is not None:
+            self.mode_toggle = widgets.ToggleButtons(options=["labels", "disagreement"], value="labels",
+                                                     description="show")
+            widgets.link((self.mode_toggle, "value"), (self, "mode"))
+            self.observe(guard(lambda _: self.draw()), "mode")
+            controls.insert(0, self.mode_toggle)
         self.children = [self.browser, widgets.HBox([widgets.VBox(controls), self.legend]), self.readout]
         self.draw()
 
@@ -164,7 +191,29 @@ class AnnotationViewer(widgets.VBox):
         """Fraction of the displayed slice's voxels per feature."""
         return label_fractions(self.label_slice, self.names)
 
+    @property
+    def disagreement_slice(self) -> NDArray[np.uint8]:
+        """The displayed slice's disagreement in levels 0..15 (15 = `max_disagreement` or more)."""
+        if self.disagreement is None:
+            raise ValueError("no disagreement map: pass disagreement=consensus(...).disagreement")
+        plane = np.asarray(self.disagreement[self.browser.z], np.float32) / self.max_disagreement
+        return np.round(np.clip(plane, 0.0, 1.0) * _LEVELS).astype(np.uint8)
+
     # -- actions -------------------------------------------------------------------------------
+    def show(self, mode: str) -> None:
+        """Show ``"labels"`` (the merged annotation) or ``"disagreement"`` (between networks).
+
+        Raises
+        ------
+        ValueError
+            If `mode` is unknown, or "disagreement" without a disagreement map.
+        """
+        if mode not in ("labels", "disagreement"):
+            raise ValueError(f"`mode` must be 'labels' or 'disagreement', got {mode!r}")
+        if mode == "disagreement" and self.disagreement is None:
+            raise ValueError("no disagreement map: pass disagreement=consensus(...).disagreement")
+        self.mode = mode
+
     def set_threshold(self, name: str, value: float) -> None:
         """Set feature `name`'s threshold (moves its slider, widening its range if needed).
 
@@ -182,6 +231,9 @@ class AnnotationViewer(widgets.VBox):
 
     def draw(self) -> None:
         """Redraw the label overlay and the legend for the current slice, view and settings."""
+        if self.mode == "disagreement":
+            self._draw_disagreement()
+            return
         labels = self.label_slice
         view = self.browser.viewport
         key = (self._labels_key, view, round(self.opacity, 4))
@@ -199,6 +251,26 @@ class AnnotationViewer(widgets.VBox):
         self.legend.value = f"<small>voxels of slice {self.browser.z}</small>{rows}"
 
     # -- internals -----------------------------------------------------------------------------
+    def _draw_disagreement(self) -> None:
+        levels = self.disagreement_slice
+        view = self.browser.viewport
+        key = ("disagreement", self.browser.z, view)
+        if key != self._overlay_key or self._png is None:
+            lut = np.zeros((_LEVELS + 1, 4), np.uint8)
+            lut[:, :3] = hex_rgb(DISAGREEMENT_COLOUR)
+            lut[:, 3] = np.round(np.linspace(0, 255, _LEVELS + 1))
+            rgba = render_labels(levels, view, lut)
+            self._png, self._overlay_key = (encode_png(rgba), rgba), key
+            self.n_encoded += 1
+        with hold_canvas():
+            self.browser.overlay.clear()
+            draw_png(self.browser.overlay, *self._png)
+        plane = np.asarray(self.disagreement[self.browser.z], np.float32)  # type: ignore[index]
+        self.legend.value = (f"<small>disagreement on slice {self.browser.z}</small>"
+                             f"<div>mean {float(plane.mean()):.3f}; "
+                             f"{100 * float(np.mean(plane >= 0.5 * self.max_disagreement)):.2f} % of voxels "
+                             f"≥ {0.5 * self.max_disagreement:g}</div>")
+
     def _hover(self, voxel: tuple | None) -> None:
         if voxel is None:
             self.readout.value = ""
@@ -206,5 +278,7 @@ class AnnotationViewer(widgets.VBox):
         z, y, x = voxel
         label = int(self.label_slice[y, x])
         parts = [f"{html.escape(n)} {float(v[z, y, x]):.3g}" for n, v in self.scores.items()]
+        if self.disagreement is not None:
+            parts.append(f"disagreement {float(self.disagreement[z, y, x]):.3g}")
         shown = self.names[label - 1] if label else "background"
         self.readout.value = f"<small>{' · '.join(parts)}{' → ' if parts else ''}{html.escape(shown)}</small>"
