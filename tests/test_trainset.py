@@ -585,3 +585,24 @@ def test_from_ground_truth_centres_half_the_negatives_on_decoys():
     assert all(not r.mask.any() for r in ts if r.kind == "negative")
     with pytest.raises(ValueError, match="decoys"):
         TrainingSet.from_ground_truth(tomo, label, feature="f", decoys=decoys[:4])
+
+
+def test_competing_set_borrows_the_other_features_positives_as_negatives():
+    tomo = _tomo()
+    membrane = TrainingSet(T, feature="membrane")
+    membrane.add_positive(tomo, 1, 10, 10, _mask())
+    membrane.add_negative(tomo, 2, 20, 20)
+    ribosome = TrainingSet(T, feature="ribosome")
+    ribosome.add_positive(tomo, 3, 20, 30, _mask(row=2))
+    ribosome.add_positive(tomo, 1, 11, 12, _mask(row=3))            # on the membrane tile: skipped
+    ribosome.add_negative(tomo, 4, 20, 20)                          # its negatives are not borrowed
+    competing = membrane.with_competitors([ribosome])
+    assert (competing.n_positive, competing.n_negative) == (1, 2)
+    assert competing.feature == "membrane" and competing.kinds[-1] == "negative"
+    np.testing.assert_array_equal(competing.image(2), ribosome.image(0))
+    assert not competing.mask(2).any()
+    assert (membrane.n_positive, membrane.n_negative, ribosome.n_positive) == (1, 1, 2)  # unchanged
+    with pytest.raises(ValueError, match="own feature"):
+        membrane.with_competitors([membrane])
+    with pytest.raises(ValueError, match="tile"):
+        membrane.with_competitors([TrainingSet(T + 2, feature="ribosome")])

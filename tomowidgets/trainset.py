@@ -266,6 +266,51 @@ class TrainingSet:
         out._records = [r for s in sets for r in s._records]
         return out
 
+    def with_competitors(self, others: Iterable[TrainingSet]) -> TrainingSet:
+        """A new set with this set's tiles plus every positive tile of `others` as a negative.
+
+        Networks trained this way compete in the merge: each has seen the other features'
+        annotated tiles as "not me", so two networks rarely both score high on one structure
+        (the paper notes that merging lets networks compete, but each was trained alone). A
+        positive tile of another feature that also shows this feature would teach the wrong
+        thing, so such tiles (overlapping one of this set's positive tiles by more than half a
+        tile, same tomogram and slice) are skipped.
+
+        Parameters
+        ----------
+        others : iterable of TrainingSet
+            The other features' sets, same tile and voxel size (e.g. all sets but this one).
+
+        Returns
+        -------
+        TrainingSet
+            This set's feature, metadata and tiles, then the borrowed negatives.
+
+        Raises
+        ------
+        ValueError
+            If a set differs in tile or voxel size, or is this set's own feature.
+        """
+        others = list(others)
+        borrowed = []
+        mine = [r for r in self._records if r.kind == "positive"]
+        for other in others:
+            if not isinstance(other, TrainingSet):
+                raise ValueError(f"`others` must hold TrainingSets, got {type(other).__name__}")
+            if other.tile != self.tile or (other.apix and self.apix and other.apix != self.apix):
+                raise ValueError(f"the {other.feature or 'unnamed'} set has {other.tile}² tiles at "
+                                 f"{other.apix} Å/voxel but this set has {self.tile}² at {self.apix}; "
+                                 "competing sets must share tile and voxel size")
+            if other is self or (other.feature is not None and other.feature == self.feature):
+                raise ValueError(f"`others` includes this set's own feature {self.feature!r}; pass "
+                                 "the other features' sets only")
+            for r in other._records:
+                if r.kind == "positive" and not any(_overlaps(r, m, self.tile) for m in mine):
+                    borrowed.append(replace(r, kind="negative", mask=frozen(np.zeros_like(r.mask))))
+        out = TrainingSet(self.tile, feature=self.feature, apix=self.apix, preprocessing=self.preprocessing)
+        out._records = [*self._records, *borrowed]
+        return out
+
     # -- training arrays -----------------------------------------------------------------------
     def training_arrays(self, *, rng: int | np.random.Generator | None = None, balance: bool = True,
                         copies: int | None = None, augment_negatives: bool = False,
@@ -449,3 +494,9 @@ def shrink_labels(masks: ArrayLike) -> NDArray[np.float32]:
     if h % 2 or w % 2:
         raise ValueError(f"`masks` must have even tile sizes, got {h}×{w}")
     return m.reshape(*m.shape[:-2], h // 2, 2, w // 2, 2).mean(axis=(-3, -1), dtype=np.float32)
+
+
+def _overlaps(a: TileRecord, b: TileRecord, tile: int) -> bool:
+    """Whether two tiles of one slice of one tomogram share more than half a tile's width each way."""
+    (za, ya, xa), (zb, yb, xb) = a.centre, b.centre
+    return a.source == b.source and za == zb and abs(ya - yb) < tile / 2 and abs(xa - xb) < tile / 2
