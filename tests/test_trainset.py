@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tomowidgets as tw
+from tomowidgets._trainset_sampling import rotate_pair, training_examples
 from tomowidgets.trainset import NEGATIVE_COPIES, TrainingSet, shrink_labels
 
 T = 16  # small tiles keep the tests fast; one test uses the paper's 64
@@ -606,3 +607,26 @@ def test_competing_set_borrows_the_other_features_positives_as_negatives():
         membrane.with_competitors([membrane])
     with pytest.raises(ValueError, match="tile"):
         membrane.with_competitors([TrainingSet(T + 2, feature="ribosome")])
+
+
+def test_scale_augmentation_magnifies_copies_within_the_range():
+    tomo = _tomo(shape=(2, 64, 64))
+    ts = TrainingSet(32, feature="membrane")
+    mask = np.zeros((32, 32), bool)
+    mask[14:18, :] = True                                           # a 4-pixel-thick band
+    ts.add_positive(tomo, 0, 32, 32, mask)
+    ts.add_negative(tomo, 1, 32, 32)
+
+    def band_widths(scale):
+        _, masks = training_examples(ts._records, rng=0, balance=False, copies=40,
+                                     augment_negatives=False, scale=scale)
+        painted = masks.reshape(len(masks), -1).sum(axis=1)
+        return painted[painted > 0] / 32                             # ~ width of the rotated band
+
+    plain, zoomed = band_widths(0.0), band_widths(0.5)
+    assert np.ptp(plain) < 1.5                                       # rotation alone: ~4 pixels
+    assert zoomed.min() < 3.3 and zoomed.max() > 4.8                 # magnified 1/1.5 .. 1.5
+    _, doubled = rotate_pair(ts.image(0), mask, 0.0, 2.0)            # about the tile centre (15.5)
+    assert np.nonzero(doubled.any(axis=1))[0].tolist() == list(range(12, 20))  # 8 pixels thick
+    with pytest.raises(ValueError, match="scale"):
+        ts.training_arrays(scale=1.5)

@@ -41,8 +41,8 @@ def check_arrays(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def training_arrays(ts: Any, *, seed: int, copies: int | None,
-                    negative_copies: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def training_arrays(ts: Any, *, seed: int, copies: int | None, negative_copies: int | None = None,
+                    scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` from a TrainingSet (augmented, balanced, shuffled) or from a plain tuple."""
     if isinstance(ts, tuple | list) and len(ts) == 2:
         return check_arrays(*ts)
@@ -52,6 +52,8 @@ def training_arrays(ts: Any, *, seed: int, copies: int | None,
     options = {} if copies is None else {"copies": check_positive_int(copies, "copies")}
     if negative_copies is not None:
         options["negative_copies"] = check_positive_int(negative_copies, "negative_copies")
+    if scale is not None:
+        options["scale"] = scale
     return check_arrays(*ts.training_arrays(rng=seed, **options))
 
 

@@ -30,6 +30,8 @@ _NEGATIVE_TOLERANCE = 0.005  # from_ground_truth: fallback negatives may hold <=
 #: per epoch: the network stays unsure, mean output ~0.4 on the annotation), 0.70 with 2, 0.915 with
 #: 3 and 0.91 with 10; 3 keeps the paper-sized set's training near a minute on 2 CPU cores.
 NEGATIVE_COPIES = 3
+#: Default largest relative magnification of the augmented copies (0: rotation only, as the paper).
+SCALE = 0.0
 
 
 # -- ground truth ------------------------------------------------------------------------------
@@ -160,14 +162,15 @@ def perturb_mask(mask: np.ndarray, perturb: int, rng: np.random.Generator) -> np
 # -- training examples -------------------------------------------------------------------------
 def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator | None,
                       balance: bool, copies: Any, augment_negatives: bool,
-                      negative_copies: Any = NEGATIVE_COPIES,
+                      negative_copies: Any = NEGATIVE_COPIES, scale: float = SCALE,
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Images and full-size masks of TileRecords in rotated copies, shuffled.
 
     Each positive appears `copies` times and each negative `negative_copies` times: once as picked,
     the other times rotated by random angles (as EMAN2's ``e2tomoseg_buildtrainset.py --ncopy``
-    does). Returns ``x`` (n, tile, tile) float32, contiguous, and the masks (n, tile, tile) bool in
-    the same order. Arguments and errors are those of ``TrainingSet.training_arrays``.
+    does) and magnified by random factors in ``[1 / (1 + scale), 1 + scale]`` (log-uniform).
+    Returns ``x`` (n, tile, tile) float32, contiguous, and the masks (n, tile, tile) bool in the
+    same order. Arguments and errors are those of ``TrainingSet.training_arrays``.
     """
     if not records:
         raise ValueError("the training set is empty; annotate at least one positive tile "
@@ -178,6 +181,10 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
         raise ValueError(f"the training set has {len(negatives)} negative tiles but no "
                          "positive; annotate at least one positive tile with add_positive(...)")
     negative_copies = check_positive_int(negative_copies, "negative_copies")
+    if not (isinstance(scale, int | float) and 0.0 <= scale < 1.0):
+        raise ValueError(f"`scale` must be a number in [0, 1) (largest relative magnification of the "
+                         f"augmented copies, e.g. 0.25 for ±25 %), got {scale!r}")
+    log_zoom = np.log1p(float(scale))
     if copies is not None:
         copies = check_positive_int(copies, "copies")
     else:
@@ -189,12 +196,14 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
         images.append(r.image)
         masks.append(r.mask)
         for angle in rng.uniform(0.0, 360.0, size=copies - 1):
-            image, mask = rotate_pair(r.image, r.mask, float(angle))
+            zoom = float(np.exp(rng.uniform(-log_zoom, log_zoom))) if log_zoom else 1.0
+            image, mask = rotate_pair(r.image, r.mask, float(angle), zoom)
             images.append(image)
             masks.append(mask)
     for r in negatives:
         for angle in (None, *rng.uniform(0.0, 360.0, size=negative_copies - 1)):
-            image = r.image if angle is None else rotate_pair(r.image, r.mask, float(angle))[0]
+            zoom = float(np.exp(rng.uniform(-log_zoom, log_zoom))) if log_zoom and angle is not None else 1.0
+            image = r.image if angle is None else rotate_pair(r.image, r.mask, float(angle), zoom)[0]
             if augment_negatives:
                 image = np.rot90(image, int(rng.integers(4)))
                 image = image[:, ::-1] if rng.integers(2) else image
@@ -204,8 +213,10 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
     return np.ascontiguousarray(np.stack(images)[order], dtype=np.float32), np.stack(masks)[order]
 
 
-def rotate_pair(image: np.ndarray, mask: np.ndarray, angle: float) -> tuple[np.ndarray, ...]:
-    """Rotate a tile and its mask by `angle` degrees about the tile centre, identically.
+def rotate_pair(image: np.ndarray, mask: np.ndarray, angle: float, zoom: float = 1.0
+                ) -> tuple[np.ndarray, ...]:
+    """Rotate a tile and its mask by `angle` degrees about the tile centre, identically, and
+    magnify both by `zoom` (> 1 enlarges: membranes look thicker and further apart).
 
     A rotated square needs values beyond its corners (up to 17 % of the tile at 45°). We reflect
     the tile at its edges (``mode='reflect'``) for both image and mask rather than storing more
@@ -215,6 +226,16 @@ def rotate_pair(image: np.ndarray, mask: np.ndarray, angle: float) -> tuple[np.n
     is interpolated linearly; the mask linearly too, then thresholded at 0.5, so its edge follows
     the same interpolation as the image.
     """
-    rotated = ndimage.rotate(image, angle, reshape=False, order=1, mode="reflect")
-    rmask = ndimage.rotate(mask.astype(np.float32), angle, reshape=False, order=1, mode="reflect")
-    return rotated.astype(np.float32, copy=False), rmask > 0.5
+    if zoom == 1.0:
+        rotated = ndimage.rotate(image, angle, reshape=False, order=1, mode="reflect")
+        rmask = ndimage.rotate(mask.astype(np.float32), angle, reshape=False, order=1, mode="reflect")
+        return rotated.astype(np.float32, copy=False), rmask > 0.5
+    # output pixel p samples input c + M (p - c): M rotates by -angle (as ndimage.rotate) and
+    # shrinks by 1/zoom, so the content is magnified by zoom about the centre
+    a = np.deg2rad(angle)
+    matrix = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) / zoom
+    centre = (np.array(image.shape, float) - 1) / 2
+    offset = centre - matrix @ centre
+    out = ndimage.affine_transform(image, matrix, offset, order=1, mode="reflect")
+    rmask = ndimage.affine_transform(mask.astype(np.float32), matrix, offset, order=1, mode="reflect")
+    return out.astype(np.float32, copy=False), rmask > 0.5

@@ -143,7 +143,8 @@ class FeatureNet:
               batch_size: int = 20, learning_rate: float = 0.01, decay: float = 0.9,
               l1: float = 1e-5, copies: int | None = None, callbacks: Any = None,
               progress: bool = True, seed: int | None = None, engine: str = "fft",
-              reset: bool = False, negative_copies: int | None = None) -> dict[str, list[float]]:
+              reset: bool = False, negative_copies: int | None = None,
+              scale: float | None = None) -> dict[str, list[float]]:
         """Train on a training set with the paper's schedule, then calibrate.
 
         Parameters
@@ -189,6 +190,10 @@ class FeatureNet:
             Instances of each negative tile per epoch (rotated copies, as EMAN2's ``--ncopy``);
             default :data:`tomowidgets.trainset.NEGATIVE_COPIES` (3). It sets how many SGD steps
             the fixed schedule takes; 1 leaves the network unsure. Ignored for plain arrays.
+        scale : float, optional
+            Largest relative magnification of the augmented copies (log-uniform in
+            ``[1 / (1 + scale), 1 + scale]``); default :data:`tomowidgets.trainset.SCALE`. 0
+            rotates only, as the paper. Ignored for plain arrays.
 
         Returns
         -------
@@ -214,7 +219,7 @@ class FeatureNet:
         _tf()
         seed = self.seed if seed is None else int(seed)
         x, y = _training.training_arrays(ts, seed=seed, copies=copies,
-                                         negative_copies=negative_copies)
+                                         negative_copies=negative_copies, scale=scale)
         self._adopt(ts)
         if reset:
             self._model, self.amplitude = None, None
@@ -229,7 +234,7 @@ class FeatureNet:
         self.training = {
             "epochs": len(self.history["loss"]), "batch_size": batch_size,
             "learning_rate": learning_rate, "decay": decay, "l1": l1, "copies": copies,
-            "negative_copies": negative_copies,
+            "negative_copies": negative_copies, "scale": scale,
             "seed": seed, "engine": engine, "n_tiles": len(x),
             "n_annotated_tiles": int((y > 0).any(axis=(1, 2)).sum()),
             "trainset": _trainset_summary(ts),
