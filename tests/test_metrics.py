@@ -152,3 +152,23 @@ def test_fsc_resolution_against_the_true_map_known_answers():
     turned = rotate_volume(truth, 40.0, 30.0, 20.0, shift=(1.0, -2.0, 0.0))
     assert fsc_resolution(turned, truth, cell.apix, align=False) > 60  # misaligned: looks poor
     assert fsc_resolution(turned, truth, cell.apix) < 30  # aligned first: near Nyquist again
+
+
+def test_confusion_matrix_counts_true_features_against_merged_labels():
+    from tomowidgets.metrics import confusion_matrix
+
+    truth = {"membrane": np.zeros((1, 4, 4), bool), "double_membrane": np.zeros((1, 4, 4), bool)}
+    truth["membrane"][0, 0] = True                                  # 4 voxels
+    truth["double_membrane"][0, 1:3] = True                         # 8 voxels
+    labels = np.zeros((1, 4, 4), np.uint8)
+    labels[0, 0, :3] = 1                                            # 3 membrane found, 1 missed
+    labels[0, 1] = 1                                                # 4 double-membrane voxels called membrane
+    labels[0, 2, :2] = 2
+    labels[0, 3, 0] = 2                                             # called where nothing is
+    m = confusion_matrix(labels, truth, ("membrane", "double_membrane"))
+    assert m.tolist() == [[3, 0, 1], [1, 3, 0], [2, 4, 2]]
+    assert m.sum() == labels.size
+    with pytest.raises(ValueError, match="no label for"):
+        confusion_matrix(labels, truth, ("membrane", "ribosome"))
+    with pytest.raises(ValueError, match="0..2"):
+        confusion_matrix(labels + 3, truth, ("membrane", "double_membrane"))

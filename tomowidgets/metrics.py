@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["centrelines", "dice", "f_beta", "fsc_resolution", "match_particles", "skeleton_dice"]
+__all__ = ["centrelines", "confusion_matrix", "dice", "f_beta", "fsc_resolution", "match_particles",
+           "skeleton_dice"]
 
 
 def dice(prediction: np.ndarray, truth: np.ndarray, *, tolerance: int = 0) -> float:
@@ -114,6 +115,49 @@ def skeleton_dice(prediction: np.ndarray, truth: np.ndarray, *, tolerance: int =
     """
     prediction, truth = _same_shape_masks(prediction, truth)
     return dice(centrelines(prediction), centrelines(truth), tolerance=tolerance)
+
+
+def confusion_matrix(labels: np.ndarray, truth: dict[str, np.ndarray], names: tuple[str, ...] | list[str]
+                     ) -> np.ndarray:
+    """Voxel counts of each true feature against each merged label: how much features get confused.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (z, y, x)
+        A merged annotation: 0 background, ``i`` = ``names[i - 1]`` (``LabelMap.data``).
+    truth : dict of str to bool ndarray
+        Ground truth per feature, same shape; every name in `names` must be there. A voxel true
+        for several features counts for the first of them in `names`.
+    names : sequence of str
+        The features of `labels`, in label order.
+
+    Returns
+    -------
+    ndarray of int64, shape (n + 1, n + 1)
+        Row ``i`` = voxels truly of ``names[i - 1]`` (row 0: of none of them), column ``j`` =
+        voxels labelled ``j``. Off-diagonal entries between features (rows and columns >= 1) are
+        confusions; column 0 is what was missed, row 0 what was called where nothing is.
+
+    Examples
+    --------
+    >>> labels = np.array([[[1, 1, 2, 0]]])
+    >>> truth = {"a": np.array([[[True, True, True, False]]]), "b": np.zeros((1, 1, 4), bool)}
+    >>> confusion_matrix(labels, truth, ["a", "b"]).tolist()
+    [[1, 0, 0], [0, 2, 1], [0, 0, 0]]
+    """
+    labels = np.asarray(labels)
+    missing = [name for name in names if name not in truth]
+    if missing:
+        raise ValueError(f"`truth` has no label for {missing}; it has {sorted(truth)}")
+    true_class = np.zeros(labels.shape, np.int64)
+    for i, name in reversed(list(enumerate(names, start=1))):  # the first name wins an overlap
+        mask, _ = _same_shape_masks(truth[name], labels)
+        true_class[mask] = i
+    n = len(names) + 1
+    if labels.min(initial=0) < 0 or labels.max(initial=0) >= n:
+        raise ValueError(f"`labels` must hold 0..{n - 1} (one per name), got "
+                         f"{labels.min()}..{labels.max()}")
+    return np.bincount((true_class * n + labels.astype(np.int64)).ravel(), minlength=n * n).reshape(n, n)
 
 
 def f_beta(precision: float, recall: float, beta: float = 4.0) -> float:
