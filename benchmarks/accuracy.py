@@ -37,25 +37,54 @@ import json
 import os
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from tomowidgets.demo import DEMO_FEATURES, RIBOSOME_MATCH_RADIUS, train_from_labels
+from tomowidgets.demo import DEMO_FEATURES, RIBOSOME_MATCH_RADIUS, simulated_annotation
 from tomowidgets.io import atomic_path
 
 #: Noise levels (signal variance / noise variance after wedge and CTF); 0.5 is make_cell's default.
 SNRS = (1.0, 0.5, 0.25)
 #: The paper's figure: share of picked ribosomes judged correct by eye.
 PAPER_PRECISION = 0.89
-#: Pipeline settings compared in the table: name -> (keyword arguments of FeatureNet.train, merge
-#: threshold). "default" is the product's; "paper" is the paper's augmentation (each positive tile
-#: in 10 rotated copies, each negative once: 200 tiles per epoch instead of 600).
-VARIANTS = {
-    "default": ({}, 1.0),
-    "paper": ({"copies": 10, "negative_copies": 1}, 1.0),
-}
 COLUMNS = ("Dice", "skel")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to run the pipeline.
+
+    Attributes
+    ----------
+    train : dict
+        Keyword arguments of :meth:`FeatureNet.train` (e.g. ``copies``, ``scale``).
+    compete : bool
+        Train each network with the other features' positive tiles as extra negatives
+        (:meth:`TrainingSet.with_competitors`).
+    annotators : int
+        Simulated annotators per feature (different tiles, brush errors and initial weights);
+        with more than one, their networks' :func:`tomowidgets.merge.consensus` mean is merged.
+    """
+
+    train: dict = field(default_factory=dict)
+    compete: bool = False
+    annotators: int = 1
+
+
+#: Pipeline settings compared in the table. "default" is the product's; "paper" the paper's
+#: augmentation (each positive tile in 10 rotated copies, each negative once: 200 tiles per epoch
+#: instead of 600, no magnification); "rotate-only" the product before magnification was added.
+VARIANTS = {
+    "default": Variant(),
+    "paper": Variant(train={"copies": 10, "negative_copies": 1, "scale": 0.0}),
+    "rotate-only": Variant(train={"scale": 0.0}),
+    "compete": Variant(compete=True),
+    "consensus-3": Variant(annotators=3),
+}
+#: Seed offset between simulated annotators.
+ANNOTATOR_SEEDS = 100
 
 
 def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int) -> list:
@@ -73,13 +102,16 @@ def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int) ->
 def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int) -> dict:  # noqa: ANN001
     """All the metrics of one unseen cell from its score maps (one per feature)."""
     from tomowidgets.merge import merge
-    from tomowidgets.metrics import dice, skeleton_dice
+    from tomowidgets.metrics import confusion_matrix, dice, skeleton_dice
 
     labels = merge(scores, threshold=threshold)
     result = {}
     for i, name in enumerate(labels.names):
         called, truth = np.asarray(labels.data) == i + 1, cell.labels[name]
         result[name] = {"Dice": dice(called, truth, tolerance=1), "skel": skeleton_dice(called, truth)}
+    counts = confusion_matrix(labels.data, cell.labels, labels.names)[1:, 1:]
+    # cross-talk: share of the voxels called as some feature that lie on another true feature
+    result["merge"] = {"cross_talk": float((counts.sum() - np.trace(counts)) / max(1, counts.sum()))}
     if "ribosome" in scores:
         result["picking"] = pick_and_average(scores["ribosome"], cell, threshold=threshold, box=box,
                                              seed=seed)
@@ -108,24 +140,50 @@ def pick_and_average(scores, cell, *, threshold: float, box: int, seed: int) -> 
     return result
 
 
+def train_networks(train_pre, labels: dict, features: tuple[str, ...], variant: Variant, *,  # noqa: ANN001
+                   seed: int, epochs: int) -> list[list]:
+    """Per simulated annotator, one trained network per feature."""
+    from tomowidgets.network import FeatureNet
+
+    teams = []
+    for annotator in range(variant.annotators):
+        s = seed + ANNOTATOR_SEEDS * annotator
+        sets = {f: simulated_annotation(train_pre, labels, f, seed=s, perturb=1) for f in features}
+        if variant.compete:
+            sets = {f: ts.with_competitors([sets[o] for o in features if o != f]) for f, ts in sets.items()}
+        team = []
+        for feature in features:
+            net = FeatureNet(feature, seed=s)
+            net.train(sets[feature], epochs=epochs, progress=False, **variant.train)
+            team.append(net)
+        teams.append(team)
+    return teams
+
+
+def score_maps(teams: list[list], pre) -> dict:  # noqa: ANN001
+    """Each feature's calibrated scores on `pre`: one network's, or the annotators' consensus."""
+    from tomowidgets.apply import apply
+    from tomowidgets.merge import consensus
+
+    applied = [apply(team, pre, progress=False) for team in teams]
+    if len(applied) == 1:
+        return applied[0]
+    return {name: consensus([maps[name] for maps in applied]).mean for name in applied[0]}
+
+
 def run_condition(snr: float, ctf: bool, variant: str, *, shape: tuple[int, int, int], seed: int,
                   epochs: int, box: int, features: tuple[str, ...]) -> dict:
     """Train on one cell, score on two others; returns the mean of each metric and the timings."""
-    from tomowidgets.apply import apply
-
-    train_kwargs, threshold = VARIANTS[variant]
     t0 = time.perf_counter()
     (train_cell, train_pre), *unseen = make_cells(snr, ctf, shape, seed)
     t_cells = time.perf_counter() - t0
-    nets = []
     t0 = time.perf_counter()
-    for feature in features:
-        nets.append(train_from_labels(train_pre, train_cell.labels, feature, seed=seed, perturb=1,
-                                      epochs=epochs, **train_kwargs)[1])
+    teams = train_networks(train_pre, train_cell.labels, features, VARIANTS[variant], seed=seed,
+                           epochs=epochs)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
-    per_cell = [score_cell(apply(nets, pre, progress=False), cell, threshold=threshold, box=box,
-                           seed=seed) for cell, pre in unseen]
+    per_cell = [score_cell(score_maps(teams, pre), cell, threshold=1.0, box=box, seed=seed)
+                for cell, pre in unseen]
     t_score = time.perf_counter() - t0
     mean = {key: {m: float(np.mean([c[key][m] for c in per_cell])) for m in per_cell[0][key]}
             for key in per_cell[0]}
@@ -140,6 +198,7 @@ def format_table(results: list[dict], features: tuple[str, ...]) -> str:
              "ribosome": "ribosome"}
     head = ["SNR", "CTF", "variant"] + [f"{names.get(f, f)} {c}" for f in features for c in COLUMNS]
     has_picks = any("picking" in r["mean"] for r in results)
+    head.append("cross-talk")
     if has_picks:
         head += ["picks/true", "precision", "recall", "F1", "F4", "FSC 0.5 Å"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -147,6 +206,7 @@ def format_table(results: list[dict], features: tuple[str, ...]) -> str:
         m = r["mean"]
         row = [f"{r['snr']:g}", "yes" if r["ctf"] else "no", r["variant"]]
         row += [f"{m[f][c]:.2f}" if f in m else "—" for f in features for c in COLUMNS]
+        row.append(f"{m['merge']['cross_talk']:.1%}" if "merge" in m else "—")
         if has_picks and "picking" in m:
             p = m["picking"]
             row += [f"{p['n_found']:.0f}/{p['n_true']:.0f}", f"{p['precision']:.0%}", f"{p['recall']:.0%}",

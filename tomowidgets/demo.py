@@ -14,13 +14,18 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tomowidgets.io import Tomogram, atomic_path, write_tomogram
 from tomowidgets.metrics import dice, match_particles
 
-__all__ = ["DEMO_FEATURES", "DemoResult", "FeatureScore", "run_demo", "score_feature", "train_from_labels"]
+if TYPE_CHECKING:
+    from tomowidgets.trainset import TrainingSet
+
+__all__ = ["DEMO_FEATURES", "DemoResult", "FeatureScore", "run_demo", "score_feature", "simulated_annotation",
+           "train_from_labels"]
 
 #: Features the demo trains (one network each), in merge order.
 DEMO_FEATURES = ("membrane", "double_membrane", "microtubule", "ribosome")
@@ -117,15 +122,22 @@ def train_from_labels(tomo: Tomogram, labels: dict[str, np.ndarray], feature: st
     (TrainingSet, FeatureNet)
     """
     from tomowidgets.network import FeatureNet
+
+    ts = simulated_annotation(tomo, labels, feature, seed=seed, perturb=perturb)
+    net = FeatureNet(feature, seed=seed)
+    net.train(ts, epochs=epochs, progress=progress, **train_kwargs)
+    return ts, net
+
+
+def simulated_annotation(tomo: Tomogram, labels: dict[str, np.ndarray], feature: str, *, seed: int = 0,
+                         perturb: int = 0) -> TrainingSet:
+    """The training set a person would click for `feature` (see :func:`train_from_labels`)."""
     from tomowidgets.preprocess import preprocessing_params
     from tomowidgets.trainset import TrainingSet
 
     decoys = np.any([m for name, m in labels.items() if name != feature], axis=0)
-    ts = TrainingSet.from_ground_truth(tomo, labels[feature], feature=feature, rng=seed, decoys=decoys,
-                                       perturb=perturb, preprocessing=preprocessing_params(tomo.apix))
-    net = FeatureNet(feature, seed=seed)
-    net.train(ts, epochs=epochs, progress=progress, **train_kwargs)
-    return ts, net
+    return TrainingSet.from_ground_truth(tomo, labels[feature], feature=feature, rng=seed, decoys=decoys,
+                                         perturb=perturb, preprocessing=preprocessing_params(tomo.apix))
 
 
 def run_demo(out_dir: str | Path = "demo_output", *, shape: tuple[int, int, int] = (64, 256, 256),
