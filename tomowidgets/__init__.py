@@ -24,6 +24,7 @@ from tomowidgets.particles import (
     write_particles,
 )
 from tomowidgets.preprocess import bandpass, bin, clamp, normalize, preprocess
+from tomowidgets.suggest import suggest_tiles
 from tomowidgets.trainset import TrainingSet
 
 __version__ = "0.1.0"
@@ -52,6 +53,7 @@ __all__ = [
     "read_tomogram",
     "resolution",
     "seed_points",
+    "suggest_tiles",
     "synthetic",
     "write_particles",
     "write_tomogram",
