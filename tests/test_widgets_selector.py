@@ -144,3 +144,29 @@ def test_hover_previews_the_tile_box(tomo):
         frontend(selector.browser.canvas, "mouse_move", x=256.0, y=256.0)
     (px, py, w, h), _ = stroke_rect.call_args
     assert (px, py, w, h) == (128.0, 128.0, 256.0, 256.0)
+
+
+def test_suggestions_are_shown_in_turn_and_a_click_inside_adds_the_suggested_tile(tomo):
+    import pandas as pd
+
+    from tomowidgets.suggest import suggest_tiles
+
+    scores = np.zeros(tomo.shape, np.float32)
+    scores[5, 10:60, 60:120] = 1.0                                   # the network is unsure here...
+    scores[1, 64:96, 0:40] = 1.2                                     # ...and a little less here
+    ts = TrainingSet(64)
+    selector = TileSelector(tomo, ts, z=0)
+    assert selector.next_button.disabled and selector.next_suggestion() is None
+    selector.suggest(suggest_tiles(scores, n=2, tile=64, z_step=1))
+    assert selector.suggestion == 0 and selector.browser.z == 5 and not selector.next_button.disabled
+    assert "suggestion 1/2 at z=5, y=32, x=96" in selector.status.message
+    assert selector.key("s") and selector.browser.z == 1 and selector.suggestion == 1
+    selector.key("s")                                                # back to the first
+    assert selector.browser.z == 5
+    selector.mode = "negative"
+    assert selector.click(*canvas_point(selector, 50, 80)) == "added"  # inside the dashed box
+    assert ts.centres.tolist() == [[5, 32, 96]] and ts.kinds == ("negative",)
+    assert selector.click(*canvas_point(selector, 90, 40)) == "added"  # outside: where clicked
+    assert ts.centres[-1].tolist() == [5, 90, 40]
+    with pytest.raises(ValueError, match="z, y, x"):
+        selector.suggest(pd.DataFrame({"z": [1]}))

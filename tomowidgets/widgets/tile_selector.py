@@ -17,12 +17,15 @@ from tomowidgets.widgets.slice_browser import SliceBrowser
 if TYPE_CHECKING:
     import os
 
+    import pandas as pd
+
     from tomowidgets.io import Tomogram
     from tomowidgets.trainset import TileRecord, TrainingSet
 
 __all__ = ["TileSelector"]
 
 COLOURS = {"positive": "#2ecc40", "negative": "#ff4136"}
+SUGGESTION_COLOUR = "#ffdc00"
 _PREVIEW = "rgba(255, 255, 255, 0.6)"
 
 
@@ -38,6 +41,10 @@ class TileSelector(widgets.VBox):
     A new positive tile needs a mask (the set refuses empty ones): it starts with a disk of
     `initial_radius` pixels at its centre, a placeholder to repaint in the
     :class:`~tomowidgets.widgets.MaskPainter`.
+
+    After a first training, :meth:`suggest` takes the tiles the network is least sure about
+    (:func:`tomowidgets.suggest.suggest_tiles`); "next suggestion" (key ``s``) shows them one after
+    the other as a dashed yellow box, to click as positive or negative like any tile.
 
     Parameters
     ----------
@@ -60,6 +67,10 @@ class TileSelector(widgets.VBox):
         The slice view; its ``status`` line is shared.
     mode : str
         ``'positive'`` or ``'negative'`` (linked to the toggle buttons).
+    suggestions : pandas.DataFrame or None
+        Suggested tiles (``z, y, x, uncertainty``), most uncertain first.
+    suggestion : int or None
+        Row of `suggestions` shown now.
     """
 
     mode = traitlets.Enum(("positive", "negative"), default_value="positive")
@@ -76,6 +87,8 @@ class TileSelector(widgets.VBox):
         self.status = self.browser.status
         self._history: list[tuple[str, TileRecord]] = []
         self._change_callbacks: list[Callable[[str, int | None], Any]] = []
+        self.suggestions: pd.DataFrame | None = None
+        self.suggestion: int | None = None
 
         self.mode_buttons = widgets.ToggleButtons(options=["positive", "negative"], value=mode,
                                                   tooltips=["click adds positive tiles (p)",
@@ -86,19 +99,24 @@ class TileSelector(widgets.VBox):
         undo = widgets.Button(description="undo", tooltip="undo the last add or removal (u)",
                               layout=widgets.Layout(width="64px"))
         undo.on_click(self.status.guard(lambda _: self.undo()))
+        self.next_button = widgets.Button(description="next suggestion", disabled=True,
+                                          tooltip="show the next tile the network is unsure about (s)")
+        self.next_button.on_click(self.status.guard(lambda _: self.next_suggestion()))
 
         canvas = self.browser.canvas
         canvas.on_mouse_down(self.status.guard(self.click))
         canvas.on_key_down(self.status.guard(self.key))
         self.browser.on_redraw(self.status.guard(self.draw_boxes))
         self.browser.on_hover(self.status.guard(self._preview))
-        self.children = [widgets.HBox([self.mode_buttons, undo, self.counts]), self.browser]
+        self.children = [widgets.HBox([self.mode_buttons, undo, self.next_button, self.counts]),
+                         self.browser]
         self.draw_boxes()
         self._show_counts()
 
     # -- public gestures -----------------------------------------------------------------------
     def click(self, px: float, py: float) -> str | None:
-        """A click at canvas point ``(px, py)``: remove the tile there, or add one centred there.
+        """A click at canvas point ``(px, py)``: remove the tile there, or add one centred there
+        (at the suggested tile's centre when the click is inside the shown suggestion).
 
         Never raises: a refused tile (off the edge, wrong voxel size...) is reported in the
         status line.
@@ -121,6 +139,7 @@ class TileSelector(widgets.VBox):
                 _, ry, rx = record.centre
                 action, done = "removed", f"removed {record.kind} tile {index} at z={z}, y={ry}, x={rx}"
             else:
+                y, x = self._snap_to_suggestion(z, y, x)
                 index = self._add(self.mode, z, y, x, None)
                 self._history.append(("added", self.trainset[index]))
                 action, done = "added", f"added {self.mode} tile {index} at z={z}, y={y}, x={x}"
@@ -131,9 +150,12 @@ class TileSelector(widgets.VBox):
         return action
 
     def key(self, key: str, shift: bool = False, ctrl: bool = False, meta: bool = False) -> bool:
-        """Keys ``p``/``n`` choose the mode, ``u`` (or ctrl+z) undoes; returns True if used."""
+        """Keys ``p``/``n`` choose the mode, ``u`` (or ctrl+z) undoes, ``s`` shows the next
+        suggestion; returns True if used."""
         if key in ("p", "n"):
             self.mode = "positive" if key == "p" else "negative"
+        elif key == "s" and self.suggestions is not None:
+            self.next_suggestion()
         elif key == "u" or (key == "z" and (ctrl or meta)):
             self.undo()
         else:
@@ -162,6 +184,42 @@ class TileSelector(widgets.VBox):
             self._changed("added", index, f"undo: restored {record.kind} tile at z={z}, y={y}, x={x}")
         return action
 
+    def suggest(self, suggestions: pd.DataFrame) -> None:
+        """Step through `suggestions` (from :func:`~tomowidgets.suggest.suggest_tiles`); shows the first.
+
+        Raises
+        ------
+        ValueError
+            If the table lacks ``z``, ``y``, ``x`` columns.
+        """
+        missing = {"z", "y", "x"} - set(getattr(suggestions, "columns", ()))
+        if missing:
+            raise ValueError(f"`suggestions` must be a table with z, y, x columns (from suggest_tiles), "
+                             f"missing {sorted(missing)}")
+        self.suggestions = suggestions.reset_index(drop=True)
+        self.suggestion = None
+        self.next_button.disabled = self.suggestions.empty
+        if self.suggestions.empty:
+            self.status.info("no suggestion: the network is sure everywhere at this threshold")
+            return
+        self.next_suggestion()
+
+    def next_suggestion(self) -> tuple[int, int, int] | None:
+        """Show the next suggested tile (after the last, the first again); returns its centre."""
+        if self.suggestions is None or self.suggestions.empty:
+            self.status.info("no suggestions: call suggest(suggest_tiles(scores)) after a first training")
+            return None
+        i = 0 if self.suggestion is None else (self.suggestion + 1) % len(self.suggestions)
+        self.suggestion = i
+        row = self.suggestions.iloc[i]
+        z, y, x = int(row["z"]), int(row["y"]), int(row["x"])
+        self.browser.show_slice(z)
+        self.draw_boxes()
+        unsure = f", uncertainty {float(row['uncertainty']):.2f}" if "uncertainty" in row else ""
+        self.status.info(f"suggestion {i + 1}/{len(self.suggestions)} at z={z}, y={y}, x={x}{unsure}: "
+                         "click inside it to add it (p/n sets positive or negative)")
+        return z, y, x
+
     def draw_boxes(self) -> None:
         """Redraw the boxes of the current slice's tiles on the browser's overlay layer."""
         layer, view, tile = self.browser.overlay, self.browser.viewport, self.trainset.tile
@@ -182,6 +240,13 @@ class TileSelector(widgets.VBox):
                 layer.font = "bold 13px sans-serif"
                 for i, (px, py, _, _) in zip(rows, rects, strict=True):
                     layer.fill_text(str(i), px + 4, py + 15)
+            if self.suggestion is not None:
+                row = self.suggestions.iloc[self.suggestion]  # type: ignore[union-attr]
+                if int(row["z"]) == self.browser.z:
+                    layer.stroke_style = SUGGESTION_COLOUR
+                    layer.set_line_dash([8, 6])
+                    layer.stroke_rect(*box_rect(int(row["y"]), int(row["x"]), tile, view))
+                    layer.set_line_dash([])
 
     # -- callback registrars -------------------------------------------------------------------
     def on_change(self, callback: Callable[[str, int | None], Any]) -> Callable[[str, int | None], Any]:
@@ -204,6 +269,16 @@ class TileSelector(widgets.VBox):
         if mask is None:
             mask = initial_mask(self.trainset.tile, self.initial_radius)
         return self.trainset.add_positive(self.tomo, z, y, x, mask)
+
+    def _snap_to_suggestion(self, z: int, y: int, x: int) -> tuple[int, int]:
+        """The shown suggestion's centre if ``(z, y, x)`` lies inside its box, else ``(y, x)``."""
+        if self.suggestion is None or self.suggestions is None:
+            return y, x
+        row = self.suggestions.iloc[self.suggestion]
+        sy, sx, half = int(row["y"]), int(row["x"]), self.trainset.tile / 2
+        if int(row["z"]) == z and abs(y - sy) < half and abs(x - sx) < half:
+            return sy, sx
+        return y, x
 
     def _mine(self) -> np.ndarray:
         """Which tiles of the set come from this tomogram (same source path)."""
