@@ -66,20 +66,26 @@ class Variant:
     annotators : int
         Simulated annotators per feature (different tiles, brush errors and initial weights);
         with more than one, their networks' :func:`tomowidgets.merge.consensus` mean is merged.
+    pad : bool
+        Average picks near the edges too, their boxes padded (``extract_subvolumes(pad=...)``).
     """
 
     train: dict = field(default_factory=dict)
     compete: bool = False
     annotators: int = 1
+    pad: bool = True
 
 
-#: Pipeline settings compared in the table. "default" is the product's; "paper" the paper's
-#: augmentation (each positive tile in 10 rotated copies, each negative once: 200 tiles per epoch
-#: instead of 600, no magnification); "rotate-only" the product before magnification was added.
+#: Pipeline settings compared in the table. "default" is the product's; "skip-edges" the product
+#: before edge boxes were padded (picks whose box crosses the top or bottom are not averaged);
+#: "paper" the paper's augmentation (each positive tile in 10 rotated copies, each negative once:
+#: 200 tiles per epoch instead of 600); "scale-0.25" adds magnification by up to ±25 % to the
+#: augmentation; "compete" and "consensus-3" are the options of notebook 07.
 VARIANTS = {
     "default": Variant(),
-    "paper": Variant(train={"copies": 10, "negative_copies": 1, "scale": 0.0}),
-    "rotate-only": Variant(train={"scale": 0.0}),
+    "skip-edges": Variant(pad=False),
+    "paper": Variant(train={"copies": 10, "negative_copies": 1}),
+    "scale-0.25": Variant(train={"scale": 0.25}),
     "compete": Variant(compete=True),
     "consensus-3": Variant(annotators=3),
 }
@@ -99,7 +105,8 @@ def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int) ->
     return cells
 
 
-def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int) -> dict:  # noqa: ANN001
+def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # noqa: ANN001
+               pad: bool = True) -> dict:
     """All the metrics of one unseen cell from its score maps (one per feature)."""
     from tomowidgets.merge import merge
     from tomowidgets.metrics import confusion_matrix, dice, skeleton_dice
@@ -114,11 +121,12 @@ def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int) -> 
     result["merge"] = {"cross_talk": float((counts.sum() - np.trace(counts)) / max(1, counts.sum()))}
     if "ribosome" in scores:
         result["picking"] = pick_and_average(scores["ribosome"], cell, threshold=threshold, box=box,
-                                             seed=seed)
+                                             seed=seed, pad=pad)
     return result
 
 
-def pick_and_average(scores, cell, *, threshold: float, box: int, seed: int) -> dict:  # noqa: ANN001
+def pick_and_average(scores, cell, *, threshold: float, box: int, seed: int,  # noqa: ANN001
+                     pad: bool = True) -> dict:
     """Pick ribosomes, match them to the truth, average them and compare with the true map."""
     from tomowidgets.average import average
     from tomowidgets.metrics import fsc_resolution, match_particles
@@ -129,9 +137,9 @@ def pick_and_average(scores, cell, *, threshold: float, box: int, seed: int) -> 
     table = cell.particles
     truth = table[table["feature"] == "ribosome"][["z", "y", "x"]].to_numpy()
     result = match_particles(picks[["z", "y", "x"]].to_numpy(), truth, radius=RIBOSOME_MATCH_RADIUS)
-    with warnings.catch_warnings():  # picks too close to an edge for a box are left out
+    with warnings.catch_warnings():  # without pad, picks too close to an edge are left out
         warnings.simplefilter("ignore", RuntimeWarning)
-        boxes = extract_subvolumes(cell.tomogram, picks, box)
+        boxes = extract_subvolumes(cell.tomogram, picks, box, pad=pad)
     result["averaged"] = float(len(boxes))
     result["fsc05"] = float("nan")
     if len(boxes) >= 4:
@@ -182,8 +190,8 @@ def run_condition(snr: float, ctf: bool, variant: str, *, shape: tuple[int, int,
                            epochs=epochs)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
-    per_cell = [score_cell(score_maps(teams, pre), cell, threshold=1.0, box=box, seed=seed)
-                for cell, pre in unseen]
+    per_cell = [score_cell(score_maps(teams, pre), cell, threshold=1.0, box=box, seed=seed,
+                           pad=VARIANTS[variant].pad) for cell, pre in unseen]
     t_score = time.perf_counter() - t0
     mean = {key: {m: float(np.mean([c[key][m] for c in per_cell])) for m in per_cell[0][key]}
             for key in per_cell[0]}

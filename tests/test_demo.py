@@ -35,14 +35,15 @@ def test_demo_runs_the_whole_pipeline_and_writes_every_product(tmp_path, capsys)
 
 
 def test_demo_reports_too_few_particles_instead_of_failing(tmp_path):
-    """Boxes crossing the edges are skipped; with fewer than 4 left, the demo says so and goes on."""
+    """With fewer than 4 ribosomes picked, the demo says it cannot average and goes on."""
     from scipy import ndimage
 
     from tomowidgets.demo import _pick_and_average
 
     cell = tw.synthetic.make_cell((40, 128, 128), seed=5)
-    scores = cell.tomogram.with_data(
-        2.0 * ndimage.gaussian_filter(cell.labels["ribosome"].astype(np.float32), 2.0))
+    regions, _ = ndimage.label(cell.labels["ribosome"])
+    two = np.isin(regions, [1, 2])                                  # only two ribosomes score high
+    scores = cell.tomogram.with_data(2.0 * ndimage.gaussian_filter(two.astype(np.float32), 2.0))
     messages = []
     picks, picking, classes, result = _pick_and_average(tmp_path, scores, cell, box=38, seed=0,
                                                         progress=False, say=messages.append)

@@ -21,7 +21,7 @@ def extract_subvolumes(
     particles: pd.DataFrame | ArrayLike,
     box: int,
     *,
-    pad: bool = False,
+    pad: bool = True,
     fill: float | str = "mean",
     normalize: bool = False,
     return_table: bool = False,
@@ -42,9 +42,12 @@ def extract_subvolumes(
         ``(z, y, x)`` positions.
     box : int
         Edge of the cube in voxels (>= 1).
-    pad : bool, default False
+    pad : bool, default True
         Keep particles whose cube crosses the tomogram's edge, filling the part outside with `fill`.
-        By default they are skipped (with a warning giving the count).
+        Tomograms are thin: in a 64-slice cell, boxes of 32 cross the top or bottom for half the
+        ribosomes, and averaging them padded gave the same or better resolution than leaving them
+        out (``benchmarks/accuracy.py``, variant "skip-edges"). False skips them, with a warning
+        giving the count.
     fill : float or {"mean"}, default "mean"
         Value outside the tomogram when `pad` is True: the mean of the cube's voxels inside it, or a
         number (e.g. 0.0).
@@ -71,7 +74,7 @@ def extract_subvolumes(
     Warns
     -----
     RuntimeWarning
-        When particles are skipped: cubes crossing the edge (without `pad`) or centres outside the
+        When particles are skipped: cubes crossing the edge (with ``pad=False``) or centres outside the
         tomogram (always skipped), with their counts.
 
     Examples
@@ -151,8 +154,8 @@ def _warn_skipped(total: int, outside: int, crossing: int, box: int) -> None:
         return
     reasons = []
     if crossing:
-        reasons.append(f"{crossing} whose {box}-voxel box crosses the tomogram's edge (pass pad=True "
-                       "to keep them, filled with the mean)")
+        reasons.append(f"{crossing} whose {box}-voxel box crosses the tomogram's edge (pad=True "
+                       "keeps them, filled with the mean)")
     if outside:
         reasons.append(f"{outside} whose centre lies outside the tomogram (wrong tomogram or voxel size?)")
     warnings.warn(f"skipped {outside + crossing} of {total} particles: " + "; ".join(reasons),

@@ -241,14 +241,14 @@ def _pick_and_average(out: Path, scores: Tomogram, cell, *, box: int, seed: int,
         write_particles(out / f"ribosomes{suffix}", picks, **grid)
     true = cell.particles[cell.particles["feature"] == "ribosome"][["z", "y", "x"]].to_numpy()
     picking = match_particles(picks[["z", "y", "x"]].to_numpy(), true, radius=RIBOSOME_MATCH_RADIUS)
-    with warnings.catch_warnings(record=True) as skipped:  # particles too near an edge: counted
+    with warnings.catch_warnings(record=True) as skipped:  # picks outside the tomogram: counted
         warnings.simplefilter("always", RuntimeWarning)
         boxes, kept = extract_subvolumes(cell.tomogram, picks, box, return_table=True)
     note = f" ({skipped[0].message})" if skipped else ""
     if len(boxes) < MIN_PARTICLES:
         say(f"[pick + average] {len(picks)} ribosomes picked (precision {picking['precision']:.0%}, "
-            f"recall {picking['recall']:.0%}); only {len(boxes)} boxes of {box}³ clear of the "
-            f"edges{note}: too few to average (need {MIN_PARTICLES}); use a larger cell")
+            f"recall {picking['recall']:.0%}); only {len(boxes)} boxes of {box}³{note}: too few to "
+            f"average (need {MIN_PARTICLES}); use a larger cell")
         return picks, picking, None, None
     classes = classify_2d(boxes, n_classes=min(4, len(boxes)), rng=seed)
     result = average(boxes, apix=scores.apix, rng=seed, particles=kept, progress=progress)
