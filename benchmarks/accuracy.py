@@ -18,8 +18,8 @@ compared with the truth of those two cells:
   ribosome map (:func:`tomowidgets.metrics.fsc_resolution`, :func:`tomowidgets.synthetic.reference_map`).
 
 Each value is the mean over the two unseen cells. Results are cached per condition as JSON in
-``--out`` (a rerun only computes what is missing; ``--force`` recomputes) and printed as one
-Markdown table, the one in the README.
+``--out`` (a rerun only computes what is missing; ``--force`` recomputes, reusing the trained
+networks kept in ``--out/networks/``) and printed as one Markdown table, the one in the README.
 
 Usage::
 
@@ -149,8 +149,8 @@ def pick_and_average(scores, cell, *, threshold: float, box: int, seed: int,  # 
 
 
 def train_networks(train_pre, labels: dict, features: tuple[str, ...], variant: Variant, *,  # noqa: ANN001
-                   seed: int, epochs: int) -> list[list]:
-    """Per simulated annotator, one trained network per feature."""
+                   seed: int, epochs: int, cache: Path | None = None) -> list[list]:
+    """Per simulated annotator, one trained network per feature (loaded from `cache` if there)."""
     from tomowidgets.network import FeatureNet
 
     teams = []
@@ -161,8 +161,14 @@ def train_networks(train_pre, labels: dict, features: tuple[str, ...], variant: 
             sets = {f: ts.with_competitors([sets[o] for o in features if o != f]) for f, ts in sets.items()}
         team = []
         for feature in features:
+            path = None if cache is None else cache / f"{feature}.annotator{annotator}.keras"
+            if path is not None and path.is_file():
+                team.append(FeatureNet.load(path))
+                continue
             net = FeatureNet(feature, seed=s)
             net.train(sets[feature], epochs=epochs, progress=False, **variant.train)
+            if path is not None:
+                net.save(path)
             team.append(net)
         teams.append(team)
     return teams
@@ -180,14 +186,18 @@ def score_maps(teams: list[list], pre) -> dict:  # noqa: ANN001
 
 
 def run_condition(snr: float, ctf: bool, variant: str, *, shape: tuple[int, int, int], seed: int,
-                  epochs: int, box: int, features: tuple[str, ...]) -> dict:
-    """Train on one cell, score on two others; returns the mean of each metric and the timings."""
+                  epochs: int, box: int, features: tuple[str, ...], cache: Path | None = None) -> dict:
+    """Train on one cell, score on two others; returns the mean of each metric and the timings.
+
+    With `cache`, the trained networks are kept there and reused by a rerun (e.g. after a change
+    to merging, picking or averaging).
+    """
     t0 = time.perf_counter()
     (train_cell, train_pre), *unseen = make_cells(snr, ctf, shape, seed)
     t_cells = time.perf_counter() - t0
     t0 = time.perf_counter()
     teams = train_networks(train_pre, train_cell.labels, features, VARIANTS[variant], seed=seed,
-                           epochs=epochs)
+                           epochs=epochs, cache=cache)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
     per_cell = [score_cell(score_maps(teams, pre), cell, threshold=1.0, box=box, seed=seed,
@@ -255,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     t0 = time.perf_counter()
                     result = run_condition(snr, ctf, variant, shape=tuple(args.shape), seed=args.seed,
-                                           epochs=args.epochs, box=args.box, features=features)
+                                           epochs=args.epochs, box=args.box, features=features,
+                                           cache=args.out / "networks" / key)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     with atomic_path(path) as tmp:
                         tmp.write_text(json.dumps(result, indent=1))
