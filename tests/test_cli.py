@@ -118,8 +118,11 @@ def test_average_command_writes_the_map_fsc_and_oriented_particles(score_files, 
     oriented = tw.read_particles(out / "avg_particles.star")
     assert {"rot", "tilt", "psi"} <= set(oriented.columns)
     captured = capsys.readouterr()
-    assert "Å" in captured.out
-    assert "skipped 2 of 7 particles" in captured.err
+    assert "AverageResult(7 particles" in captured.out and "Å" in captured.out  # edge boxes padded
+    assert main(["average", str(out / "cell.mrc"), str(out / "truth.star"), "-o", str(out / "avg.mrc"),
+                 "--box", "24", "--iterations", "2", "--skip-edges"]) == 0
+    captured = capsys.readouterr()
+    assert "AverageResult(5 particles" in captured.out and "skipped 2 of 7 particles" in captured.err
 
 
 def test_info_statistics_are_exact_for_a_known_volume(tmp_path, capsys):

@@ -184,6 +184,9 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--symmetry", default="c1", help="point-group symmetry about z: c1, c2, ... (default c1)")
     p.add_argument("--tilt-range", type=float, default=60.0,
                    help="largest tilt in degrees, for the missing wedge (default 60)")
+    p.add_argument("--skip-edges", action="store_true",
+                   help="leave out particles whose box crosses the tomogram's edge (default: pad them "
+                        "with the box mean)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_average)
 
@@ -242,9 +245,10 @@ def cmd_average(args: argparse.Namespace) -> None:
     tomo = read_tomogram(args.tomogram, mmap=True)
     grid = {"apix": tomo.apix, "origin": tomo.origin, "shape": tomo.shape}
     table = read_particles(args.particles, **grid)
-    with warnings.catch_warnings(record=True) as caught:  # skipped edge particles: say so, go on
+    with warnings.catch_warnings(record=True) as caught:  # skipped particles: say so, go on
         warnings.simplefilter("always", RuntimeWarning)
-        boxes, kept = extract_subvolumes(tomo, table, args.box, return_table=True)
+        boxes, kept = extract_subvolumes(tomo, table, args.box, pad=not args.skip_edges,
+                                         return_table=True)
     for warning in caught:
         print(f"note: {warning.message}", file=sys.stderr)
     result = average(boxes, apix=tomo.apix, iterations=args.iterations, symmetry=args.symmetry,
