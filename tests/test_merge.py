@@ -215,8 +215,10 @@ def test_consensus_is_the_mean_score_and_disagreement_the_spread_between_network
     agree = np.full((4, 3, 3), 1.5, np.float32)
     a, b, c = agree.copy(), agree.copy(), agree.copy()
     a[2, 1, 1], b[2, 1, 1], c[2, 1, 1] = 0.0, 0.0, 3.0  # one annotator's network calls this voxel
-    result = consensus({"anna": Tomogram(a, 10.0), "ben": b, "carl": c})
+    result = consensus({"anna": Tomogram(a, 10.0, origin=(5.0, 0.0, 0.0)), "ben": b, "carl": c})
     assert result.mean.apix == result.disagreement.apix == 10.0
+    assert result.mean.origin == result.disagreement.origin == (5.0, 0.0, 0.0)
+    assert result.mean.path is None
     assert result.mean.data[0, 0, 0] == pytest.approx(1.5)
     assert result.disagreement.data[0, 0, 0] == pytest.approx(0.0)
     assert result.mean.data[2, 1, 1] == pytest.approx(1.0)

@@ -214,7 +214,7 @@ def consensus(score_maps: Sequence[Tomogram | ArrayLike] | Mapping[str, Tomogram
         check_finite(stack, "score_maps", where=f"slices {start}:{stop}")
         mean[start:stop] = stack.mean(axis=0)
         spread[start:stop] = stack.std(axis=0)
-    return Consensus(Tomogram(mean, apix, origin), Tomogram(spread, apix, origin))
+    return Consensus(Tomogram(mean, apix, origin=origin), Tomogram(spread, apix, origin=origin))
 
 
 def _check_scores(scores: Any, apix: float | None
