@@ -26,6 +26,7 @@ Usage::
     python benchmarks/accuracy.py                         # 3 SNRs x with/without CTF, ~45 min on 2 cores
     python benchmarks/accuracy.py --snr 0.5 --ctf on      # one condition, ~7 min
     python benchmarks/accuracy.py --variant paper         # the paper's augmentation, for comparison
+    python benchmarks/accuracy.py --variant default skip-edges compete consensus-3 --cached  # README
 
 The paper's figure to beat: ~89 % of picked ribosomes correct (judged by eye, recall unknown).
 """
@@ -247,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="training cell; unseen cells seed+1, +2")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/accuracy"))
     parser.add_argument("--force", action="store_true", help="recompute cached conditions")
+    parser.add_argument("--cached", action="store_true",
+                        help="only print the table of the conditions already computed")
     args = parser.parse_args(argv)
 
     ctfs = {"on": [True], "off": [False], "both": [True, False]}[args.ctf]
@@ -262,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                 path = args.out / f"{key}.json"
                 if path.exists() and not args.force:
                     result = json.loads(path.read_text())
+                elif args.cached:
+                    continue
                 else:
                     t0 = time.perf_counter()
                     result = run_condition(snr, ctf, variant, shape=tuple(args.shape), seed=args.seed,
