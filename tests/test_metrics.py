@@ -172,3 +172,5 @@ def test_confusion_matrix_counts_true_features_against_merged_labels():
         confusion_matrix(labels, truth, ("membrane", "ribosome"))
     with pytest.raises(ValueError, match="0..2"):
         confusion_matrix(labels + 3, truth, ("membrane", "double_membrane"))
+    with pytest.raises(ValueError, match=r"`truth\['double_membrane'\]` has shape \(1, 4, 4\)"):
+        confusion_matrix(labels[:, :2], truth, ("membrane", "double_membrane"))

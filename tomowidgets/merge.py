@@ -107,17 +107,13 @@ def merge(
     limits = _check_thresholds(names, threshold, thresholds)
     shape = sources[0].shape
     if slab is None:
-        per_slice = 4 * len(names) * int(np.prod(shape[1:]))
-        slab = max(1, _SLAB_BYTES // max(1, per_slice))
+        slab = _auto_slab(len(names), shape)
     elif isinstance(slab, bool) or not isinstance(slab, numbers.Integral) or slab < 1:
         raise ValueError(f"`slab` must be an integer >= 1 (z slices per step), got {slab!r}")
     slab = int(slab)
 
     def labels_of(start: int, stop: int) -> np.ndarray:
-        stack = np.empty((len(names), stop - start, *shape[1:]), np.float32)
-        for i, (name, src) in enumerate(zip(names, sources, strict=True)):
-            stack[i] = as_float32(np.asarray(src[start:stop]), f"scores[{name!r}]")
-            check_finite(stack[i], f"scores[{name!r}]", where=f"slices {start}:{stop}")
+        stack = _read_stack(names, sources, start, stop, "scores")
         best = np.argmax(stack, axis=0)
         top = np.take_along_axis(stack, best[np.newaxis], axis=0)[0]
         return np.where(top >= limits[best], best + 1, 0).astype(np.uint8)
@@ -206,15 +202,28 @@ def consensus(score_maps: Sequence[Tomogram | ArrayLike] | Mapping[str, Tomogram
     names, sources, apix, origin = _check_scores(score_maps, None)
     shape = sources[0].shape
     mean, spread = np.empty(shape, np.float32), np.empty(shape, np.float32)
-    slab = max(1, _SLAB_BYTES // max(1, 4 * len(names) * int(np.prod(shape[1:]))))
+    slab = _auto_slab(len(names), shape)
     for start in range(0, shape[0], slab):
         stop = min(start + slab, shape[0])
-        stack = np.stack([as_float32(np.asarray(src[start:stop]), f"score_maps[{name!r}]")
-                          for name, src in zip(names, sources, strict=True)])
-        check_finite(stack, "score_maps", where=f"slices {start}:{stop}")
+        stack = _read_stack(names, sources, start, stop, "score_maps")
         mean[start:stop] = stack.mean(axis=0)
         spread[start:stop] = stack.std(axis=0)
     return Consensus(Tomogram(mean, apix, origin=origin), Tomogram(spread, apix, origin=origin))
+
+
+def _auto_slab(n_maps: int, shape: tuple[int, ...]) -> int:
+    """Z slices per step so that the float32 slabs of `n_maps` maps take about _SLAB_BYTES."""
+    return max(1, _SLAB_BYTES // max(1, 4 * n_maps * int(np.prod(shape[1:]))))
+
+
+def _read_stack(names: tuple[str, ...], sources: list[Any], start: int, stop: int, arg: str
+                ) -> np.ndarray:
+    """Slices ``start:stop`` of every map as one float32 array (map, z, y, x), checked finite."""
+    stack = np.empty((len(names), stop - start, *sources[0].shape[1:]), np.float32)
+    for i, (name, src) in enumerate(zip(names, sources, strict=True)):
+        stack[i] = as_float32(np.asarray(src[start:stop]), f"{arg}[{name!r}]")
+        check_finite(stack[i], f"{arg}[{name!r}]", where=f"slices {start}:{stop}")
+    return stack
 
 
 def _check_scores(scores: Any, apix: float | None

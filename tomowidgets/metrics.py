@@ -151,7 +151,9 @@ def confusion_matrix(labels: np.ndarray, truth: dict[str, np.ndarray], names: tu
         raise ValueError(f"`truth` has no label for {missing}; it has {sorted(truth)}")
     true_class = np.zeros(labels.shape, np.int64)
     for i, name in reversed(list(enumerate(names, start=1))):  # the first name wins an overlap
-        mask, _ = _same_shape_masks(truth[name], labels)
+        mask = np.asarray(truth[name], dtype=bool)
+        if mask.shape != labels.shape:
+            raise ValueError(f"`truth[{name!r}]` has shape {mask.shape} but `labels` has {labels.shape}")
         true_class[mask] = i
     n = len(names) + 1
     if labels.min(initial=0) < 0 or labels.max(initial=0) >= n:
