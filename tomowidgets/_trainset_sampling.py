@@ -191,19 +191,21 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
         copies = (max(1, round(negative_copies * len(negatives) / len(positives))) if balance
                   else 1)
     rng = np.random.default_rng(rng)
+
+    def random_zoom() -> float:
+        return float(np.exp(rng.uniform(-log_zoom, log_zoom))) if log_zoom else 1.0
+
     images, masks = [], []
     for r in positives:
         images.append(r.image)
         masks.append(r.mask)
         for angle in rng.uniform(0.0, 360.0, size=copies - 1):
-            zoom = float(np.exp(rng.uniform(-log_zoom, log_zoom))) if log_zoom else 1.0
-            image, mask = rotate_pair(r.image, r.mask, float(angle), zoom)
+            image, mask = rotate_pair(r.image, r.mask, float(angle), random_zoom())
             images.append(image)
             masks.append(mask)
     for r in negatives:
         for angle in (None, *rng.uniform(0.0, 360.0, size=negative_copies - 1)):
-            zoom = float(np.exp(rng.uniform(-log_zoom, log_zoom))) if log_zoom and angle is not None else 1.0
-            image = r.image if angle is None else rotate_pair(r.image, r.mask, float(angle), zoom)[0]
+            image = r.image if angle is None else rotate_pair(r.image, r.mask, float(angle), random_zoom())[0]
             if augment_negatives:
                 image = np.rot90(image, int(rng.integers(4)))
                 image = image[:, ::-1] if rng.integers(2) else image

@@ -194,10 +194,7 @@ class AnnotationViewer(widgets.VBox):
     @property
     def disagreement_slice(self) -> NDArray[np.uint8]:
         """The displayed slice's disagreement in levels 0..15 (15 = `max_disagreement` or more)."""
-        if self.disagreement is None:
-            raise ValueError("no disagreement map: pass disagreement=consensus(...).disagreement")
-        plane = np.asarray(self.disagreement[self.browser.z], np.float32) / self.max_disagreement
-        return np.round(np.clip(plane, 0.0, 1.0) * _LEVELS).astype(np.uint8)
+        return self._levels(self._disagreement_plane())
 
     # -- actions -------------------------------------------------------------------------------
     def show(self, mode: str) -> None:
@@ -251,21 +248,28 @@ class AnnotationViewer(widgets.VBox):
         self.legend.value = f"<small>voxels of slice {self.browser.z}</small>{rows}"
 
     # -- internals -----------------------------------------------------------------------------
+    def _disagreement_plane(self) -> NDArray[np.float32]:
+        if self.disagreement is None:
+            raise ValueError("no disagreement map: pass disagreement=consensus(...).disagreement")
+        return np.asarray(self.disagreement[self.browser.z], np.float32)
+
+    def _levels(self, plane: NDArray[np.float32]) -> NDArray[np.uint8]:
+        return np.round(np.clip(plane / self.max_disagreement, 0.0, 1.0) * _LEVELS).astype(np.uint8)
+
     def _draw_disagreement(self) -> None:
-        levels = self.disagreement_slice
+        plane = self._disagreement_plane()
         view = self.browser.viewport
         key = ("disagreement", self.browser.z, view)
         if key != self._overlay_key or self._png is None:
             lut = np.zeros((_LEVELS + 1, 4), np.uint8)
             lut[:, :3] = hex_rgb(DISAGREEMENT_COLOUR)
             lut[:, 3] = np.round(np.linspace(0, 255, _LEVELS + 1))
-            rgba = render_labels(levels, view, lut)
+            rgba = render_labels(self._levels(plane), view, lut)
             self._png, self._overlay_key = (encode_png(rgba), rgba), key
             self.n_encoded += 1
         with hold_canvas():
             self.browser.overlay.clear()
             draw_png(self.browser.overlay, *self._png)
-        plane = np.asarray(self.disagreement[self.browser.z], np.float32)  # type: ignore[index]
         self.legend.value = (f"<small>disagreement on slice {self.browser.z}</small>"
                              f"<div>mean {float(plane.mean()):.3f}; "
                              f"{100 * float(np.mean(plane >= 0.5 * self.max_disagreement)):.2f} % of voxels "

@@ -211,10 +211,10 @@ class TileSelector(widgets.VBox):
             return None
         i = 0 if self.suggestion is None else (self.suggestion + 1) % len(self.suggestions)
         self.suggestion = i
-        row = self.suggestions.iloc[i]
-        z, y, x = int(row["z"]), int(row["y"]), int(row["x"])
+        z, y, x = self._shown_suggestion()  # type: ignore[misc]
         self.browser.show_slice(z)
         self.draw_boxes()
+        row = self.suggestions.iloc[i]
         unsure = f", uncertainty {float(row['uncertainty']):.2f}" if "uncertainty" in row else ""
         self.status.info(f"suggestion {i + 1}/{len(self.suggestions)} at z={z}, y={y}, x={x}{unsure}: "
                          "click inside it to add it (p/n sets positive or negative)")
@@ -240,13 +240,12 @@ class TileSelector(widgets.VBox):
                 layer.font = "bold 13px sans-serif"
                 for i, (px, py, _, _) in zip(rows, rects, strict=True):
                     layer.fill_text(str(i), px + 4, py + 15)
-            if self.suggestion is not None:
-                row = self.suggestions.iloc[self.suggestion]  # type: ignore[union-attr]
-                if int(row["z"]) == self.browser.z:
-                    layer.stroke_style = SUGGESTION_COLOUR
-                    layer.set_line_dash([8, 6])
-                    layer.stroke_rect(*box_rect(int(row["y"]), int(row["x"]), tile, view))
-                    layer.set_line_dash([])
+            shown = self._shown_suggestion()
+            if shown is not None and shown[0] == self.browser.z:
+                layer.stroke_style = SUGGESTION_COLOUR
+                layer.set_line_dash([8, 6])
+                layer.stroke_rect(*box_rect(shown[1], shown[2], tile, view))
+                layer.set_line_dash([])
 
     # -- callback registrars -------------------------------------------------------------------
     def on_change(self, callback: Callable[[str, int | None], Any]) -> Callable[[str, int | None], Any]:
@@ -270,14 +269,18 @@ class TileSelector(widgets.VBox):
             mask = initial_mask(self.trainset.tile, self.initial_radius)
         return self.trainset.add_positive(self.tomo, z, y, x, mask)
 
+    def _shown_suggestion(self) -> tuple[int, int, int] | None:
+        """Centre ``(z, y, x)`` of the suggestion shown now, or None."""
+        if self.suggestion is None or self.suggestions is None:
+            return None
+        row = self.suggestions.iloc[self.suggestion]
+        return int(row["z"]), int(row["y"]), int(row["x"])
+
     def _snap_to_suggestion(self, z: int, y: int, x: int) -> tuple[int, int]:
         """The shown suggestion's centre if ``(z, y, x)`` lies inside its box, else ``(y, x)``."""
-        if self.suggestion is None or self.suggestions is None:
-            return y, x
-        row = self.suggestions.iloc[self.suggestion]
-        sy, sx, half = int(row["y"]), int(row["x"]), self.trainset.tile / 2
-        if int(row["z"]) == z and abs(y - sy) < half and abs(x - sx) < half:
-            return sy, sx
+        shown, half = self._shown_suggestion(), self.trainset.tile / 2
+        if shown is not None and shown[0] == z and abs(y - shown[1]) < half and abs(x - shown[2]) < half:
+            return shown[1], shown[2]
         return y, x
 
     def _mine(self) -> np.ndarray:
