@@ -14,6 +14,9 @@ compared with the truth of those two cells:
   and complete, whatever its thickness);
 - ribosome **precision, recall, F1 and F-beta (β = 4)** of the picks within half a ribosome radius
   (6.25 voxels) of a true centre (:func:`tomowidgets.metrics.match_particles`);
+- **membrane caps**: the share of true membrane voxels within 30° of the slice plane (vesicle tops
+  and bottoms, :func:`tomowidgets.metrics.face_on`) that the merged membrane finds within a voxel
+  (:func:`tomowidgets.metrics.recall`), where the missing wedge leaves a 2D network blind;
 - the **resolution at FSC 0.5** of the reference-free average of the picks against the true
   ribosome map (:func:`tomowidgets.metrics.fsc_resolution`, :func:`tomowidgets.synthetic.reference_map`).
 
@@ -51,6 +54,8 @@ SNRS = (1.0, 0.5, 0.25)
 #: The paper's figure: share of picked ribosomes judged correct by eye.
 PAPER_PRECISION = 0.89
 COLUMNS = ("Dice", "skel")
+#: Sheet-like features whose face-on voxels (within 30° of the slice plane) get a recall, "caps".
+SHEETS = ("membrane", "double_membrane")
 
 
 @dataclass(frozen=True)
@@ -69,19 +74,23 @@ class Variant:
         with more than one, their networks' :func:`tomowidgets.merge.consensus` mean is merged.
     pad : bool
         Average picks near the edges too, their boxes padded (``extract_subvolumes(pad=...)``).
+    context : int
+        Slices above and below that each network reads (2.5D, ``FeatureNet(context=...)``).
     """
 
     train: dict = field(default_factory=dict)
     compete: bool = False
     annotators: int = 1
     pad: bool = True
+    context: int = 0
 
 
 #: Pipeline settings compared in the table. "default" is the product's; "skip-edges" the product
 #: before edge boxes were padded (picks whose box crosses the top or bottom are not averaged);
 #: "paper" the paper's augmentation (each positive tile in 10 rotated copies, each negative once:
 #: 200 tiles per epoch instead of 600); "scale-0.25" adds magnification by up to ±25 % to the
-#: augmentation; "compete" and "consensus-3" are the options of notebook 07.
+#: augmentation; "compete", "consensus-3" and "context-1"/"context-2" (2.5D networks reading 1 or 2
+#: slices above and below) are the options of notebook 07.
 VARIANTS = {
     "default": Variant(),
     "skip-edges": Variant(pad=False),
@@ -89,6 +98,8 @@ VARIANTS = {
     "scale-0.25": Variant(train={"scale": 0.25}),
     "compete": Variant(compete=True),
     "consensus-3": Variant(annotators=3),
+    "context-1": Variant(context=1),
+    "context-2": Variant(context=2),
 }
 #: Seed offset between simulated annotators.
 ANNOTATOR_SEEDS = 100
@@ -110,13 +121,15 @@ def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # 
                pad: bool = True) -> dict:
     """All the metrics of one unseen cell from its score maps (one per feature)."""
     from tomowidgets.merge import merge
-    from tomowidgets.metrics import confusion_matrix, dice, skeleton_dice
+    from tomowidgets.metrics import confusion_matrix, dice, face_on, recall, skeleton_dice
 
     labels = merge(scores, threshold=threshold)
     result = {}
     for i, name in enumerate(labels.names):
         called, truth = np.asarray(labels.data) == i + 1, cell.labels[name]
         result[name] = {"Dice": dice(called, truth, tolerance=1), "skel": skeleton_dice(called, truth)}
+        if name in SHEETS:  # membranes within 30° of the slice plane: vesicle caps
+            result[name]["caps"] = recall(called, face_on(truth), tolerance=1)
     counts = confusion_matrix(labels.data, cell.labels, labels.names)[1:, 1:]
     # cross-talk: share of the voxels called as some feature that lie on another true feature
     result["merge"] = {"cross_talk": float((counts.sum() - np.trace(counts)) / max(1, counts.sum()))}
@@ -157,7 +170,8 @@ def train_networks(train_pre, labels: dict, features: tuple[str, ...], variant: 
     teams = []
     for annotator in range(variant.annotators):
         s = seed + ANNOTATOR_SEEDS * annotator
-        sets = {f: simulated_annotation(train_pre, labels, f, seed=s, perturb=1) for f in features}
+        sets = {f: simulated_annotation(train_pre, labels, f, seed=s, perturb=1, context=variant.context)
+                for f in features}
         if variant.compete:
             sets = {f: ts.with_competitors([sets[o] for o in features if o != f]) for f, ts in sets.items()}
         team = []
@@ -166,7 +180,7 @@ def train_networks(train_pre, labels: dict, features: tuple[str, ...], variant: 
             if path is not None and path.is_file():
                 team.append(FeatureNet.load(path))
                 continue
-            net = FeatureNet(feature, seed=s)
+            net = FeatureNet(feature, seed=s, context=variant.context)
             net.train(sets[feature], epochs=epochs, progress=False, **variant.train)
             if path is not None:
                 net.save(path)
@@ -217,6 +231,9 @@ def format_table(results: list[dict], features: tuple[str, ...]) -> str:
              "ribosome": "ribosome"}
     head = ["SNR", "CTF", "variant"] + [f"{names.get(f, f)} {c}" for f in features for c in COLUMNS]
     has_picks = any("picking" in r["mean"] for r in results)
+    has_caps = any("caps" in r["mean"].get("membrane", {}) for r in results)
+    if has_caps:
+        head.append("membrane caps")
     head.append("cross-talk")
     if has_picks:
         head += ["picks/true", "precision", "recall", "F1", "F4", "FSC 0.5 Å"]
@@ -225,6 +242,8 @@ def format_table(results: list[dict], features: tuple[str, ...]) -> str:
         m = r["mean"]
         row = [f"{r['snr']:g}", "yes" if r["ctf"] else "no", r["variant"]]
         row += [f"{m[f][c]:.2f}" if f in m else "—" for f in features for c in COLUMNS]
+        if has_caps:
+            row.append(f"{m['membrane']['caps']:.2f}" if "caps" in m.get("membrane", {}) else "—")
         row.append(f"{m['merge']['cross_talk']:.1%}" if "merge" in m else "—")
         if has_picks and "picking" in m:
             p = m["picking"]

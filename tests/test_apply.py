@@ -26,11 +26,12 @@ SHAPE = (10, 40, 51)   # odd x: the unbinned last column repeats its neighbour
 ENGINE_PREDICT = FFTEngine.predict
 
 
-def random_weights(seed: int, out_bias: float = 0.6) -> dict[str, list[np.ndarray]]:
+def random_weights(seed: int, out_bias: float = 0.6, inputs: int = 1
+                   ) -> dict[str, list[np.ndarray]]:
     """Glorot-uniform kernels; conv3 bias > 0 so part of the output is capped by min(1, x)."""
     rng = np.random.default_rng(seed)
     weights = {}
-    for name, (c_in, c_out) in zip(LAYERS, [(1, CHANNELS), (CHANNELS, CHANNELS), (CHANNELS, 1)],
+    for name, (c_in, c_out) in zip(LAYERS, [(inputs, CHANNELS), (CHANNELS, CHANNELS), (CHANNELS, 1)],
                                    strict=True):
         limit = np.sqrt(6.0 / (KERNEL * KERNEL * (c_in + c_out)))
         weights[name] = [rng.uniform(-limit, limit, (KERNEL, KERNEL, c_in, c_out)).astype(np.float32),
@@ -48,15 +49,19 @@ class FakeNet:
     amplitude: float | None = 0.37
     apix: float | None = APIX
     preprocessing: dict[str, Any] | None = field(default=None)
+    context: int = 0                                # > 0: a 2.5D network
 
     def weights(self) -> dict[str, list[np.ndarray]]:
-        return random_weights(self.seed)
+        return random_weights(self.seed, inputs=2 * self.context + 1)
 
 
 def expected_scores(net: FakeNet, data: np.ndarray, tile: int = TILE) -> np.ndarray:
-    """The known answer: engine.predict_full(slice) / amplitude, slice by slice."""
+    """The known answer: engine.predict_full(slice) / amplitude, slice by slice (a 2.5D network's
+    slice with its neighbours, the end slices repeated beyond the tomogram)."""
     engine = FFTEngine(net.weights(), tile=tile)
-    return np.stack([engine.predict_full(s) / np.float32(net.amplitude) for s in data])
+    tomo = Tomogram(data, APIX)
+    return np.stack([engine.predict_full(tomo.slab(z, z + 1, net.context))[0]
+                     for z in range(len(data))]) / np.float32(net.amplitude)
 
 
 def make_tomogram(seed: int = 0, shape: tuple[int, int, int] = SHAPE) -> Tomogram:
@@ -230,17 +235,22 @@ def test_nan_voxels_raise_when_reached_and_finished_slabs_are_kept(tmp_path):
 
 def test_several_networks_read_each_slab_once_and_equal_separate_runs(tmp_path, tomo_file,
                                                                       monkeypatch):
-    nets = [FakeNet("membrane", 0, 0.37), FakeNet("ribosome", 1, 0.8)]
+    nets = [FakeNet("membrane", 0, 0.37), FakeNet("ribosome", 1, 0.8),
+            FakeNet("vesicle", 2, 0.5, context=2)]
     separate = {n.feature: apply(n, tomo_file, progress=False, tile=TILE) for n in nets}
-    reads: list[int] = []
+    reads: list[tuple[int, int]] = []
     original = Tomogram.slab
-    monkeypatch.setattr(Tomogram, "slab", lambda self, a, b: reads.append(b - a) or original(self, a, b))
+    monkeypatch.setattr(Tomogram, "slab", lambda self, a, b, context=0:
+                        reads.append((b - a, context)) or original(self, a, b, context))
     together = apply(nets, tomo_file, out=tmp_path / "out", progress=False, tile=TILE, slab=4)
-    assert reads == [4, 4, 2]                                  # each slab read once for both
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cell.membrane.mrc",
-                                                                   "cell.ribosome.mrc"]
+    assert reads == [(4, 2), (4, 2), (2, 2)]          # each slab read once for all, with context
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "cell.membrane.mrc", "cell.ribosome.mrc", "cell.vesicle.mrc"]
     for feature, scores in together.items():
         np.testing.assert_array_equal(scores.data, separate[feature].data)
+    tomo = read_tomogram(tomo_file)
+    np.testing.assert_allclose(together["vesicle"].data, expected_scores(nets[2], tomo.data),
+                               atol=1e-5)
     named = apply({"a": nets[0], "b": nets[1]}, make_tomogram(), progress=False, tile=TILE)
     assert sorted(named) == ["a", "b"]
 
@@ -282,7 +292,8 @@ def cluster():
 def test_a_dask_cluster_gives_the_local_result_without_tensorflow(tmp_path, tomo_file, cluster):
     from distributed import Client
 
-    nets = [FakeNet("membrane", 0, 0.37), FakeNet("ribosome", 1, 0.8)]
+    nets = [FakeNet("membrane", 0, 0.37), FakeNet("ribosome", 1, 0.8),
+            FakeNet("vesicle", 2, 0.5, context=1)]          # 2.5D: slabs travel with neighbours
     other = make_tomogram(4, (6, 36, 30))                    # in memory: sent to the workers
     local = [apply(nets, t, progress=False, tile=TILE) for t in (tomo_file, other)]
     with Client(cluster) as client:
@@ -295,7 +306,7 @@ def test_a_dask_cluster_gives_the_local_result_without_tensorflow(tmp_path, tomo
         with pytest.raises(ValueError, match="contains 1 NaN or infinite"):   # a task's error
             apply(nets, other.with_data(bad), progress=False, tile=TILE, client=client, slab=2)
     assert imported and not any(imported.values())
-    for feature in ("membrane", "ribosome"):
+    for feature in ("membrane", "ribosome", "vesicle"):
         np.testing.assert_array_equal(remote[feature].data, local[0][feature].data)
         for result, expected in zip(many, local, strict=True):
             np.testing.assert_array_equal(result[feature].data, expected[feature].data)

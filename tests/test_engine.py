@@ -23,11 +23,11 @@ SMALL_TILE = 128
 
 
 def random_weights(seed: int, *, kernel: int = KERNEL, channels: int = CHANNELS,
-                   out_bias: float = 0.0) -> dict[str, list[np.ndarray]]:
+                   out_bias: float = 0.0, inputs: int = 1) -> dict[str, list[np.ndarray]]:
     """Glorot-uniform kernels and small random biases, as a trained network's scale."""
     rng = np.random.default_rng(seed)
     weights = {}
-    for name, (c_in, c_out) in zip(LAYERS, [(1, channels), (channels, channels), (channels, 1)],
+    for name, (c_in, c_out) in zip(LAYERS, [(inputs, channels), (channels, channels), (channels, 1)],
                                    strict=True):
         limit = np.sqrt(6.0 / (kernel * kernel * (c_in + c_out)))
         values = rng.uniform(-limit, limit, (kernel, kernel, c_in, c_out)).astype(np.float32)
@@ -58,7 +58,8 @@ def keras_model(weights: dict[str, list[np.ndarray]]):
     pytest.importorskip("tensorflow")
     from tomowidgets.network import build_model
 
-    model = build_model(filters=CHANNELS, kernel_size=KERNEL, compile=False)
+    model = build_model(filters=CHANNELS, kernel_size=KERNEL, compile=False,
+                        inputs=weights["conv1"][0].shape[2])
     for name in LAYERS:
         model.get_layer(name).set_weights(weights[name])
     return model
@@ -154,6 +155,26 @@ def test_other_kernel_sizes_and_channel_counts_work():
     engine = FFTEngine(weights, tile=48)
     assert engine.margin == 10
     assert engine.predict(structured_slice((40, 50), seed=6)).shape == (20, 25)
+
+
+@pytest.mark.tensorflow
+def test_a_25d_network_reads_each_slice_with_its_neighbours_as_keras_does():
+    from tomowidgets.io import Tomogram
+
+    weights = random_weights(7, inputs=5, out_bias=0.6)              # context 2: slices z-2 .. z+2
+    engine = FFTEngine(weights, tile=SMALL_TILE)
+    tomo = Tomogram(np.stack([structured_slice((70, 90), seed=s) for s in range(6)]), apix=10.0)
+    stack = tomo.slab(0, 6, context=2)                               # 10 slices, ends repeated
+    assert engine.context == 2 and stack.shape == (10, 70, 90)
+    np.testing.assert_array_equal(stack[:3], tomo.data[[0, 0, 0]])
+    result = engine.predict(stack)
+    inputs = np.stack([np.moveaxis(stack[z:z + 5], 0, -1) for z in range(6)])
+    expected = keras_model(weights).predict(inputs, batch_size=2, verbose=0)[..., 0]
+    assert_matches(result, expected)
+    # a slab in the middle, with its neighbours, gives the same slices as the whole stack
+    np.testing.assert_allclose(engine.predict(tomo.slab(2, 4, context=2)), result[2:4], atol=1e-6)
+    with pytest.raises(ValueError, match=r"needs more than 4, got 3.*context=2"):
+        engine.predict(stack[:3])
 
 
 def test_unbin_duplicates_pixels_and_repeats_the_last_odd_row():

@@ -174,3 +174,24 @@ def test_confusion_matrix_counts_true_features_against_merged_labels():
         confusion_matrix(labels + 3, truth, ("membrane", "double_membrane"))
     with pytest.raises(ValueError, match=r"`truth\['double_membrane'\]` has shape \(1, 4, 4\)"):
         confusion_matrix(labels[:, :2], truth, ("membrane", "double_membrane"))
+
+
+def test_face_on_finds_a_spheres_caps_and_recall_counts_them():
+    from tomowidgets.metrics import face_on, recall
+
+    z, y, x = np.mgrid[:40, :40, :40]
+    r = np.sqrt((z - 20.0) ** 2 + (y - 20) ** 2 + (x - 20) ** 2)
+    sphere = np.abs(r - 14) < 1.0
+    caps = face_on(sphere, max_angle=30)
+    # the caps are where the normal is within 30° of z: |z - 20| >= r cos 30°
+    expected = sphere & (np.abs(z - 20) >= r * np.cos(np.deg2rad(30)))
+    assert caps.sum() == pytest.approx(expected.sum(), rel=0.2)
+    assert (caps & ~expected).sum() < 0.2 * caps.sum() and not caps[16:25].any()
+    assert face_on(sphere, max_angle=90).sum() == sphere.sum()
+    open_vesicle = sphere & (np.abs(z - 20) < 8)                     # a 2D network's result
+    assert recall(open_vesicle, caps) == 0.0
+    assert recall(sphere, caps) == 1.0
+    assert recall(open_vesicle, sphere) == pytest.approx(open_vesicle.sum() / sphere.sum())
+    assert recall(np.roll(sphere, 1, axis=0), sphere, tolerance=1) == 1.0
+    with pytest.raises(ValueError, match="max_angle"):
+        face_on(sphere, max_angle=120)

@@ -86,19 +86,21 @@ def test_loss_known_answers():
     assert per_tile == pytest.approx([np.log(0.25 + network.EPS), np.log(network.EPS)], rel=1e-6)
 
 
-@pytest.mark.parametrize("shape", [(64, 64), (33, 46), (21, 17)])
-def test_fft_forward_and_gradients_match_keras(shape):
+@pytest.mark.parametrize(("shape", "inputs"), [((64, 64), 1), ((33, 46), 1), ((21, 17), 1),
+                                               ((33, 46), 3)])
+def test_fft_forward_and_gradients_match_keras(shape, inputs):
     from tomowidgets import _fftconv
 
-    model = network.build_model(seed=5, init_scale=0.05)
+    model = network.build_model(seed=5, init_scale=0.05, inputs=inputs)
     rng = np.random.default_rng(0)
     for v in model.trainable_variables[1::2]:          # non-zero offsets exercise every ReLU branch
         v.assign(rng.uniform(-0.1, 0.2, v.shape).astype(np.float32))
     variables = model.trainable_variables
-    x = tf.constant(rng.normal(size=(3, *shape)).astype(np.float32))
+    channels = () if inputs == 1 else (inputs,)          # a 2.5D network's slices as channels
+    x = tf.constant(rng.normal(size=(3, *shape, *channels)).astype(np.float32))
     y = tf.constant((rng.uniform(size=(3, shape[0] // 2, shape[1] // 2)) > 0.7).astype(np.float32))
     with tf.GradientTape() as tape:
-        keras_out = model(x[..., None])[..., 0]
+        keras_out = model(x if channels else x[..., None])[..., 0]
         loss = network.log_squared_residual(y, keras_out)
         total = loss + 1e-5 * sum(tf.reduce_sum(tf.abs(v)) for v in variables[::2])
     keras_grads = tape.gradient(total, variables)
@@ -318,6 +320,55 @@ def test_trains_from_a_training_set():
     assert np.mean(scores[labels]) == pytest.approx(1.0, rel=1e-3)   # calibrated on these, unaugmented
     with pytest.raises(ValueError, match="12 Å/voxel.*network is for 10"):
         FeatureNet("disk", apix=10.0).train(ts, epochs=1, progress=False)
+
+
+def test_a_25d_network_learns_from_the_neighbouring_slices(tmp_path):
+    """Disks that show only in the slices next to the annotated one: a 2D network cannot see them,
+    a network with context 1 can; it saves, loads and is refused a 2D training set."""
+    from tomowidgets.engine import FFTEngine
+    from tomowidgets.io import Tomogram
+    from tomowidgets.trainset import TrainingSet
+
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(12, 64, 64)).astype(np.float32)
+    yy, xx = np.mgrid[:32, :32]
+    mask = (yy - 16) ** 2 + (xx - 16) ** 2 < 36
+    ts = TrainingSet(32, feature="disk", context=1)
+    for z in (1, 5, 9):                                  # disks in z-1 and z+1, not in z
+        data[[z - 1, z + 1], 16:48, 16:48] += 2.0 * mask
+    tomo = Tomogram(data, apix=10.0)
+    for z in (1, 5, 9):
+        ts.add_positive(tomo, z, 32, 32, mask)
+        ts.add_negative(tomo, z + 1, 32, 32)             # the disk itself is not the feature
+        ts.add_negative(tomo, z, 40, 20)
+    assert ts.training_arrays(rng=0)[0].shape[1:] == (32, 32, 3)
+    net = FeatureNet("disk", context=1, seed=1)
+    net.train(ts, epochs=10, batch_size=4, progress=False)
+    # the annotated slices hold only noise: the network finds the feature in their neighbours
+    annotated = net.predict(np.stack([r.inputs for r in ts if r.kind == "positive"]), unbin=True)
+    disks = net.predict(np.stack([ts[i].inputs for i in (1, 4, 7)]), unbin=True)  # z + 1
+    assert annotated[:, mask].mean() == pytest.approx(1.0, rel=1e-3)
+    assert disks[:, mask].mean() < 0.3
+    engine = FFTEngine(net.weights(), tile=128)
+    np.testing.assert_allclose(engine.predict(tomo.slab(0, 12, context=1)),
+                               net.predict(data, raw=True), atol=1e-5)
+    back = FeatureNet.load(net.save(tmp_path / "disk.keras"))
+    assert back.context == 1 and "context=±1" in repr(back)
+    with pytest.raises(ValueError, match=r"hold 1 slice\(s\) each but the network reads 3"):
+        FeatureNet("disk", context=1).train(_flat(ts, tomo), epochs=1, progress=False)
+
+
+def _flat(ts, tomo):
+    """The same tiles as a 2D set (no neighbouring slices)."""
+    from tomowidgets.trainset import TrainingSet
+
+    flat = TrainingSet(ts.tile, feature=ts.feature)
+    for r in ts:
+        if r.kind == "positive":
+            flat.add_positive(tomo, *r.centre, r.mask)
+        else:
+            flat.add_negative(tomo, *r.centre)
+    return flat
 
 
 def test_a_network_that_learned_nothing_is_not_calibrated():

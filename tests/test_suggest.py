@@ -53,6 +53,24 @@ def test_suggestions_skip_tiles_already_annotated_and_spread_out():
     assert gaps.min() > 16
 
 
+def test_explore_mixes_random_tiles_after_the_most_uncertain():
+    scores = _unsure_patches()
+    table = suggest_tiles(scores, n=4, tile=32, z_step=4, explore=0.5, rng=1)
+    centres = table[["z", "y", "x"]].values.tolist()
+    assert centres[:2] == [[8, 16, 16], [8, 64, 80]]                 # the two most uncertain
+    assert [0, 32, 96] not in centres[2:]                            # then two picked at random
+    assert table.equals(suggest_tiles(scores, n=4, tile=32, z_step=4, explore=0.5, rng=1))
+    assert not table.equals(suggest_tiles(scores, n=4, tile=32, z_step=4, explore=0.5, rng=2))
+    everywhere = suggest_tiles(scores, n=40, tile=32, z_step=4, explore=1.0, rng=0)
+    assert len(everywhere) == 40 and (everywhere["uncertainty"] == 0).sum() > 30  # sure tiles too
+    zyx = everywhere[["z", "y", "x"]].values
+    same_slice = zyx[:, None, 0] == zyx[None, :, 0]
+    gaps = np.abs(zyx[:, None, 1:] - zyx[None, :, 1:]).max(axis=2)
+    assert gaps[same_slice & ~np.eye(len(zyx), dtype=bool)].min() > 16   # still spread out
+    with pytest.raises(ValueError, match="explore"):
+        suggest_tiles(scores, explore=1.5)
+
+
 def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match="smaller than the 64"):
         suggest_tiles(np.zeros((2, 32, 32), np.float32))

@@ -630,3 +630,59 @@ def test_scale_augmentation_magnifies_copies_within_the_range():
     assert np.nonzero(doubled.any(axis=1))[0].tolist() == list(range(12, 20))  # 8 pixels thick
     with pytest.raises(ValueError, match="scale"):
         ts.training_arrays(scale=1.5)
+
+
+# -- 2.5D context ----------------------------------------------------------------------------------
+def test_a_context_set_keeps_the_neighbouring_slices_repeating_the_end_slice():
+    tomo = _tomo()
+    ts = TrainingSet(T, feature="membrane", context=2)
+    ts.add_positive(tomo, 1, 20, 21, _mask())
+    ts.add_negative(tomo, 5, 22, 23)
+    first, last = ts
+    region = (slice(12, 28), slice(13, 29))
+    np.testing.assert_array_equal(first.slices, tomo.data[[0, 0, 1, 2, 3], 12:28, 13:29])
+    np.testing.assert_array_equal(first.slices[2], first.image)
+    np.testing.assert_array_equal(last.slices, tomo.data[[3, 4, 5, 5, 5], 14:30, 15:31])
+    np.testing.assert_array_equal(first.inputs, np.moveaxis(tomo.data[[0, 0, 1, 2, 3]][:, *region], 0, -1))
+    assert not first.slices.flags.writeable and "±2 slices" in repr(first) and "context ±2" in repr(ts)
+    assert ts.metadata["context"] == 2 and _small_set().metadata["context"] == 0
+
+
+def test_context_copies_rotate_every_slice_alike_and_are_channels_last():
+    tomo = _tomo()
+    same = tw.Tomogram(np.repeat(tomo.data[:1], 6, axis=0), tomo.apix)   # identical slices
+    ts = TrainingSet(T, feature="membrane", context=1)
+    ts.add_positive(same, 3, 20, 20, _mask())
+    ts.add_negative(same, 2, 24, 30)
+    x, y = ts.training_arrays(rng=0, scale=0.2)
+    assert x.shape == (len(y), T, T, 3) and x.dtype == np.float32 and x.flags.c_contiguous
+    np.testing.assert_array_equal(x[..., 0], x[..., 1])
+    np.testing.assert_array_equal(x[..., 2], x[..., 1])
+    flat = TrainingSet(T, feature="membrane")
+    flat.add_positive(same, 3, 20, 20, _mask())
+    flat.add_negative(same, 2, 24, 30)
+    np.testing.assert_array_equal(flat.training_arrays(rng=0, scale=0.2)[0], x[..., 1])
+
+
+def test_context_sets_round_trip_and_do_not_mix_with_others(tmp_path):
+    ts = _small_set(context=1)
+    back = TrainingSet.load(ts.save(tmp_path / "m.tiles.npz"))
+    assert back.context == 1 and repr(back) == repr(ts)
+    for a, b in zip(ts, back, strict=True):
+        np.testing.assert_array_equal(a.slices, b.slices)
+    np.testing.assert_array_equal(back.training_arrays(rng=1)[0], ts.training_arrays(rng=1)[0])
+    with pytest.raises(ValueError, match="context"):
+        ts.merge(_small_set())
+    other = TrainingSet(T, feature="vesicle")
+    other.add_positive(_tomo(seed=1), 2, 20, 20, _mask())
+    with pytest.raises(ValueError, match="must share tile size, voxel size and context"):
+        ts.with_competitors([other])
+    with zipfile.ZipFile(tmp_path / "m.tiles.npz") as zf:
+        names = zf.namelist()
+    assert "slices.npy" in names
+    with pytest.raises(ValueError, match="'slices' should hold"):
+        TrainingSet._from_arrays(*_arrays_without_slices(ts))
+
+
+def _arrays_without_slices(ts):
+    return (np.stack([r.image for r in ts]), np.stack([r.mask for r in ts]), None, ts.metadata)

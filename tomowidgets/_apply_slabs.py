@@ -25,9 +25,20 @@ FLOAT16_MAX = float(np.finfo(np.float16).max)
 _IN_FLIGHT_PER_THREAD = 2
 
 
-def scores(engine: FFTEngine, amplitude: float, data: np.ndarray, dtype: Any) -> np.ndarray:
-    """Calibrated scores of slices ``data`` (n, y, x): unbinned network output / amplitude."""
-    full = unbin(engine.predict(data), data.shape[-2:])
+def context(engines: Sequence[FFTEngine]) -> int:
+    """Slices above and below a slab that the most demanding of `engines` reads (0: all 2D)."""
+    return max((engine.context for engine in engines), default=0)
+
+
+def scores(engine: FFTEngine, amplitude: float, data: np.ndarray, dtype: Any,
+           extra: int = 0) -> np.ndarray:
+    """Calibrated scores of slices ``data`` (n + 2 extra, y, x): unbinned output / amplitude.
+
+    The first and last `extra` slices of `data` are context only (``Tomogram.slab(z0, z1,
+    context=extra)``); the engine reads as many of them as its network needs.
+    """
+    skip = extra - engine.context
+    full = unbin(engine.predict(data[skip:len(data) - skip]), data.shape[-2:])
     full /= np.float32(amplitude)
     if np.dtype(dtype) == np.float16:
         np.clip(full, -FLOAT16_MAX, FLOAT16_MAX, out=full)
@@ -44,7 +55,8 @@ def remote_slab(source: Any, z0: int, z1: int, names: Sequence[str],
     ----------
     source : tuple or ndarray
         ``("mrc", path, size, mtime_ns)`` to read the slices from the file (checked to be the one
-        the client saw), or the slices themselves (n, y, x).
+        the client saw), or the slices themselves, ``Tomogram.slab(z0, z1, context=k)`` for the
+        largest context k of `engines`.
     z0, z1 : int
         First and past-the-end slice.
     names, engines, amplitudes : sequences
@@ -63,6 +75,7 @@ def remote_slab(source: Any, z0: int, z1: int, names: Sequence[str],
         If the worker sees another file than the client did (no shared file system, or the file
         changed), or the slices hold NaN/inf.
     """
+    extra = context(engines)
     if isinstance(source, tuple):
         _, path, size, mtime_ns = source
         stat = Path(path).stat()
@@ -70,10 +83,10 @@ def remote_slab(source: Any, z0: int, z1: int, names: Sequence[str],
             raise ValueError(f"the Dask worker sees another '{path}' than the client (size or "
                              "modification time differ); workers must share the file system and "
                              "the tomogram must not change during apply")
-        data = read_tomogram(path, mmap=True, apix=1.0, check_values=False).slab(z0, z1)
+        data = read_tomogram(path, mmap=True, apix=1.0, check_values=False).slab(z0, z1, extra)
     else:
         data = np.asarray(source, dtype=np.float32)
-    return {name: scores(engine, amplitude, data, dtype)
+    return {name: scores(engine, amplitude, data, dtype, extra)
             for name, engine, amplitude in zip(names, engines, amplitudes, strict=True)}
 
 
@@ -101,7 +114,8 @@ def run_dask(client: Any, jobs: Sequence[Any], tasks: Sequence[tuple[int, int, i
             stat = job.file.stat()
             source: Any = ("mrc", str(job.file), stat.st_size, stat.st_mtime_ns)
         else:
-            source = client.scatter(job.tomo.slab(z0, z1), hash=False)
+            extra = context([engines[n] for n in names])
+            source = client.scatter(job.tomo.slab(z0, z1, extra), hash=False)
         future = client.submit(remote_slab, source, z0, z1, names,
                                [remote[n] for n in names], [amplitudes[n] for n in names],
                                dtype.name, pure=False)

@@ -142,8 +142,8 @@ def _conv_block(x, filters: int, kernel_size: int, *, name: str, activation: Any
 
 def build_model(*, filters: int = 40, kernel_size: int = 15, init_scale: float = INIT_SCALE,
                 l1: float = 1e-5, learning_rate: float = 0.01, loss: str = "log_squared_residual",
-                seed: int = 0, compile: bool = True) -> keras.Model:
-    """The paper's network as a fully convolutional Keras model (input ``(None, None, 1)``).
+                seed: int = 0, compile: bool = True, inputs: int = 1) -> keras.Model:
+    """The paper's network as a fully convolutional Keras model (input ``(None, None, inputs)``).
 
     Layers ``conv1`` (filters @ k×k, ReLU) → ``pool`` (2×2 max) → ``conv2`` (filters @ k×k, ReLU) →
     ``conv3`` (1 @ k×k, linear, its bias is the paper's offset) → ``min_one`` (``min(1, x)``).
@@ -168,6 +168,9 @@ def build_model(*, filters: int = 40, kernel_size: int = 15, init_scale: float =
         Seed of the kernel initialisers (``seed``, ``seed + 1``, ``seed + 2`` for the three layers).
     compile : bool, default True
         Compile with ``keras.optimizers.SGD(learning_rate)`` and `loss`, ready for ``model.fit``.
+    inputs : int, default 1
+        Input channels: 1 for the paper's 2D network, ``2 * context + 1`` for a 2.5D network that
+        reads each slice with its `context` neighbours above and below.
 
     Returns
     -------
@@ -187,16 +190,17 @@ def build_model(*, filters: int = 40, kernel_size: int = 15, init_scale: float =
     if kernel_size % 2 == 0:
         raise ValueError(f"`kernel_size` must be odd, got {kernel_size}; the paper uses 15")
     init_scale = check_positive(init_scale, "init_scale")
+    inputs = check_positive_int(inputs, "inputs")
     if loss not in LOSSES:
         raise ValueError(f"`loss` must be one of {sorted(LOSSES)}, got {loss!r}")
     common = {"kernel_size": kernel_size, "init_scale": init_scale, "l1": float(l1)}
-    inputs = keras.Input((None, None, 1), name="tile")
-    x = _conv_block(inputs, filters, name="conv1", activation="relu", seed=seed, **common)
+    tiles = keras.Input((None, None, inputs), name="tile")
+    x = _conv_block(tiles, filters, name="conv1", activation="relu", seed=seed, **common)
     x = keras.layers.MaxPooling2D(2, name="pool")(x)
     x = _conv_block(x, filters, name="conv2", activation="relu", seed=seed + 1, **common)
     x = _conv_block(x, 1, name="conv3", activation=None, seed=seed + 2, **common)
     outputs = keras.layers.Activation(min_one, name="min_one")(x)
-    model = keras.Model(inputs, outputs, name="tomowidgets_cnn")
+    model = keras.Model(tiles, outputs, name="tomowidgets_cnn")
     if compile:
         model.compile(optimizer=keras.optimizers.SGD(learning_rate), loss=LOSSES[loss])
     return model

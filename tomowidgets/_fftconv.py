@@ -117,9 +117,16 @@ def _layers(x: tf.Tensor, weights: list[tf.Tensor]) -> dict[str, tf.Tensor]:
     k1, b1, k2, b2, k3, b3 = weights
     k, p, n1, n2, hy, hx = _geometry(x, k1)
 
-    xs = tf.signal.rfft2d(_pad(x, n1, p))                                   # (b, N1, M1)
-    a1 = tf.signal.irfft2d(xs[:, None] * tf.math.conj(_kernel_spectra(k1, n1)[:, 0])[None],
-                           fft_length=n1)                                    # (b, 40, N1) uncropped
+    if x.shape.rank == 3:                                                    # one input slice
+        xs = tf.signal.rfft2d(_pad(x, n1, p))                               # (b, N1, M1)
+        a1s = xs[:, None] * tf.math.conj(_kernel_spectra(k1, n1)[:, 0])[None]
+        xsf = None
+    else:  # 2.5D: sum over the input slices, as layer 2 sums over channels
+        xs = tf.signal.rfft2d(_pad(tf.transpose(x, [0, 3, 1, 2]), n1, p))   # (b, in, N1, M1)
+        xsf = _to_freq_major(xs)                                             # (F1, b, in)
+        a1f = tf.matmul(xsf, _to_freq_major(_kernel_spectra(k1, n1)), adjoint_b=True)
+        a1s = _from_freq_major(a1f, xs.shape[2:])                            # (b, 40, N1, M1)
+    a1 = tf.signal.irfft2d(a1s, fft_length=n1)                               # (b, 40, N1) uncropped
     pooled_all, a1_last, pooled_last = _pool(a1)                             # (b, 40, N1 / 2)
     pooled = tf.nn.relu(pooled_all[:, :, :hy, :hx] + b1[:, None, None])     # (b, 40, hy, hx)
 
@@ -135,7 +142,7 @@ def _layers(x: tf.Tensor, weights: list[tf.Tensor]) -> dict[str, tf.Tensor]:
     k3s = _kernel_spectra(k3, n2)[0]                                         # (40, N2, M2)
     a3 = tf.signal.irfft2d(tf.reduce_sum(rs * tf.math.conj(k3s)[None], axis=1),
                            fft_length=n2)[:, :hy, :hx] + b3[0]
-    return {"a3": a3, "xs": xs, "a1_last": a1_last, "pooled_last": pooled_last, "pooled": pooled,
+    return {"a3": a3, "xs": xs, "xsf": xsf, "a1_last": a1_last, "pooled_last": pooled_last, "pooled": pooled,
             "frame": pooled_all.shape[2:], "psf": psf,
             "k2s": k2s, "r2": r2, "rs": rs, "k3s": k3s}
 
@@ -162,8 +169,8 @@ def loss_and_gradients(
 
     Parameters
     ----------
-    x : tf.Tensor of shape (b, ny, nx), float32
-        Tiles.
+    x : tf.Tensor of shape (b, ny, nx) or (b, ny, nx, slices), float32
+        Tiles (with a 2.5D network's neighbouring slices as channels).
     y : tf.Tensor of shape (b, ny//2, nx//2), float32
         Targets in [0, 1].
     weights : list of 6 tf.Variable
@@ -209,10 +216,16 @@ def loss_and_gradients(
     dpre = tf.where(f["pooled"] > 0, dpool, 0.0)                             # (b, 40, hy, hx)
     da1 = _unpool(f["a1_last"], f["pooled_last"], _pad(dpre, f["frame"], 0))
     da1s = tf.signal.rfft2d(da1)                                             # (b, 40, N1, M1)
-    dk1 = _crop_back(tf.reduce_sum(f["xs"][:, None] * tf.math.conj(da1s), axis=0), n1, 0, (k, k))
+    if f["xsf"] is None:
+        dk1 = _crop_back(tf.reduce_sum(f["xs"][:, None] * tf.math.conj(da1s), axis=0), n1, 0, (k, k))
+        dk1 = tf.transpose(dk1, [1, 2, 0])[:, :, None, :]                   # (k, k, 1, 40)
+    else:
+        dk1s = tf.math.conj(tf.matmul(f["xsf"], _to_freq_major(da1s), adjoint_a=True))  # (F1, in, 40)
+        dk1 = tf.transpose(_crop_back(_from_freq_major(dk1s, da1s.shape[2:]), n1, 0, (k, k)),
+                           [2, 3, 0, 1])                                     # (k, k, in, 40)
 
     grads = [
-        tf.transpose(dk1, [1, 2, 0])[:, :, None, :] + l1 * tf.sign(k1),
+        dk1 + l1 * tf.sign(k1),
         tf.reduce_sum(dpre, axis=[0, 2, 3]),
         tf.transpose(dk2, [2, 3, 0, 1]) + l1 * tf.sign(k2),
         tf.reduce_sum(da2, axis=[0, 2, 3]),

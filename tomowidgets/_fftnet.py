@@ -53,13 +53,14 @@ def kernel_spectrum(kernel: np.ndarray, n: int) -> np.ndarray:
 def window(image: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
     """The ``size x size`` window of `image` at (`top`, `left`), zero outside the image.
 
-    A view when the window lies inside the image, else a zero-padded copy.
+    `image` is ``(y, x)`` or ``(y, x, channels)``. A view when the window lies inside the image,
+    else a zero-padded copy.
     """
     y0, x0 = max(top, 0), max(left, 0)
     y1, x1 = min(top + size, image.shape[0]), min(left + size, image.shape[1])
     if (y1 - y0, x1 - x0) == (size, size):
         return image[y0:y1, x0:x1]
-    out = np.zeros((size, size), np.float32)
+    out = np.zeros((size, size, *image.shape[2:]), np.float32)
     if y1 > y0 and x1 > x0:
         out[y0 - top:y1 - top, x0 - left:x1 - left] = image[y0:y1, x0:x1]
     return out
@@ -71,9 +72,10 @@ def layer1_pooled(tile: np.ndarray, spectrum: np.ndarray, bias: np.ndarray, rows
 
     Parameters
     ----------
-    tile : ndarray of shape (n, n), float32
-        Input window whose row/column 0 sits ``k // 2`` pixels before the first output pixel.
-    spectrum : ndarray of shape (n, n // 2 + 1, channels), complex64
+    tile : ndarray of shape (n, n) or (n, n, inputs), float32
+        Input window whose row/column 0 sits ``k // 2`` pixels before the first output pixel;
+        with several inputs (a 2.5D network's neighbouring slices) on the last axis.
+    spectrum : ndarray of shape (n, n // 2 + 1, channels) or (n, n // 2 + 1, inputs, channels)
         Layer-1 kernel spectrum for this window size.
     bias : ndarray of shape (channels,), float32
         Layer-1 bias.
@@ -83,7 +85,13 @@ def layer1_pooled(tile: np.ndarray, spectrum: np.ndarray, bias: np.ndarray, rows
         Destination (a view into the pooled-map buffer).
     """
     n = tile.shape[0]
-    spec = sfft.rfft2(tile)[..., None] * spectrum
+    if tile.ndim == 2:
+        spec = sfft.rfft2(tile)[..., None] * spectrum
+    else:  # sum over the input slices of (input spectrum x kernel spectrum)
+        inputs = sfft.rfft2(tile, axes=(0, 1))
+        spec = inputs[..., 0, None] * spectrum[..., 0, :]
+        for c in range(1, tile.shape[2]):
+            spec += inputs[..., c, None] * spectrum[..., c, :]
     spec[0, 0] += bias * np.float32(n * n)
     # irfft2 in two passes, the second one only over the rows that are kept
     conv = sfft.ifft(spec, axis=0, overwrite_x=True)[:2 * rows]

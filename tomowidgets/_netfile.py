@@ -158,20 +158,22 @@ def _weight_groups(config: dict[str, Any]) -> dict[str, str]:
 
 
 def check_layout(weights: dict[str, list[np.ndarray]], where: str) -> None:
-    """Raise ValueError unless `weights` are 15×15-style 'same' convolutions 1 → c → c2 → 1."""
+    """Raise ValueError unless `weights` are 15×15-style 'same' convolutions n → c → c2 → 1, with
+    n = 1 input slice (the paper) or an odd number (a 2.5D network's slice and neighbours)."""
     try:
         shapes = [[w.shape for w in weights[name]] for name in LAYERS]
         (k1, b1), (k2, b2), (k3, b3) = shapes
         ok = (len(k1) == len(k2) == len(k3) == 4 and k1[:2] == k2[:2] == k3[:2]
-              and k1[0] == k1[1] and k1[0] % 2 == 1 and k1[2] == 1 and k2[2] == k1[3]
+              and k1[0] == k1[1] and k1[0] % 2 == 1 and k1[2] % 2 == 1 and k2[2] == k1[3]
               and k3[2] == k2[3] and k3[3] == 1
               and (b1, b2, b3) == ((k1[3],), (k2[3],), (1,)))
     except (KeyError, ValueError, TypeError):
         ok, shapes = False, {name: "missing" for name in LAYERS if name not in weights}
     if not ok:
         raise ValueError(
-            f"'{where}' does not hold the paper's network: expected conv1 (k, k, 1, c), conv2 "
-            f"(k, k, c, c2), conv3 (k, k, c2, 1) with odd k and matching biases, got {shapes}"
+            f"'{where}' does not hold the paper's network: expected conv1 (k, k, n, c) with "
+            f"n = 1, 3, 5..., conv2 (k, k, c, c2), conv3 (k, k, c2, 1) with odd k and matching "
+            f"biases, got {shapes}"
         )
 
 

@@ -12,19 +12,22 @@ import numpy as np
 
 from tomowidgets._validate import as_float32, check_finite, check_positive, check_positive_int
 
-__all__ = ["ENGINES", "check_arrays", "check_options", "fit", "positive_tiles", "training_arrays"]
+__all__ = ["ENGINES", "as_inputs", "check_arrays", "check_context", "check_options", "fit",
+           "positive_tiles", "training_arrays"]
 
 #: Ways to compute the training gradients (see FeatureNet.train).
 ENGINES = ("fft", "keras")
 
 
 def check_arrays(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Validate training tiles ``x (n, s, s)`` and labels ``y (n, s/2, s/2)`` in [0, 1]; float32 copies."""
+    """Validate training tiles ``x (n, s, s)`` or, for a 2.5D network, ``(n, s, s, slices)`` and
+    labels ``y (n, s/2, s/2)`` in [0, 1]; float32 copies."""
     x, y = as_float32(x, "x"), as_float32(y, "y")
-    if x.ndim != 3 or x.shape[0] == 0:
-        raise ValueError(f"training tiles `x` must have shape (n, tile, tile) with n >= 1, got "
-                         f"{x.shape}; add tiles to the TrainingSet first")
-    ny, nx = x.shape[1:]
+    if x.ndim not in (3, 4) or x.shape[0] == 0:
+        raise ValueError(f"training tiles `x` must have shape (n, tile, tile) (or (n, tile, tile, "
+                         f"slices) for a 2.5D network) with n >= 1, got {x.shape}; add tiles to "
+                         "the TrainingSet first")
+    ny, nx = x.shape[1:3]
     if ny < 2 or nx < 2 or ny % 2 or nx % 2:
         raise ValueError(f"training tiles must have even sizes >= 2 (the network pools by 2), got "
                          f"{ny}×{nx}; the paper uses 64×64")
@@ -57,6 +60,32 @@ def training_arrays(ts: Any, *, seed: int, copies: int | None, negative_copies: 
     return check_arrays(*ts.training_arrays(rng=seed, **options))
 
 
+def check_context(x: np.ndarray, context: int) -> None:
+    """Raise ValueError unless tiles `x` carry the ``2 * context + 1`` slices a network reads."""
+    slices = 1 if x.ndim == 3 else x.shape[3]
+    if slices != 2 * context + 1:
+        raise ValueError(f"the training tiles hold {slices} slice(s) each but the network reads "
+                         f"{2 * context + 1} (context={context}); build the TrainingSet with "
+                         f"context={context}, or make FeatureNet(context={(slices - 1) // 2})")
+
+
+def as_inputs(a: np.ndarray, context: int) -> np.ndarray:
+    """Network inputs ``(n, y, x, 2 * context + 1)`` from slices ``(n, y, x)`` or ready inputs.
+
+    Consecutive slices ``(n, y, x)`` become, for a 2.5D network, each slice with its `context`
+    neighbours above and below as channels; the end slices repeat beyond the stack (as
+    ``Tomogram.slab(..., context=k)`` does at the tomogram's ends). A 4D array is checked and
+    returned as it is.
+    """
+    if a.ndim == 4:
+        check_context(a, context)
+        return a
+    if not context:
+        return a[..., None]
+    padded = np.pad(a, [(context, context), (0, 0), (0, 0)], mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(padded, 2 * context + 1, axis=0)
+
+
 def positive_tiles(ts: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` to calibrate on: a TrainingSet's positive tiles as painted (not augmented), or,
     for a plain ``(x, y)``, every tile with an annotated pixel."""
@@ -70,7 +99,7 @@ def positive_tiles(ts: Any) -> tuple[np.ndarray, np.ndarray]:
     if not records:
         raise ValueError("the training set has no positive tile to calibrate on; add positive "
                          "tiles with painted masks")
-    return (np.stack([r.image for r in records]).astype(np.float32),
+    return (np.stack([r.inputs for r in records]).astype(np.float32),
             shrink_labels(np.stack([r.mask for r in records])))
 
 
@@ -92,7 +121,8 @@ def _make_step(model: Any, engine: str, loss_fn: Callable, l1: float, shape: tup
     else:
         def gradients(x, y):  # noqa: ANN001, ANN202
             with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(loss_fn(y, model(x[..., None], training=True)[..., 0]))
+                inputs = x[..., None] if x.shape.rank == 3 else x
+                loss = tf.reduce_mean(loss_fn(y, model(inputs, training=True)[..., 0]))
                 total = loss + l1 * tf.add_n([tf.reduce_sum(tf.abs(v)) for v in variables[::2]])
             return loss, tape.gradient(total, variables)
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tomowidgets._validate import as_float32, check_finite
-from tomowidgets.io import Tomogram
+from tomowidgets.io import Tomogram, context_indices
 
 APIX_RTOL = 1e-3  # voxel sizes closer than 0.1 % are the same (MRC headers store float32)
 
@@ -47,6 +47,18 @@ def cut_tile(tomo: Tomogram, centre: tuple, tile: int) -> tuple[np.ndarray, tupl
     image = as_float32(np.array(tomo.data[z, y - h:y + h, x - h:x + h]), "tomo")
     check_finite(image, "tomo", where=f"the tile at (z={z}, y={y}, x={x})")
     return np.array(image, np.float32), (z, y, x)  # np.array copies: never a view of the tomogram
+
+
+def cut_slices(tomo: Tomogram, centre: tuple, tile: int, context: int) -> np.ndarray:
+    """The tile at a checked `centre` in slices ``z - context .. z + context``, (2 context + 1,
+    tile, tile) float32; beyond the tomogram's ends the end slice repeats (as ``Tomogram.slab``)."""
+    z, y, x = centre
+    h = tile // 2
+    wanted = context_indices(z, z + 1, context, tomo.shape[0])
+    slices = as_float32(np.array(tomo.data[int(wanted[0]):int(wanted[-1]) + 1,
+                                           y - h:y + h, x - h:x + h]), "tomo")[wanted - wanted[0]]
+    check_finite(slices, "tomo", where=f"the slices around the tile at (z={z}, y={y}, x={x})")
+    return np.ascontiguousarray(slices, np.float32)
 
 
 def check_tomogram(tomo: Any) -> None:
@@ -144,6 +156,9 @@ def check_combinable(sets: Sequence[Any]) -> tuple[str | None, float | None, dic
         if s.tile != first.tile:
             raise ValueError(f"set {i} has {s.tile}-voxel tiles, set 0 has {first.tile}; "
                              "only sets of one tile size can be combined")
+        if s.context != first.context:
+            raise ValueError(f"set {i} keeps ±{s.context} slices per tile, set 0 ±{first.context}; "
+                             "only sets of one context can be combined")
         if s.apix is not None:
             check_same_apix(apix, s.apix, what=f"set {i}")
         if s.feature is not None and s.feature != feature:

@@ -2,7 +2,8 @@
 
 A compressed ``.npz`` with arrays ``images`` (n, tile, tile) float32, ``masks`` (n, tile, tile) bool
 and ``metadata`` (UTF-8 JSON as uint8) carrying :data:`FORMAT`, :data:`FORMAT_VERSION` and the set's
-metadata; nothing is pickled, in either direction.
+metadata; a 2.5D set (metadata ``context`` = k > 0) adds ``slices`` (n, 2k + 1, tile, tile) float32.
+Nothing is pickled, in either direction.
 """
 
 from __future__ import annotations
@@ -35,15 +36,21 @@ def save_tiles(path: str | os.PathLike, records: Sequence[Any], tile: int,
     path = Path(path)
     images = np.stack([r.image for r in records]) if records else np.zeros((0, tile, tile), np.float32)
     masks = np.stack([r.mask for r in records]) if records else np.zeros((0, tile, tile), bool)
+    arrays = {"images": images, "masks": masks}
+    context = metadata.get("context", 0)
+    if context:
+        arrays["slices"] = (np.stack([r.slices for r in records]) if records
+                            else np.zeros((0, 2 * context + 1, tile, tile), np.float32))
     meta = json.dumps({"format": FORMAT, "version": FORMAT_VERSION, **metadata})
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, images=images, masks=masks,
-                            metadata=np.frombuffer(meta.encode("utf-8"), np.uint8))
+        np.savez_compressed(fh, **arrays, metadata=np.frombuffer(meta.encode("utf-8"), np.uint8))
     return path
 
 
-def load_tiles(path: str | os.PathLike, build: Callable[[np.ndarray, np.ndarray, dict], T]) -> T:
-    """Read a file written by :func:`save_tiles` and return ``build(images, masks, metadata)``.
+def load_tiles(path: str | os.PathLike,
+               build: Callable[[np.ndarray, np.ndarray, np.ndarray | None, dict], T]) -> T:
+    """Read a file written by :func:`save_tiles`; return ``build(images, masks, slices, metadata)``
+    (``slices`` None for a 2D set).
 
     Raises
     ------
@@ -64,22 +71,25 @@ def load_tiles(path: str | os.PathLike, build: Callable[[np.ndarray, np.ndarray,
             if missing:
                 raise ValueError(f"arrays {sorted(missing)} are missing")
             images, masks = npz["images"], npz["masks"]
+            slices = npz["slices"] if "slices" in npz.files else None
             meta = json.loads(npz["metadata"].tobytes().decode("utf-8"))
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError("its metadata has no tomowidgets training-set marker")
         if meta.get("version") != FORMAT_VERSION:
             raise ValueError(f"format version {meta.get('version')!r} is not "
                              f"{FORMAT_VERSION}; upgrade tomowidgets")
-        return build(images, masks, meta)
+        return build(images, masks, slices, meta)
     except _LOAD_ERRORS as err:
         raise ValueError(f"{bad}, or it is corrupt ({type(err).__name__}: {err})") from None
 
 
-def unpack_tiles(images: np.ndarray, masks: np.ndarray, meta: dict, tile: int) -> list[tuple[Any, ...]]:
-    """Check loaded arrays against `meta` and return ``(kind, centre, source, image, mask)`` per tile.
+def unpack_tiles(images: np.ndarray, masks: np.ndarray, slices: np.ndarray | None, meta: dict,
+                 tile: int, context: int) -> list[tuple[Any, ...]]:
+    """Check loaded arrays against `meta`; return ``(kind, centre, source, image, mask, slices)``
+    per tile.
 
-    The images and masks are read-only copies, ready for a TileRecord. Raises ValueError (or
-    KeyError, TypeError) when the arrays and the tile records disagree.
+    The arrays are read-only copies, ready for a TileRecord. Raises ValueError (or KeyError,
+    TypeError) when the arrays and the tile records disagree.
     """
     shape = (len(meta["tiles"]), tile, tile)
     if images.shape != shape or masks.shape != shape or images.dtype != np.float32 \
@@ -87,14 +97,23 @@ def unpack_tiles(images: np.ndarray, masks: np.ndarray, meta: dict, tile: int) -
         raise ValueError(f"arrays {images.shape} {images.dtype} / {masks.shape} {masks.dtype} "
                          f"do not hold {shape[0]} tiles of {tile}×{tile}")
     check_finite(images, "images")
+    if context:
+        want = (shape[0], 2 * context + 1, tile, tile)
+        if slices is None or slices.shape != want or slices.dtype != np.float32:
+            found = "none" if slices is None else f"{slices.shape} {slices.dtype}"
+            raise ValueError(f"array 'slices' should hold {want} float32 for context {context}, "
+                             f"found {found}")
+        check_finite(slices, "slices")
+    per_tile = [None] * shape[0] if not context else [frozen(s.copy()) for s in slices]
     tiles = []
-    for info, image, mask in zip(meta["tiles"], images, masks, strict=True):
+    for info, image, mask, around in zip(meta["tiles"], images, masks, per_tile, strict=True):
         centre = tuple(int(c) for c in info["centre"])
         if info["kind"] not in KINDS or len(centre) != 3 \
                 or bool(mask.any()) != (info["kind"] == "positive"):
             raise ValueError(f"tile record {info!r} is inconsistent with its mask")
         source = info["source"] if info["source"] is None else str(info["source"])
-        tiles.append((info["kind"], centre, source, frozen(image.copy()), frozen(mask.copy())))
+        tiles.append((info["kind"], centre, source, frozen(image.copy()), frozen(mask.copy()),
+                      around))
     return tiles
 
 

@@ -170,7 +170,8 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
     the other times rotated by random angles (as EMAN2's ``e2tomoseg_buildtrainset.py --ncopy``
     does) and magnified by random factors in ``[1 / (1 + scale), 1 + scale]`` (log-uniform).
     Returns ``x`` (n, tile, tile) float32, contiguous, and the masks (n, tile, tile) bool in the
-    same order. Arguments and errors are those of ``TrainingSet.training_arrays``.
+    same order; for 2.5D records (with ``slices``), ``x`` is (n, tile, tile, slices), every slice of
+    a copy rotated alike. Arguments and errors are those of ``TrainingSet.training_arrays``.
     """
     if not records:
         raise ValueError("the training set is empty; annotate at least one positive tile "
@@ -195,24 +196,31 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
     def random_zoom() -> float:
         return float(np.exp(rng.uniform(-log_zoom, log_zoom))) if log_zoom else 1.0
 
+    def pixels(r: Any) -> np.ndarray:  # (tile, tile), or (slices, tile, tile) for a 2.5D record
+        return r.image if r.slices is None else r.slices
+
     images, masks = [], []
     for r in positives:
-        images.append(r.image)
+        images.append(pixels(r))
         masks.append(r.mask)
         for angle in rng.uniform(0.0, 360.0, size=copies - 1):
-            image, mask = rotate_pair(r.image, r.mask, float(angle), random_zoom())
+            image, mask = rotate_pair(pixels(r), r.mask, float(angle), random_zoom())
             images.append(image)
             masks.append(mask)
     for r in negatives:
         for angle in (None, *rng.uniform(0.0, 360.0, size=negative_copies - 1)):
-            image = r.image if angle is None else rotate_pair(r.image, r.mask, float(angle), random_zoom())[0]
+            image = (pixels(r) if angle is None
+                     else rotate_pair(pixels(r), r.mask, float(angle), random_zoom())[0])
             if augment_negatives:
-                image = np.rot90(image, int(rng.integers(4)))
-                image = image[:, ::-1] if rng.integers(2) else image
+                image = np.rot90(image, int(rng.integers(4)), axes=(-2, -1))
+                image = image[..., ::-1] if rng.integers(2) else image
             images.append(image)
             masks.append(r.mask)
     order = rng.permutation(len(images))
-    return np.ascontiguousarray(np.stack(images)[order], dtype=np.float32), np.stack(masks)[order]
+    x = np.stack(images)[order]
+    if x.ndim == 4:  # (n, slices, tile, tile) -> channels last, as the network reads them
+        x = np.moveaxis(x, 1, -1)
+    return np.ascontiguousarray(x, dtype=np.float32), np.stack(masks)[order]
 
 
 def rotate_pair(image: np.ndarray, mask: np.ndarray, angle: float, zoom: float = 1.0
@@ -226,8 +234,12 @@ def rotate_pair(image: np.ndarray, mask: np.ndarray, angle: float, zoom: float =
     would sit next to unknown labels (zero-filled mask corners would teach the network that the
     feature is background there). Reflection keeps image and label consistent everywhere. The image
     is interpolated linearly; the mask linearly too, then thresholded at 0.5, so its edge follows
-    the same interpolation as the image.
+    the same interpolation as the image. An image of shape (slices, tile, tile) (a 2.5D tile) has
+    every slice transformed alike.
     """
+    if image.ndim == 3:
+        out = [rotate_pair(one, mask, angle, zoom) for one in image]
+        return np.stack([rotated for rotated, _ in out]), out[0][1]
     if zoom == 1.0:
         rotated = ndimage.rotate(image, angle, reshape=False, order=1, mode="reflect")
         rmask = ndimage.rotate(mask.astype(np.float32), angle, reshape=False, order=1, mode="reflect")

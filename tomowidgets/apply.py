@@ -39,7 +39,7 @@ from tomowidgets._apply_inputs import (
     warn_if_not_preprocessed,
 )
 from tomowidgets._apply_output import FileOutput, MemoryOutput, tomogram_fingerprint
-from tomowidgets._apply_slabs import run_dask, scores
+from tomowidgets._apply_slabs import context, run_dask, scores
 from tomowidgets._bandpass import _release as release_pages
 from tomowidgets._validate import check_positive, check_positive_int
 from tomowidgets.engine import DEFAULT_TILE, FFTEngine
@@ -263,11 +263,12 @@ def _apply(networks: list[Network], tomos: list[Any], out: Any, *, single_file: 
                   disable=not progress) as bar:
             if client is None:
                 for index, z0, z1, names in tasks:
-                    data = jobs[index].tomo.slab(z0, z1)
+                    extra = context([engines[name] for name in names])
+                    data = jobs[index].tomo.slab(z0, z1, extra)
                     release_pages(jobs[index].tomo.data)   # a memory map's pages, once read
                     for name in names:
                         jobs[index].outputs[name].write(
-                            z0, z1, scores(engines[name], amplitudes[name], data, dtype))
+                            z0, z1, scores(engines[name], amplitudes[name], data, dtype, extra))
                     bar.update(z1 - z0)
             else:
                 run_dask(client, jobs, tasks, engines, amplitudes, dtype, bar.update)

@@ -367,7 +367,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from tomowidgets.trainset import TrainingSet
 
     ts = TrainingSet.load(args.tiles)
-    net = FeatureNet(args.feature or ts.feature or args.tiles.name.split(".")[0], seed=args.seed)
+    net = FeatureNet(args.feature or ts.feature or args.tiles.name.split(".")[0], seed=args.seed,
+                     context=ts.context)
     t0 = time.perf_counter()
     history = net.train(ts, epochs=args.epochs, batch_size=args.batch_size,
                         learning_rate=args.learning_rate, decay=args.decay, l1=args.l1)

@@ -91,7 +91,7 @@ def score_feature(prediction: np.ndarray, labels: dict[str, np.ndarray], feature
 
 def train_from_labels(tomo: Tomogram, labels: dict[str, np.ndarray], feature: str, *, seed: int = 0,
                       perturb: int = 0, epochs: int = 20, progress: bool = False,
-                      **train_kwargs) -> tuple:
+                      context: int = 0, **train_kwargs) -> tuple:
     """Play the annotator on a synthetic cell and train that feature's network with the defaults.
 
     The training set is the paper's: 10 positive tiles with the ground-truth mask (dilated or
@@ -114,6 +114,9 @@ def train_from_labels(tomo: Tomogram, labels: dict[str, np.ndarray], feature: st
         Training epochs.
     progress : bool, default False
         Show a progress bar.
+    context : int, default 0
+        Neighbouring slices the network reads above and below each slice (2.5D; see
+        :class:`FeatureNet`).
     **train_kwargs
         Passed to :meth:`FeatureNet.train` (e.g. ``copies``).
 
@@ -123,21 +126,22 @@ def train_from_labels(tomo: Tomogram, labels: dict[str, np.ndarray], feature: st
     """
     from tomowidgets.network import FeatureNet
 
-    ts = simulated_annotation(tomo, labels, feature, seed=seed, perturb=perturb)
-    net = FeatureNet(feature, seed=seed)
+    ts = simulated_annotation(tomo, labels, feature, seed=seed, perturb=perturb, context=context)
+    net = FeatureNet(feature, seed=seed, context=context)
     net.train(ts, epochs=epochs, progress=progress, **train_kwargs)
     return ts, net
 
 
 def simulated_annotation(tomo: Tomogram, labels: dict[str, np.ndarray], feature: str, *, seed: int = 0,
-                         perturb: int = 0) -> TrainingSet:
+                         perturb: int = 0, context: int = 0) -> TrainingSet:
     """The training set a person would click for `feature` (see :func:`train_from_labels`)."""
     from tomowidgets.preprocess import preprocessing_params
     from tomowidgets.trainset import TrainingSet
 
     decoys = np.any([m for name, m in labels.items() if name != feature], axis=0)
     return TrainingSet.from_ground_truth(tomo, labels[feature], feature=feature, rng=seed, decoys=decoys,
-                                         perturb=perturb, preprocessing=preprocessing_params(tomo.apix))
+                                         perturb=perturb, preprocessing=preprocessing_params(tomo.apix),
+                                         context=context)
 
 
 def run_demo(out_dir: str | Path = "demo_output", *, shape: tuple[int, int, int] = (64, 256, 256),

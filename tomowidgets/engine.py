@@ -65,9 +65,10 @@ class FFTEngine:
     ----------
     weights : mapping of str to [kernel, bias]
         Keras weights by layer name, as ``{layer.name: layer.get_weights()}`` or
-        ``tomowidgets.network.read_weights(path)``: ``"conv1"`` kernel ``(k, k, 1, c)``,
+        ``tomowidgets.network.read_weights(path)``: ``"conv1"`` kernel ``(k, k, 2 * context + 1, c)``,
         ``"conv2"`` ``(k, k, c, c)``, ``"conv3"`` ``(k, k, c, 1)``, biases ``(c,)``, ``(c,)``,
-        ``(1,)``; ``k`` odd (15 and ``c = 40`` in the paper). Other keys are ignored.
+        ``(1,)``; ``k`` odd (15 and ``c = 40`` in the paper; ``context = 0``: one input slice).
+        Other keys are ignored.
     tile : int, default 320
         Edge, in input pixels, of the square windows in which layers 2 and 3 are transformed
         (FFTs of ``tile // 2`` at half resolution). Even, and ``tile // 2 > 4 * (k // 2)``.
@@ -107,6 +108,8 @@ class FFTEngine:
         kernels, biases = _check_weights(weights)
         self.kernel_size = kernels[0].shape[0]
         self.channels = kernels[0].shape[3]
+        #: Slices above and below each slice that a 2.5D network reads (0 for the paper's 2D one).
+        self.context = (kernels[0].shape[2] - 1) // 2
         self.halo = self.kernel_size // 2
         tile = check_positive_int(tile, "tile")
         if tile % 2 or tile // 2 <= 4 * self.halo:
@@ -122,7 +125,9 @@ class FFTEngine:
         self._biases = biases
         self._window1 = max(_LAYER1_WINDOW, 2 * self.kernel_size + 2)
         m = tile // 2
-        self._spec1 = _fftnet.kernel_spectrum(kernels[0], self._window1)[:, :, 0, :]
+        self._spec1 = _fftnet.kernel_spectrum(kernels[0], self._window1)
+        if not self.context:
+            self._spec1 = self._spec1[:, :, 0, :]
         self._spec2 = _fftnet.kernel_spectrum(kernels[1], m).reshape(-1, self.channels,
                                                                      self.channels)
         self._spec3 = _fftnet.kernel_spectrum(kernels[2], m).reshape(-1, self.channels, 1)
@@ -133,7 +138,8 @@ class FFTEngine:
                 (self._weights,))
 
     def __repr__(self) -> str:
-        return (f"FFTEngine(kernel_size={self.kernel_size}, channels={self.channels}, "
+        context = f", context={self.context}" if self.context else ""
+        return (f"FFTEngine(kernel_size={self.kernel_size}, channels={self.channels}{context}, "
                 f"tile={self.tile}, workers={self.workers})")
 
     @property
@@ -154,25 +160,35 @@ class FFTEngine:
         ----------
         slices : array_like of shape (y, x) or (n, y, x)
             One slice or a stack of slices (e.g. ``tomogram.data[z0:z1]``); any real dtype,
-            computed in float32. ``y, x >= 2``.
+            computed in float32. ``y, x >= 2``. For a 2.5D network (:attr:`context` = k > 0) a
+            stack of consecutive slices of which the first and last k are only read as context
+            (e.g. ``tomogram.slab(z0, z1, context=k)``): n - 2k slices are scored.
 
         Returns
         -------
-        ndarray of shape (y // 2, x // 2) or (n, y // 2, x // 2), float32
+        ndarray of shape (y // 2, x // 2) or (n - 2 * context, y // 2, x // 2), float32
             Scores, capped at 1. An odd last row/column of the input is dropped by the pooling,
             as in Keras.
 
         Raises
         ------
         ValueError
-            If `slices` is not 2D or 3D, not real, smaller than 2 x 2 or not finite.
+            If `slices` is not 2D or 3D, not real, smaller than 2 x 2 or not finite, or holds no
+            more than ``2 * context`` slices.
         """
         stack, single = self._check_slices(slices)
-        out = np.empty((stack.shape[0], stack.shape[1] // 2, stack.shape[2] // 2), np.float32)
+        k = self.context
+        if len(stack) <= 2 * k:
+            raise ValueError(f"this network reads {k} slices above and below each slice, so "
+                             f"`slices` needs more than {2 * k}, got {len(stack)}; pass "
+                             f"tomogram.slab(z0, z1, context={k})")
+        out = np.empty((len(stack) - 2 * k, stack.shape[1] // 2, stack.shape[2] // 2), np.float32)
         pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
         run = functools.partial(_run, pool)
         try:
-            for image, dest in zip(stack, out, strict=True):
+            for i, dest in enumerate(out):
+                # a 2.5D network's inputs: the slice and its neighbours as channels, (y, x, 2k + 1)
+                image = stack[i] if not k else stack[i:i + 2 * k + 1].transpose(1, 2, 0)
                 self._predict_slice(image, dest, run)
         finally:
             if pool is not None:
@@ -346,12 +362,14 @@ def _check_weights(weights: Mapping[str, Sequence[Any]]) -> tuple[list[np.ndarra
         kernels.append(np.ascontiguousarray(kernel))
         biases.append(np.ascontiguousarray(bias))
     first = kernels[0].shape
-    if len(first) != 4 or first[0] != first[1] or first[0] % 2 == 0 or first[2] != 1:
-        raise ValueError(f"`weights['conv1']` kernel must have shape (k, k, 1, channels) with k "
-                         f"odd, got {first}; the paper's is (15, 15, 1, 40)")
-    k, c = first[0], first[3]
+    if len(first) != 4 or first[0] != first[1] or first[0] % 2 == 0 or first[2] % 2 == 0:
+        raise ValueError(f"`weights['conv1']` kernel must have shape (k, k, inputs, channels) with "
+                         f"k odd and inputs = 2 * context + 1 slices, got {first}; the paper's is "
+                         "(15, 15, 1, 40)")
+    k, inputs, c = first[0], first[2], first[3]
     for name, kernel, bias, want in zip(LAYERS, kernels, biases,
-                                        [(k, k, 1, c), (k, k, c, c), (k, k, c, 1)], strict=True):
+                                        [(k, k, inputs, c), (k, k, c, c), (k, k, c, 1)],
+                                        strict=True):
         if kernel.shape != want or bias.shape != (want[3],):
             raise ValueError(
                 f"`weights[{name!r}]` must be a kernel of shape {want} and a bias of shape "

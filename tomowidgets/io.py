@@ -69,9 +69,19 @@ class Tomogram:
         """True when the voxels stay in the file and are read on demand."""
         return isinstance(self.data, np.memmap)
 
-    def slab(self, start: int, stop: int) -> np.ndarray:
-        """Slices ``start:stop`` as a float32 array in memory (reads them if memory-mapped)."""
-        return as_float32(np.array(self.data[start:stop]))
+    def slab(self, start: int, stop: int, context: int = 0) -> np.ndarray:
+        """Slices ``start:stop`` as a float32 array in memory (reads them if memory-mapped).
+
+        With `context` = k > 0 the slab also holds the k slices before `start` and after `stop`
+        (shape ``(stop - start + 2k, y, x)``), as a 2.5D network needs; beyond the tomogram's ends
+        the first or last slice is repeated.
+        """
+        if not context:
+            return as_float32(np.array(self.data[start:stop]))
+        wanted = context_indices(start, stop, context, self.shape[0])
+        first = int(wanted[0])
+        block = as_float32(np.array(self.data[first:int(wanted[-1]) + 1]))
+        return block[wanted - first]
 
     def with_data(self, data: np.ndarray, apix: float | None = None) -> Tomogram:
         """A new tomogram with other voxels and the same voxel size, origin and source path."""
@@ -86,6 +96,12 @@ class Tomogram:
             f"Tomogram(shape=(z={z}, y={y}, x={x}), apix={self.apix:.3g} Å, "
             f"size={size_nm[0]}×{size_nm[1]}×{size_nm[2]} nm, dtype={self.data.dtype}{mm}{where})"
         )
+
+
+def context_indices(start: int, stop: int, context: int, nz: int) -> np.ndarray:
+    """Slice indices ``start - context .. stop + context - 1``, clipped to ``0 .. nz - 1``: what a
+    2.5D network reads for slices ``start:stop`` (the end slices repeat beyond the tomogram)."""
+    return np.clip(np.arange(start - context, stop + context), 0, nz - 1)
 
 
 def read_tomogram(

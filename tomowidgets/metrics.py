@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["centrelines", "confusion_matrix", "dice", "f_beta", "fsc_resolution", "match_particles",
-           "skeleton_dice"]
+__all__ = ["centrelines", "confusion_matrix", "dice", "f_beta", "face_on", "fsc_resolution",
+           "match_particles", "recall", "skeleton_dice"]
 
 
 def dice(prediction: np.ndarray, truth: np.ndarray, *, tolerance: int = 0) -> float:
@@ -58,6 +58,66 @@ def dice(prediction: np.ndarray, truth: np.ndarray, *, tolerance: int = 0) -> fl
     hits = int(np.logical_and(prediction, near_truth).sum())
     found = int(np.logical_and(truth, near_prediction).sum())
     return (hits + found) / total
+
+
+def face_on(truth: np.ndarray, *, max_angle: float = 30.0, sigma: float = 2.0) -> np.ndarray:
+    """Voxels of a sheet (a membrane label) that lie within `max_angle` degrees of the slice plane.
+
+    Where a membrane runs nearly parallel to the slices (a vesicle's top and bottom caps) the
+    missing wedge smears it out and a 2D network sees no edge to follow; these voxels measure what
+    2.5D context brings. The sheet's normal comes from the structure tensor of the smoothed label
+    (a plane's tensor is ``n nᵀ``, so its zz component over its trace is ``cos²`` of the normal's
+    angle to z).
+
+    Parameters
+    ----------
+    truth : ndarray of bool, shape (z, y, x)
+        The sheet's voxels.
+    max_angle : float, default 30
+        Largest angle, in degrees, between the sheet and the slice plane.
+    sigma : float, default 2
+        Smoothing, in voxels, of the label and of the tensor (about the membrane's thickness).
+
+    Returns
+    -------
+    ndarray of bool, shape (z, y, x)
+        The face-on voxels of `truth`.
+
+    Examples
+    --------
+    >>> z, y, x = np.mgrid[:20, :20, :20]
+    >>> sphere = np.abs(np.sqrt((z - 10) ** 2 + (y - 10) ** 2 + (x - 10) ** 2) - 7) < 1
+    >>> caps = face_on(sphere)
+    >>> bool(caps[[2, 3, 17]].any()), bool(caps[10].any())     # top and bottom, not the equator
+    (True, False)
+    """
+    truth = np.asarray(truth, dtype=bool)
+    if truth.ndim != 3:
+        raise ValueError(f"`truth` must be a 3D (z, y, x) label, got shape {truth.shape}")
+    if not 0.0 <= max_angle <= 90.0:
+        raise ValueError(f"`max_angle` must be in [0, 90] degrees, got {max_angle}")
+    smooth = ndimage.gaussian_filter(truth.astype(np.float32), sigma)
+    tensor = [ndimage.gaussian_filter(g * g, sigma) for g in np.gradient(smooth)]   # zz, yy, xx
+    return truth & (tensor[0] >= np.cos(np.deg2rad(max_angle)) ** 2 * sum(tensor))
+
+
+def recall(prediction: np.ndarray, truth: np.ndarray, *, tolerance: int = 0) -> float:
+    """Share of the true voxels that the prediction finds, within `tolerance` voxels (as in
+    :func:`dice`); 1.0 when `truth` is empty.
+
+    Examples
+    --------
+    >>> recall(np.eye(4, dtype=bool), np.ones((4, 4), bool))
+    0.25
+    """
+    prediction, truth = _same_shape_masks(prediction, truth)
+    if tolerance < 0:
+        raise ValueError(f"`tolerance` must be >= 0 voxels, got {tolerance}")
+    if tolerance:
+        prediction = ndimage.binary_dilation(prediction, np.ones((3,) * prediction.ndim, bool),
+                                             iterations=tolerance)
+    n = int(truth.sum())
+    return float((prediction & truth).sum() / n) if n else 1.0
 
 
 def centrelines(mask: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tomowidgets import _netfile
+from tomowidgets import _netfile, _training
 from tomowidgets._cnn import (
     EPS,
     INIT_SCALE,
@@ -44,6 +44,7 @@ from tomowidgets._cnn import (
     min_one,
 )
 from tomowidgets._netfile import LAYERS, read_metadata, read_weights
+from tomowidgets._trainset_checks import check_count
 from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive
 
 if TYPE_CHECKING:
@@ -80,6 +81,12 @@ class FeatureNet:
         if not given.
     seed : int, default 0
         Seed of the initial weights and of the training set's augmentation and batch order.
+    context : int, default 0
+        Slices above and below each slice that the network also reads, as input channels (2.5D;
+        the paper's network is 2D, context 0). The paper suggests this against the missing wedge:
+        a membrane nearly parallel to the slice plane (a vesicle's cap) is a faint smear in one
+        slice but changes steadily through its neighbours. Train it on a TrainingSet with the same
+        `context`.
     **hyper
         Architecture and loss, passed to :func:`build_model`: ``filters`` (40), ``kernel_size``
         (15), ``init_scale`` (:data:`INIT_SCALE`), ``loss`` ('log_squared_residual').
@@ -112,7 +119,7 @@ class FeatureNet:
 
     def __init__(self, feature: str = "membrane", *, apix: float | None = None,
                  preprocessing: Mapping[str, Any] | None = None, seed: int = 0,
-                 **hyper: Any) -> None:
+                 context: int = 0, **hyper: Any) -> None:
         if not isinstance(feature, str) or not feature:
             raise ValueError(f"`feature` must be a name such as 'membrane', got {feature!r}")
         unknown = sorted(set(hyper) - set(HYPER))
@@ -125,6 +132,7 @@ class FeatureNet:
         self.apix = None if apix is None else check_positive(apix, "apix")
         self.preprocessing = _json_dict(preprocessing, "preprocessing")
         self.seed = int(seed)
+        self.context = check_count(context, "context")
         self.hyper = _json_dict(hyper, "hyper")
         self.amplitude: float | None = None
         self.history: dict[str, list[float]] = {"loss": [], "learning_rate": [], "time": []}
@@ -136,7 +144,7 @@ class FeatureNet:
     def model(self) -> keras.Model:
         """The Keras model (built from `seed` and `hyper` on first use)."""
         if self._model is None:
-            self._model = build_model(seed=self.seed, **self.hyper)
+            self._model = build_model(seed=self.seed, inputs=2 * self.context + 1, **self.hyper)
         return self._model
 
     def train(self, ts: TrainingSet | tuple[ArrayLike, ArrayLike], *, epochs: int = 20,
@@ -212,14 +220,13 @@ class FeatureNet:
         RuntimeWarning
             If the network learned nothing (see :meth:`calibrate`) or training diverged.
         """
-        from tomowidgets import _training
-
         _training.check_options(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                 decay=decay, l1=l1, engine=engine)
         _tf()
         seed = self.seed if seed is None else int(seed)
         x, y = _training.training_arrays(ts, seed=seed, copies=copies,
                                          negative_copies=negative_copies, scale=scale)
+        _training.check_context(x, self.context)
         self._adopt(ts)
         if reset:
             self._model, self.amplitude = None, None
@@ -271,8 +278,6 @@ class FeatureNet:
             then set to None and :meth:`predict` refuses calibrated output. Train for more epochs
             or add positive tiles.
         """
-        from tomowidgets import _training
-
         x, y = _training.positive_tiles(ts)
         out = self.predict(x, raw=True)
         amplitude = float(np.sum(out * y, dtype=np.float64) / np.sum(y, dtype=np.float64))
@@ -296,7 +301,10 @@ class FeatureNet:
         Parameters
         ----------
         slices : array of shape (n, y, x) or (y, x)
-            Preprocessed slices (same preprocessing and voxel size as the training set).
+            Preprocessed slices (same preprocessing and voxel size as the training set). For a
+            2.5D network (`context` = k > 0): consecutive slices (n, y, x), each scored with its k
+            neighbours (the end slices repeat beyond the stack), or tiles with their neighbouring
+            slices as channels, (n, y, x, 2k + 1), as ``TrainingSet.training_arrays`` gives.
         raw : bool, default False
             Return the network's output ``min(1, ·)`` instead of output / :attr:`amplitude`.
         unbin : bool, default False
@@ -319,16 +327,17 @@ class FeatureNet:
             raise ValueError(f"the {self.feature!r} network is not calibrated (train it first, or "
                              "its training learned nothing); pass raw=True for uncalibrated output")
         a = as_float32(slices, "slices")
-        check_ndim(a, (2, 3), "slices")
+        check_ndim(a, (2, 3, 4) if self.context else (2, 3), "slices")
         single = a.ndim == 2
         a = a[None] if single else a
-        if min(a.shape[1:]) < 2:
+        if min(a.shape[1:3]) < 2:
             raise ValueError(f"`slices` must be at least 2×2 pixels (the network pools by 2), got "
-                             f"{a.shape[1:]}")
+                             f"{a.shape[1:3]}")
         check_finite(a, "slices")
+        a = _training.as_inputs(a, self.context)
         model = self.model
         per_batch = max(1, _PREDICT_PIXELS // (a.shape[1] * a.shape[2]))
-        out = np.concatenate([np.asarray(model(a[i : i + per_batch, ..., None], training=False))
+        out = np.concatenate([np.asarray(model(a[i : i + per_batch], training=False))
                               for i in range(0, len(a), per_batch)])[..., 0]
         if not raw:
             out = out / np.float32(self.amplitude)
@@ -353,7 +362,8 @@ class FeatureNet:
             "format": _netfile.FORMAT, "format_version": 1,
             "tomowidgets_version": tomowidgets.__version__,
             "feature": self.feature, "apix": self.apix, "preprocessing": self.preprocessing,
-            "amplitude": self.amplitude, "seed": self.seed, "hyper": self.hyper,
+            "amplitude": self.amplitude, "seed": self.seed, "context": self.context,
+            "hyper": self.hyper,
             "training": self.training, "history": self.history,
             "output": "min(1, x) at half resolution (y//2, x//2); divide by amplitude to calibrate",
         }
@@ -413,7 +423,8 @@ class FeatureNet:
         except Exception as err:  # Keras raises many types for a damaged archive
             raise ValueError(f"Keras cannot read the model in '{path}': {err}") from None
         net = cls(meta["feature"], apix=meta.get("apix"), preprocessing=meta.get("preprocessing"),
-                  seed=meta.get("seed", 0), **meta.get("hyper", {}))
+                  seed=meta.get("seed", 0), context=meta.get("context", 0),
+                  **meta.get("hyper", {}))
         net._model = model
         net.amplitude = meta.get("amplitude")
         net.history = meta.get("history", net.history)
@@ -431,6 +442,8 @@ class FeatureNet:
             parts.append("untrained")
         if self.apix is not None:
             parts.append(f"apix={self.apix:.4g} Å")
+        if self.context:
+            parts.append(f"context=±{self.context} slices")
         return f"FeatureNet({', '.join(parts)})"
 
     def _adopt(self, ts: Any) -> None:

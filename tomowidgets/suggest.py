@@ -28,10 +28,12 @@ from tomowidgets.io import Tomogram
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["SUGGESTION_COLUMNS", "suggest_tiles", "uncertainty"]
+__all__ = ["EXPLORE", "SUGGESTION_COLUMNS", "suggest_tiles", "uncertainty"]
 
 #: Columns of the table :func:`suggest_tiles` returns.
 SUGGESTION_COLUMNS = ("z", "y", "x", "uncertainty")
+#: Default share of suggested tiles picked at random (see :func:`suggest_tiles`).
+EXPLORE = 0.0
 
 
 def uncertainty(scores: ArrayLike, threshold: float = 1.0, width: float = 0.5,
@@ -72,14 +74,16 @@ def uncertainty(scores: ArrayLike, threshold: float = 1.0, width: float = 0.5,
 
 def suggest_tiles(scores: Tomogram | ArrayLike, *, n: int = 10, tile: int = 64, threshold: float = 1.0,
                   width: float = 0.5, disagreement: Tomogram | ArrayLike | None = None,
-                  exclude: Any = None, z_step: int | None = None) -> pd.DataFrame:
+                  exclude: Any = None, z_step: int | None = None, explore: float = EXPLORE,
+                  rng: int | np.random.Generator | None = None) -> pd.DataFrame:
     """Rank the tiles of a tomogram by how unsure a network is there; the top `n` to annotate next.
 
     Candidate tiles lie fully inside the slices, on a grid with half-tile spacing, on every
     `z_step`-th slice. A tile's uncertainty is the mean of :func:`uncertainty` over it. The best
     are taken greedily; each then blocks tiles overlapping it by more than half a tile in (y, x)
     within `z_step` slices, so the suggestions spread over the tomogram. Tiles near `exclude`
-    (tiles already annotated) are skipped likewise.
+    (tiles already annotated) are skipped likewise. A share `explore` of the `n` tiles is drawn at
+    random among the candidates instead, as a person browsing would pick them.
 
     Parameters
     ----------
@@ -97,11 +101,18 @@ def suggest_tiles(scores: Tomogram | ArrayLike, *, n: int = 10, tile: int = 64, 
         Centres ``(z, y, x)`` of tiles already annotated (a TrainingSet's ``centres``).
     z_step : int, optional
         Slice spacing of the candidates; default ``max(1, tile // 8)``.
+    explore : float, default EXPLORE
+        Share of the tiles picked at random rather than by uncertainty, in [0, 1]. Unsure tiles
+        alone over-sample what the network cannot see (vesicle caps smeared by the missing wedge:
+        faint, wide masks that drag its calibration down); random ones keep the set representative.
+    rng : int or numpy.random.Generator, optional
+        Seed of the random picks.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``z, y, x`` (tile centres, voxels) and ``uncertainty`` (0-1), most uncertain first.
+        Columns ``z, y, x`` (tile centres, voxels) and ``uncertainty`` (0-1): the unsure tiles,
+        most uncertain first, then the random ones.
 
     Raises
     ------
@@ -114,6 +125,9 @@ def suggest_tiles(scores: Tomogram | ArrayLike, *, n: int = 10, tile: int = 64, 
     n = check_positive_int(n, "n")
     tile = check_positive_int(tile, "tile")
     z_step = max(1, tile // 8) if z_step is None else check_positive_int(z_step, "z_step")
+    if not (isinstance(explore, int | float) and 0.0 <= explore <= 1.0):
+        raise ValueError(f"`explore` must be a share in [0, 1] of the tiles picked at random, got "
+                         f"{explore!r}")
     nz, ny, nx = data.shape
     if ny < tile or nx < tile:
         raise ValueError(f"slices of {ny}×{nx} voxels are smaller than the {tile}² tiles; use smaller "
@@ -132,11 +146,20 @@ def suggest_tiles(scores: Tomogram | ArrayLike, *, n: int = 10, tile: int = 64, 
         for (iy, ix), value in np.ndenumerate(grid):
             rows.append((z, int(ys[iy]), int(xs[ix]), float(value)))
     table = pd.DataFrame(rows, columns=list(SUGGESTION_COLUMNS))
-    table = table[table["uncertainty"] > 0].sort_values("uncertainty", ascending=False, kind="stable")
+    unsure = table[table["uncertainty"] > 0].sort_values("uncertainty", ascending=False, kind="stable")
+    at_random = table.iloc[np.random.default_rng(rng).permutation(len(table))]
     taken = [] if exclude is None else [tuple(c) for c in np.asarray(getattr(exclude, "centres", exclude))
                                          .reshape(-1, 3)]
-    chosen = []
-    for row in table.itertuples(index=False):
+    n_unsure = n - round(explore * n)
+    chosen = _spread(unsure, n_unsure, taken, z_step, half)
+    chosen += _spread(at_random, n - n_unsure, taken, z_step, half)
+    return pd.DataFrame(chosen, columns=list(SUGGESTION_COLUMNS)).reset_index(drop=True)
+
+
+def _spread(candidates: pd.DataFrame, n: int, taken: list, z_step: int, half: int) -> list:
+    """Up to `n` rows of `candidates`, in order, none near a tile in `taken` (which they join)."""
+    chosen: list = []
+    for row in candidates.itertuples(index=False):
         if len(chosen) >= n:
             break
         if any(abs(row.z - z) < z_step and abs(row.y - y) < half + 1 and abs(row.x - x) < half + 1
@@ -144,4 +167,4 @@ def suggest_tiles(scores: Tomogram | ArrayLike, *, n: int = 10, tile: int = 64, 
             continue
         chosen.append(row)
         taken.append((row.z, row.y, row.x))
-    return pd.DataFrame(chosen, columns=list(SUGGESTION_COLUMNS)).reset_index(drop=True)
+    return chosen

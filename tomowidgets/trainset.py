@@ -23,12 +23,14 @@ import numpy as np
 
 from tomowidgets._trainset_checks import (
     check_combinable,
+    check_count,
     check_index,
     check_painted_mask,
     check_preprocessing,
     check_same_apix,
     check_tile,
     check_tomogram,
+    cut_slices,
     cut_tile,
     frozen,
 )
@@ -68,6 +70,9 @@ class TileRecord:
         The preprocessed voxels, a copy (never a view of the tomogram).
     mask : ndarray of shape (tile, tile), bool
         The painted feature; all False for a negative.
+    slices : ndarray of shape (2k + 1, tile, tile), float32, or None
+        For a set with ``context = k``: the tile in slices ``z - k .. z + k`` (the end slice of
+        the tomogram repeats beyond it); ``slices[k]`` is `image`. None for a 2D set.
     """
 
     kind: str
@@ -75,12 +80,19 @@ class TileRecord:
     source: str | None
     image: np.ndarray
     mask: np.ndarray
+    slices: np.ndarray | None = None
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """What the network reads: `image`, or `slices` as channels ``(tile, tile, 2k + 1)``."""
+        return self.image if self.slices is None else np.moveaxis(self.slices, 0, -1)
 
     def __repr__(self) -> str:
         z, y, x = self.centre
         n = self.image.shape[0]
         painted = f", {int(self.mask.sum())} px painted" if self.kind == "positive" else ""
-        return (f"TileRecord({self.kind}, {n}×{n}, centre=(z={z}, y={y}, x={x}), "
+        context = "" if self.slices is None else f", ±{len(self.slices) // 2} slices"
+        return (f"TileRecord({self.kind}, {n}×{n}{context}, centre=(z={z}, y={y}, x={x}), "
                 f"source={self.source!r}{painted})")
 
 
@@ -98,6 +110,10 @@ class TrainingSet:
     preprocessing : dict, optional
         JSON-able preprocessing parameters of the tomograms, e.g.
         ``{"lowpass": 20, "highpass": 4000, "clamp": 3}`` (Å, Å, sd); kept in the metadata.
+    context : int, default 0
+        For a 2.5D network (``FeatureNet(context=k)``): each tile also keeps the same square in
+        the `context` slices above and below (:attr:`TileRecord.slices`); masks are painted on
+        the centre slice only, as for a 2D set.
 
     Examples
     --------
@@ -115,8 +131,9 @@ class TrainingSet:
     """
 
     def __init__(self, tile: int = 64, *, feature: str | None = None, apix: float | None = None,
-                 preprocessing: Mapping[str, Any] | None = None) -> None:
+                 preprocessing: Mapping[str, Any] | None = None, context: int = 0) -> None:
         self._tile = check_tile(tile)
+        self._context = check_count(context, "context")
         if feature is not None and not isinstance(feature, str):
             raise ValueError(f"`feature` must be a name such as 'membrane', got {feature!r}")
         self._feature = feature
@@ -127,6 +144,8 @@ class TrainingSet:
     # -- state ---------------------------------------------------------------------------------
     tile = property(lambda self: self._tile, doc="Tile edge in voxels.")
     feature = property(lambda self: self._feature, doc="Feature name, or None.")
+    context = property(lambda self: self._context,
+                       doc="Slices kept above and below each tile (0: a 2D set).")
     apix = property(lambda self: self._apix, doc="Voxel size in Å/voxel (None until a tile is added).")
 
     @property
@@ -153,6 +172,7 @@ class TrainingSet:
         """JSON-able description: voxel size (Å), tile size, feature, preprocessing, sources, tiles."""
         return {
             "feature": self._feature, "tile": self._tile, "apix": self._apix,
+            "context": self._context,
             "preprocessing": self.preprocessing,
             "n_positive": self.n_positive, "n_negative": self.n_negative,
             "sources": sorted({r.source for r in self._records if r.source is not None}),
@@ -173,8 +193,9 @@ class TrainingSet:
         name = f"{self._feature!r}, " if self._feature else ""
         at = f" at {self._apix:.4g} Å/voxel" if self._apix else ""
         t = self._tile
+        context = f", context ±{self._context} slices" if self._context else ""
         return (f"TrainingSet({name}{self.n_positive} positive + {self.n_negative} negative "
-                f"tiles of {t}×{t}{at})")
+                f"tiles of {t}×{t}{at}{context})")
 
     # -- editing -------------------------------------------------------------------------------
     def add_positive(self, tomo: Tomogram, z: int, y: int, x: int, mask: ArrayLike) -> int:
@@ -263,7 +284,8 @@ class TrainingSet:
         if not sets or not all(isinstance(s, TrainingSet) for s in sets):
             raise ValueError(f"`sets` must be a non-empty list of TrainingSet, got {sets!r}")
         feature, apix, prep = check_combinable(sets)
-        out = cls(sets[0].tile, feature=feature, apix=apix, preprocessing=prep)
+        out = cls(sets[0].tile, feature=feature, apix=apix, preprocessing=prep,
+                  context=sets[0].context)
         out._records = [r for s in sets for r in s._records]
         return out
 
@@ -298,17 +320,20 @@ class TrainingSet:
         for other in others:
             if not isinstance(other, TrainingSet):
                 raise ValueError(f"`others` must hold TrainingSets, got {type(other).__name__}")
-            if other.tile != self.tile or (other.apix and self.apix and other.apix != self.apix):
+            if other.tile != self.tile or (other.apix and self.apix and other.apix != self.apix) \
+                    or other.context != self.context:
                 raise ValueError(f"the {other.feature or 'unnamed'} set has {other.tile}² tiles at "
-                                 f"{other.apix} Å/voxel but this set has {self.tile}² at {self.apix}; "
-                                 "competing sets must share tile and voxel size")
+                                 f"{other.apix} Å/voxel, context {other.context}, but this set has "
+                                 f"{self.tile}² at {self.apix}, context {self.context}; competing "
+                                 "sets must share tile size, voxel size and context")
             if other is self or (other.feature is not None and other.feature == self.feature):
                 raise ValueError(f"`others` includes this set's own feature {self.feature!r}; pass "
                                  "the other features' sets only")
             for r in other._records:
                 if r.kind == "positive" and not any(_overlaps(r, m, self.tile) for m in mine):
                     borrowed.append(replace(r, kind="negative", mask=frozen(np.zeros_like(r.mask))))
-        out = TrainingSet(self.tile, feature=self.feature, apix=self.apix, preprocessing=self.preprocessing)
+        out = TrainingSet(self.tile, feature=self.feature, apix=self.apix,
+                          preprocessing=self.preprocessing, context=self.context)
         out._records = [*self._records, *borrowed]
         return out
 
@@ -351,7 +376,8 @@ class TrainingSet:
         Returns
         -------
         x : ndarray of shape (n, tile, tile), float32
-            Tile images.
+            Tile images; ``(n, tile, tile, 2 * context + 1)`` for a 2.5D set (the neighbouring
+            slices as channels, rotated together).
         y : ndarray of shape (n, tile//2, tile//2), float32
             Labels in [0, 1]: the fraction of painted pixels in each 2×2 block (:func:`shrink_labels`).
 
@@ -378,7 +404,8 @@ class TrainingSet:
         """Write the set to `path` (conventionally ``<feature>.tiles.npz``) atomically.
 
         The file is a compressed ``.npz`` with arrays ``images`` (n, tile, tile) float32, ``masks``
-        (n, tile, tile) bool and ``metadata`` (UTF-8 JSON of :attr:`metadata` as uint8); no pickles.
+        (n, tile, tile) bool and ``metadata`` (UTF-8 JSON of :attr:`metadata` as uint8); a 2.5D
+        set adds ``slices`` (n, 2 * context + 1, tile, tile) float32. No pickles.
         The name is used as given (no suffix is added). Returns the path.
         """
         return save_tiles(path, self._records, self._tile, self.metadata)
@@ -397,10 +424,12 @@ class TrainingSet:
         return load_tiles(path, cls._from_arrays)
 
     @classmethod
-    def _from_arrays(cls, images: np.ndarray, masks: np.ndarray, meta: dict) -> TrainingSet:
+    def _from_arrays(cls, images: np.ndarray, masks: np.ndarray, slices: np.ndarray | None,
+                     meta: dict) -> TrainingSet:
         ts = cls(meta["tile"], feature=meta["feature"], apix=meta["apix"],
-                 preprocessing=meta["preprocessing"])
-        ts._records = [TileRecord(*tile) for tile in unpack_tiles(images, masks, meta, ts.tile)]
+                 preprocessing=meta["preprocessing"], context=meta.get("context", 0))
+        ts._records = [TileRecord(*tile)
+                       for tile in unpack_tiles(images, masks, slices, meta, ts.tile, ts.context)]
         return ts
 
     # -- ground truth --------------------------------------------------------------------------
@@ -409,7 +438,7 @@ class TrainingSet:
                           n_positive: int = 10, n_negative: int = 100,
                           rng: int | np.random.Generator | None = None, tile: int = 64,
                           perturb: int = 0, preprocessing: Mapping[str, Any] | None = None,
-                          decoys: ArrayLike | None = None) -> TrainingSet:
+                          decoys: ArrayLike | None = None, context: int = 0) -> TrainingSet:
         """Play the annotator from a known label volume (for tests, benchmarks and tutorials).
 
         Positives are centred on random labelled voxels whose tile has >= 1 % labelled pixels,
@@ -442,6 +471,8 @@ class TrainingSet:
         decoys : bool array of shape (z, y, x), optional
             Voxels of other structures (e.g. the union of the other features' labels); half of the
             negatives are centred on them (still holding no voxel of `label`).
+        context : int, default 0
+            Neighbouring slices kept with each tile, as for the constructor.
 
         Returns
         -------
@@ -453,7 +484,7 @@ class TrainingSet:
             If `label` is empty, not boolean or of another shape, or the tiles cannot be found.
         """
         check_tomogram(tomo)
-        ts = cls(tile, feature=feature, apix=tomo.apix, preprocessing=preprocessing)
+        ts = cls(tile, feature=feature, apix=tomo.apix, preprocessing=preprocessing, context=context)
         positives, negatives = ground_truth_tiles(label, tomo.shape, ts.tile, n_positive=n_positive,
                                                   n_negative=n_negative, perturb=perturb, rng=rng,
                                                   decoys=decoys)
@@ -466,12 +497,14 @@ class TrainingSet:
     # -- internals -----------------------------------------------------------------------------
     def _add(self, kind: str, tomo: Tomogram, centre: tuple, mask: np.ndarray) -> int:
         image, centre = cut_tile(tomo, centre, self._tile)
+        slices = cut_slices(tomo, centre, self._tile, self._context) if self._context else None
         if self._apix is None:
             self._apix = float(tomo.apix)
         else:
             check_same_apix(self._apix, tomo.apix, what="`tomo`")
         source = None if tomo.path is None else str(tomo.path)
-        self._records.append(TileRecord(kind, centre, source, frozen(image), frozen(mask)))
+        self._records.append(TileRecord(kind, centre, source, frozen(image), frozen(mask),
+                                        None if slices is None else frozen(slices)))
         return len(self._records) - 1
 
 

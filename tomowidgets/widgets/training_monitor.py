@@ -312,11 +312,13 @@ class TrainingMonitor(widgets.VBox):
                 self.n_previews += 1
 
     def _preview_image(self, *, with_output: bool) -> np.ndarray | None:
-        images, masks = _preview_tiles(self.trainset, self.n_preview)
-        if not len(images):
+        inputs, masks = _preview_tiles(self.trainset, self.n_preview)
+        if not len(inputs):
             return None
+        # a 2.5D network reads each tile with its neighbouring slices; show the annotated one
+        images = inputs if inputs.ndim == 3 else inputs[..., inputs.shape[-1] // 2]
         if with_output:
-            out = self.net.predict(images, raw=True, unbin=True)
+            out = self.net.predict(inputs, raw=True, unbin=True)
         else:
             out = np.zeros(images.shape, np.float32)
         top = max(float(out.max()), 1e-3)
@@ -334,7 +336,8 @@ class TrainingMonitor(widgets.VBox):
 
 
 def _preview_tiles(ts: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Up to `n` tiles (positives first) and their full-size masks, from a TrainingSet or ``(x, y)``."""
+    """Up to `n` tiles as the network reads them (positives first) and their full-size masks, from
+    a TrainingSet or ``(x, y)``."""
     if isinstance(ts, tuple | list) and len(ts) == 2:
         x, y = (np.asarray(a, np.float32) for a in ts)
         order = np.argsort(~(y > 0).any(axis=(1, 2)), kind="stable")[:n]
@@ -345,5 +348,5 @@ def _preview_tiles(ts: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
              + [i for i, k in enumerate(kinds) if k != "positive"])[:n]
     if not order:
         return np.zeros((0, 2, 2), np.float32), np.zeros((0, 2, 2), bool)
-    return (np.stack([ts.image(i) for i in order]).astype(np.float32),
+    return (np.stack([ts[i].inputs for i in order]).astype(np.float32),
             np.stack([ts.mask(i) for i in order]))
