@@ -355,20 +355,7 @@ def test_a_25d_network_learns_from_the_neighbouring_slices(tmp_path):
     back = FeatureNet.load(net.save(tmp_path / "disk.keras"))
     assert back.context == 1 and "context=±1" in repr(back)
     with pytest.raises(ValueError, match=r"hold 1 slice\(s\) each but the network reads 3"):
-        FeatureNet("disk", context=1).train(_flat(ts, tomo), epochs=1, progress=False)
-
-
-def _flat(ts, tomo):
-    """The same tiles as a 2D set (no neighbouring slices)."""
-    from tomowidgets.trainset import TrainingSet
-
-    flat = TrainingSet(ts.tile, feature=ts.feature)
-    for r in ts:
-        if r.kind == "positive":
-            flat.add_positive(tomo, *r.centre, r.mask)
-        else:
-            flat.add_negative(tomo, *r.centre)
-    return flat
+        FeatureNet("disk", context=1).train(ts.with_context(0, tomo), epochs=1, progress=False)
 
 
 def test_a_network_that_learned_nothing_is_not_calibrated():

@@ -684,5 +684,19 @@ def test_context_sets_round_trip_and_do_not_mix_with_others(tmp_path):
         TrainingSet._from_arrays(*_arrays_without_slices(ts))
 
 
+def test_with_context_recuts_the_same_tiles_from_their_tomogram():
+    tomo = _tomo(path="/data/cell.mrc")
+    flat = TrainingSet(T, feature="membrane")
+    flat.add_positive(tomo, 1, 20, 21, _mask(row=4))
+    flat.add_negative(tomo, 5, 22, 23)
+    deep = flat.with_context(1, tomo)
+    assert deep.context == 1 and deep.kinds == flat.kinds and (deep.centres == flat.centres).all()
+    np.testing.assert_array_equal(deep[0].mask, flat[0].mask)
+    np.testing.assert_array_equal(deep[1].slices, tomo.data[[4, 5, 5], 14:30, 15:31])
+    assert repr(deep.with_context(0, tomo)) == repr(flat)
+    with pytest.raises(ValueError, match="come from"):
+        flat.with_context(1, _tomo(path="/data/other.mrc"))
+
+
 def _arrays_without_slices(ts):
     return (np.stack([r.image for r in ts]), np.stack([r.mask for r in ts]), None, ts.metadata)

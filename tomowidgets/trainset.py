@@ -337,6 +337,43 @@ class TrainingSet:
         out._records = [*self._records, *borrowed]
         return out
 
+    def with_context(self, context: int, tomo: Tomogram) -> TrainingSet:
+        """The same tiles and masks, cut again from `tomo` with `context` slices above and below.
+
+        To try a 2.5D network (``FeatureNet(context=k)``) on a set annotated for a 2D one, without
+        painting again (or back to 2D with ``context=0``).
+
+        Parameters
+        ----------
+        context : int
+            Slices kept above and below each tile.
+        tomo : Tomogram
+            The preprocessed tomogram the tiles were cut from.
+
+        Returns
+        -------
+        TrainingSet
+
+        Raises
+        ------
+        ValueError
+            If a tile comes from another tomogram file than `tomo`, or `tomo` has another voxel
+            size or is too small for a tile.
+        """
+        source = None if tomo.path is None else str(tomo.path)
+        others = sorted({r.source for r in self._records if r.source not in (None, source)})
+        if others and source is not None:
+            raise ValueError(f"tiles of this set come from {others}, not from '{source}'; re-cut "
+                             "the tiles of one tomogram at a time (split the set by source)")
+        out = TrainingSet(self.tile, feature=self.feature, apix=self.apix,
+                          preprocessing=self.preprocessing, context=context)
+        for r in self._records:
+            if r.kind == "positive":
+                out.add_positive(tomo, *r.centre, r.mask)
+            else:
+                out.add_negative(tomo, *r.centre)
+        return out
+
     # -- training arrays -----------------------------------------------------------------------
     def training_arrays(self, *, rng: int | np.random.Generator | None = None, balance: bool = True,
                         copies: int | None = None, augment_negatives: bool = False,
