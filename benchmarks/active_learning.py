@@ -1,18 +1,20 @@
 """What to annotate next: tiles suggested by the network's uncertainty vs tiles picked at random.
 
-A simulated annotator starts with a small training set on a synthetic cell (3 positive tiles with
-ground-truth masks + 30 negatives), trains, and then adds `--add` tiles per round, by one of three
+A simulated annotator starts with the paper's training set on a synthetic cell (10 positive tiles with
+ground-truth masks + 100 negatives), trains, and then adds `--add` tiles per round, by one of three
 strategies: "random" tiles, the tiles :func:`tomowidgets.suggest.suggest_tiles` ranks most uncertain
 on the training cell ("suggested"), or half of each ("mixed", ``explore=0.5``). Each added tile is
 annotated from the ground truth: positive with its mask if it holds any of the feature, else
 negative. After each round the network is retrained from scratch and scored on an unseen cell (Dice
 with 1-voxel tolerance at the threshold 1.0); its calibration amplitude is printed too (a drop means
 faint positives, e.g. vesicle caps, now set the annotated level). The table shows how many tiles
-each strategy needs for a given Dice.
+each strategy needs for a given Dice. From a smaller start (``--start 3 30``) the first networks
+are too unstable (their amplitude swings between rounds) for any strategy to show a trend.
+Logs of the runs quoted in the README are in ``benchmarks/results/active_learning/``.
 
 Usage::
 
-    python benchmarks/active_learning.py                          # membrane, 4 rounds of 5 tiles
+    python benchmarks/active_learning.py                          # membrane, 3 rounds of 5, ~25 min
     python benchmarks/active_learning.py --feature double_membrane --rounds 6
     python benchmarks/active_learning.py --strategy random mixed --context 2   # 2.5D networks
 """
@@ -53,9 +55,9 @@ def random_centres(shape: tuple[int, int, int], tile: int, n: int, rng: np.rando
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--feature", default="membrane")
-    parser.add_argument("--start", type=int, nargs=2, default=[3, 30], help="positives, negatives")
+    parser.add_argument("--start", type=int, nargs=2, default=[10, 100], help="positives, negatives")
     parser.add_argument("--add", type=int, default=5, help="tiles added per round")
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--snr", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--strategy", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
