@@ -356,6 +356,8 @@ def test_a_25d_network_learns_from_the_neighbouring_slices(tmp_path):
     assert back.context == 1 and "context=±1" in repr(back)
     with pytest.raises(ValueError, match=r"hold 1 slice\(s\) each but the network reads 3"):
         FeatureNet("disk", context=1).train(ts.with_context(0, tomo), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="hold 1 slice"):
+        net.calibrate(ts.with_context(0, tomo))
 
 
 def test_a_network_that_learned_nothing_is_not_calibrated():

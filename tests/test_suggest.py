@@ -67,8 +67,14 @@ def test_explore_mixes_random_tiles_after_the_most_uncertain():
     same_slice = zyx[:, None, 0] == zyx[None, :, 0]
     gaps = np.abs(zyx[:, None, 1:] - zyx[None, :, 1:]).max(axis=2)
     assert gaps[same_slice & ~np.eye(len(zyx), dtype=bool)].min() > 16   # still spread out
-    with pytest.raises(ValueError, match="explore"):
-        suggest_tiles(scores, explore=1.5)
+    # random tiles also stand in for missing unsure ones; 0.5 of 5 tiles rounds up to 3
+    assert len(suggest_tiles(scores, n=6, tile=32, z_step=4, explore=0.2, rng=0)) == 6
+    half = suggest_tiles(scores, n=5, tile=32, z_step=4, explore=0.5, rng=0)
+    assert half[["z", "y", "x"]].values.tolist()[:2] == [[8, 16, 16], [8, 64, 80]]
+    assert [0, 32, 96] not in half[["z", "y", "x"]].values.tolist()
+    for bad in (1.5, True, "half"):
+        with pytest.raises(ValueError, match="explore"):
+            suggest_tiles(scores, explore=bad)
 
 
 def test_bad_inputs_are_refused():

@@ -680,6 +680,8 @@ def test_context_sets_round_trip_and_do_not_mix_with_others(tmp_path):
     with zipfile.ZipFile(tmp_path / "m.tiles.npz") as zf:
         names = zf.namelist()
     assert "slices.npy" in names
+    meta = json.loads(np.load(tmp_path / "m.tiles.npz")["metadata"].tobytes())
+    assert meta["version"] == 2 and meta["context"] == 1      # older versions refuse, not misread
     with pytest.raises(ValueError, match="'slices' should hold"):
         TrainingSet._from_arrays(*_arrays_without_slices(ts))
 
@@ -696,6 +698,8 @@ def test_with_context_recuts_the_same_tiles_from_their_tomogram():
     assert repr(deep.with_context(0, tomo)) == repr(flat)
     with pytest.raises(ValueError, match="come from"):
         flat.with_context(1, _tomo(path="/data/other.mrc"))
+    with pytest.raises(ValueError, match="tile 0 at .* differs"):
+        flat.with_context(1, _tomo(seed=5, path="/data/cell.mrc"))
 
 
 def _arrays_without_slices(ts):

@@ -102,7 +102,8 @@ def read_weights(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
     dict of str to list of ndarray
         ``{"conv1": [kernel, bias], "conv2": [...], "conv3": [...]}``, float32, in Keras' layout:
         kernel ``(k, k, in, out)`` applied as a cross-correlation with 'same' zero padding, bias
-        ``(out,)``. ``conv1`` has ``in = 1`` and ``conv3`` has ``out = 1``.
+        ``(out,)``. ``conv1`` has ``in = 2 * context + 1`` (1 for the paper's 2D network) and
+        ``conv3`` has ``out = 1``.
 
     Raises
     ------

@@ -60,13 +60,13 @@ def training_arrays(ts: Any, *, seed: int, copies: int | None, negative_copies: 
     return check_arrays(*ts.training_arrays(rng=seed, **options))
 
 
-def check_context(x: np.ndarray, context: int) -> None:
+def check_context(x: np.ndarray, context: int, what: str = "training tiles") -> None:
     """Raise ValueError unless tiles `x` carry the ``2 * context + 1`` slices a network reads."""
     slices = 1 if x.ndim == 3 else x.shape[3]
     if slices != 2 * context + 1:
-        raise ValueError(f"the training tiles hold {slices} slice(s) each but the network reads "
-                         f"{2 * context + 1} (context={context}); build the TrainingSet with "
-                         f"context={context}, or make FeatureNet(context={(slices - 1) // 2})")
+        raise ValueError(f"the {what} hold {slices} slice(s) each but the network reads "
+                         f"{2 * context + 1} (context={context}); use a TrainingSet with "
+                         f"context={context}, or a FeatureNet(context={(slices - 1) // 2})")
 
 
 def as_inputs(a: np.ndarray, context: int) -> np.ndarray:
@@ -78,7 +78,7 @@ def as_inputs(a: np.ndarray, context: int) -> np.ndarray:
     returned as it is.
     """
     if a.ndim == 4:
-        check_context(a, context)
+        check_context(a, context, "inputs")
         return a
     if not context:
         return a[..., None]

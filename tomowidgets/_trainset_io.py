@@ -24,6 +24,9 @@ from tomowidgets.io import atomic_path
 
 FORMAT = "tomowidgets.TrainingSet"  #: marker stored in every saved set's metadata
 FORMAT_VERSION = 1
+#: Version of sets with neighbouring slices (``context`` > 0): older tomowidgets refuse them
+#: rather than load them as 2D sets.
+CONTEXT_VERSION = 2
 KINDS = ("positive", "negative")
 _LOAD_ERRORS = (ValueError, OSError, EOFError, KeyError, TypeError, zipfile.BadZipFile, zlib.error)
 
@@ -41,7 +44,8 @@ def save_tiles(path: str | os.PathLike, records: Sequence[Any], tile: int,
     if context:
         arrays["slices"] = (np.stack([r.slices for r in records]) if records
                             else np.zeros((0, 2 * context + 1, tile, tile), np.float32))
-    meta = json.dumps({"format": FORMAT, "version": FORMAT_VERSION, **metadata})
+    version = CONTEXT_VERSION if context else FORMAT_VERSION
+    meta = json.dumps({"format": FORMAT, "version": version, **metadata})
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **arrays, metadata=np.frombuffer(meta.encode("utf-8"), np.uint8))
     return path
@@ -75,9 +79,9 @@ def load_tiles(path: str | os.PathLike,
             meta = json.loads(npz["metadata"].tobytes().decode("utf-8"))
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError("its metadata has no tomowidgets training-set marker")
-        if meta.get("version") != FORMAT_VERSION:
+        if meta.get("version") not in (FORMAT_VERSION, CONTEXT_VERSION):
             raise ValueError(f"format version {meta.get('version')!r} is not "
-                             f"{FORMAT_VERSION}; upgrade tomowidgets")
+                             f"{FORMAT_VERSION} or {CONTEXT_VERSION}; upgrade tomowidgets")
         return build(images, masks, slices, meta)
     except _LOAD_ERRORS as err:
         raise ValueError(f"{bad}, or it is corrupt ({type(err).__name__}: {err})") from None

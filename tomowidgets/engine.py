@@ -178,7 +178,7 @@ class FFTEngine:
         """
         stack, single = self._check_slices(slices)
         k = self.context
-        if len(stack) <= 2 * k:
+        if k and len(stack) <= 2 * k:
             raise ValueError(f"this network reads {k} slices above and below each slice, so "
                              f"`slices` needs more than {2 * k}, got {len(stack)}; pass "
                              f"tomogram.slab(z0, z1, context={k})")

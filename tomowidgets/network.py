@@ -279,6 +279,7 @@ class FeatureNet:
             or add positive tiles.
         """
         x, y = _training.positive_tiles(ts)
+        _training.check_context(x, self.context)  # else a 2.5D net would read tiles as slices
         out = self.predict(x, raw=True)
         amplitude = float(np.sum(out * y, dtype=np.float64) / np.sum(y, dtype=np.float64))
         if not amplitude >= MIN_AMPLITUDE:
@@ -411,7 +412,10 @@ class FeatureNet:
             Keras cannot read it). The message names the file.
         """
         meta = read_metadata(path)
-        read_weights(path)
+        inputs = read_weights(path)["conv1"][0].shape[2]
+        if inputs != 2 * meta.get("context", 0) + 1:
+            raise ValueError(f"'{path}' is inconsistent: its metadata says context "
+                             f"{meta.get('context', 0)} but its first layer reads {inputs} slices")
         path = Path(path)
         if path.suffix != ".keras":
             raise ValueError(f"'{path}' must have the '.keras' suffix for Keras to read it")

@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import numbers
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -102,7 +103,8 @@ def suggest_tiles(scores: Tomogram | ArrayLike, *, n: int = 10, tile: int = 64, 
     z_step : int, optional
         Slice spacing of the candidates; default ``max(1, tile // 8)``.
     explore : float, default EXPLORE
-        Share of the tiles picked at random rather than by uncertainty, in [0, 1]. Unsure tiles
+        Share of the tiles picked at random rather than by uncertainty, in [0, 1] (rounded to
+        whole tiles; with explore > 0, random tiles also stand in for missing unsure ones). Unsure tiles
         alone over-sample what the network cannot see (vesicle caps smeared by the missing wedge:
         faint, wide masks that drag its calibration down); random ones keep the set representative.
     rng : int or numpy.random.Generator, optional
@@ -125,7 +127,7 @@ def suggest_tiles(scores: Tomogram | ArrayLike, *, n: int = 10, tile: int = 64, 
     n = check_positive_int(n, "n")
     tile = check_positive_int(tile, "tile")
     z_step = max(1, tile // 8) if z_step is None else check_positive_int(z_step, "z_step")
-    if not (isinstance(explore, int | float) and 0.0 <= explore <= 1.0):
+    if isinstance(explore, bool) or not (isinstance(explore, numbers.Real) and 0.0 <= explore <= 1.0):
         raise ValueError(f"`explore` must be a share in [0, 1] of the tiles picked at random, got "
                          f"{explore!r}")
     nz, ny, nx = data.shape
@@ -150,9 +152,9 @@ def suggest_tiles(scores: Tomogram | ArrayLike, *, n: int = 10, tile: int = 64, 
     at_random = table.iloc[np.random.default_rng(rng).permutation(len(table))]
     taken = [] if exclude is None else [tuple(c) for c in np.asarray(getattr(exclude, "centres", exclude))
                                          .reshape(-1, 3)]
-    n_unsure = n - round(explore * n)
-    chosen = _spread(unsure, n_unsure, taken, z_step, half)
-    chosen += _spread(at_random, n - n_unsure, taken, z_step, half)
+    chosen = _spread(unsure, n - int(explore * n + 0.5), taken, z_step, half)
+    if explore:  # random tiles take the explored share, and the place of missing unsure ones
+        chosen += _spread(at_random, n - len(chosen), taken, z_step, half)
     return pd.DataFrame(chosen, columns=list(SUGGESTION_COLUMNS)).reset_index(drop=True)
 
 

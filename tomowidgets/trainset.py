@@ -357,8 +357,8 @@ class TrainingSet:
         Raises
         ------
         ValueError
-            If a tile comes from another tomogram file than `tomo`, or `tomo` has another voxel
-            size or is too small for a tile.
+            If a tile comes from another tomogram file than `tomo`, its voxels differ from `tomo`'s
+            (another tomogram, or preprocessed otherwise), or `tomo` has another voxel size.
         """
         source = None if tomo.path is None else str(tomo.path)
         others = sorted({r.source for r in self._records if r.source not in (None, source)})
@@ -367,11 +367,14 @@ class TrainingSet:
                              "the tiles of one tomogram at a time (split the set by source)")
         out = TrainingSet(self.tile, feature=self.feature, apix=self.apix,
                           preprocessing=self.preprocessing, context=context)
-        for r in self._records:
+        for i, r in enumerate(self._records):
             if r.kind == "positive":
                 out.add_positive(tomo, *r.centre, r.mask)
             else:
                 out.add_negative(tomo, *r.centre)
+            if not np.array_equal(out._records[-1].image, r.image):
+                raise ValueError(f"tile {i} at {r.centre} differs from `tomo` there: pass the "
+                                 "preprocessed tomogram the tiles were cut from")
         return out
 
     # -- training arrays -----------------------------------------------------------------------
