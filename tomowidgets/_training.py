@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from tomowidgets._validate import as_float32, check_finite, check_positive, check_positive_int
+from tomowidgets.io import context_indices
 
 __all__ = ["ENGINES", "as_inputs", "check_arrays", "check_context", "check_options", "fit",
            "positive_tiles", "training_arrays"]
@@ -82,7 +83,7 @@ def as_inputs(a: np.ndarray, context: int) -> np.ndarray:
         return a
     if not context:
         return a[..., None]
-    padded = np.pad(a, [(context, context), (0, 0), (0, 0)], mode="edge")
+    padded = a[context_indices(0, len(a), context, len(a))]
     return np.lib.stride_tricks.sliding_window_view(padded, 2 * context + 1, axis=0)
 
 

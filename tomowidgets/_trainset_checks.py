@@ -55,10 +55,10 @@ def cut_slices(tomo: Tomogram, centre: tuple, tile: int, context: int) -> np.nda
     z, y, x = centre
     h = tile // 2
     wanted = context_indices(z, z + 1, context, tomo.shape[0])
-    slices = as_float32(np.array(tomo.data[int(wanted[0]):int(wanted[-1]) + 1,
-                                           y - h:y + h, x - h:x + h]), "tomo")[wanted - wanted[0]]
+    # fancy indexing copies: never a view of the tomogram
+    slices = as_float32(np.asarray(tomo.data[wanted, y - h:y + h, x - h:x + h]), "tomo")
     check_finite(slices, "tomo", where=f"the slices around the tile at (z={z}, y={y}, x={x})")
-    return np.ascontiguousarray(slices, np.float32)
+    return slices
 
 
 def check_tomogram(tomo: Any) -> None:

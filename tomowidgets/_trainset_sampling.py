@@ -237,19 +237,21 @@ def rotate_pair(image: np.ndarray, mask: np.ndarray, angle: float, zoom: float =
     the same interpolation as the image. An image of shape (slices, tile, tile) (a 2.5D tile) has
     every slice transformed alike.
     """
-    if image.ndim == 3:
-        out = [rotate_pair(one, mask, angle, zoom) for one in image]
-        return np.stack([rotated for rotated, _ in out]), out[0][1]
+    rotated = [_transform(plane, angle, zoom) for plane in (image if image.ndim == 3 else [image])]
+    rmask = _transform(mask.astype(np.float32), angle, zoom) > 0.5
+    rotated = np.stack(rotated) if image.ndim == 3 else rotated[0]
+    return rotated.astype(np.float32, copy=False), rmask
+
+
+def _transform(plane: np.ndarray, angle: float, zoom: float) -> np.ndarray:
+    """`plane` rotated by `angle` degrees and magnified by `zoom` about its centre (linear
+    interpolation, edges reflected)."""
     if zoom == 1.0:
-        rotated = ndimage.rotate(image, angle, reshape=False, order=1, mode="reflect")
-        rmask = ndimage.rotate(mask.astype(np.float32), angle, reshape=False, order=1, mode="reflect")
-        return rotated.astype(np.float32, copy=False), rmask > 0.5
+        return ndimage.rotate(plane, angle, reshape=False, order=1, mode="reflect")
     # output pixel p samples input c + M (p - c): M rotates by -angle (as ndimage.rotate) and
     # shrinks by 1/zoom, so the content is magnified by zoom about the centre
     a = np.deg2rad(angle)
     matrix = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]]) / zoom
-    centre = (np.array(image.shape, float) - 1) / 2
+    centre = (np.array(plane.shape, float) - 1) / 2
     offset = centre - matrix @ centre
-    out = ndimage.affine_transform(image, matrix, offset, order=1, mode="reflect")
-    rmask = ndimage.affine_transform(mask.astype(np.float32), matrix, offset, order=1, mode="reflect")
-    return out.astype(np.float32, copy=False), rmask > 0.5
+    return ndimage.affine_transform(plane, matrix, offset, order=1, mode="reflect")

@@ -78,10 +78,8 @@ class Tomogram:
         """
         if not context:
             return as_float32(np.array(self.data[start:stop]))
-        wanted = context_indices(start, stop, context, self.shape[0])
-        first = int(wanted[0])
-        block = as_float32(np.array(self.data[first:int(wanted[-1]) + 1]))
-        return block[wanted - first]
+        # fancy indexing reads (and copies) only these slices, even of a memory map
+        return as_float32(np.asarray(self.data[context_indices(start, stop, context, self.shape[0])]))
 
     def with_data(self, data: np.ndarray, apix: float | None = None) -> Tomogram:
         """A new tomogram with other voxels and the same voxel size, origin and source path."""

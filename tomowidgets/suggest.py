@@ -149,11 +149,11 @@ def suggest_tiles(scores: Tomogram | ArrayLike, *, n: int = 10, tile: int = 64, 
             rows.append((z, int(ys[iy]), int(xs[ix]), float(value)))
     table = pd.DataFrame(rows, columns=list(SUGGESTION_COLUMNS))
     unsure = table[table["uncertainty"] > 0].sort_values("uncertainty", ascending=False, kind="stable")
-    at_random = table.iloc[np.random.default_rng(rng).permutation(len(table))]
     taken = [] if exclude is None else [tuple(c) for c in np.asarray(getattr(exclude, "centres", exclude))
                                          .reshape(-1, 3)]
     chosen = _spread(unsure, n - int(explore * n + 0.5), taken, z_step, half)
     if explore:  # random tiles take the explored share, and the place of missing unsure ones
+        at_random = table.iloc[np.random.default_rng(rng).permutation(len(table))]
         chosen += _spread(at_random, n - len(chosen), taken, z_step, half)
     return pd.DataFrame(chosen, columns=list(SUGGESTION_COLUMNS)).reset_index(drop=True)
 
