@@ -2,7 +2,7 @@
 
 A simulated annotator starts with the paper's training set on a synthetic cell (10 positive tiles with
 ground-truth masks + 100 negatives), trains, and then adds `--add` tiles per round, by one of three
-strategies: "random" tiles, the tiles :func:`tomowidgets.suggest.suggest_tiles` ranks most uncertain
+strategies: "random" tiles, the tiles :func:`tomowidgets.trainset.suggest.suggest_tiles` ranks most uncertain
 on the training cell ("suggested"), or half of each ("mixed", ``explore=0.5``). Each added tile is
 annotated from the ground truth: positive with its mask if it holds any of the feature, else
 negative. After each round the network is retrained from scratch and scored on an unseen cell (Dice
@@ -29,7 +29,7 @@ import numpy as np
 
 import tomowidgets as tw
 from tomowidgets.metrics import dice
-from tomowidgets.suggest import suggest_tiles
+from tomowidgets.trainset.suggest import suggest_tiles
 
 #: Share of each round's tiles picked at random by suggest_tiles (None: all random, anywhere).
 STRATEGIES = {"random": None, "suggested": 0.0, "mixed": 0.5}

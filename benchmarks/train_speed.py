@@ -69,7 +69,8 @@ def agreement(net, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """
     import tensorflow as tf
 
-    from tomowidgets import _fftconv, network
+    from tomowidgets import network
+    from tomowidgets.network import _fftconv
 
     model, variables = net.model, net.model.trainable_variables
     keras_out = np.concatenate([model(x[i : i + 50, ..., None])[..., 0] for i in range(0, len(x), 50)])

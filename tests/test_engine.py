@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from tomowidgets import engine as engine_module
 from tomowidgets.engine import LAYERS, FFTEngine, unbin
+from tomowidgets.engine import _fftengine as engine_module
 
 #: The paper's network: 40 kernels of 15 x 15 in layers 1 and 2, one in layer 3.
 KERNEL, CHANNELS = 15, 40

@@ -89,7 +89,7 @@ def test_loss_known_answers():
 @pytest.mark.parametrize(("shape", "inputs"), [((64, 64), 1), ((33, 46), 1), ((21, 17), 1),
                                                ((33, 46), 3)])
 def test_fft_forward_and_gradients_match_keras(shape, inputs):
-    from tomowidgets import _fftconv
+    from tomowidgets.network import _fftconv
 
     model = network.build_model(seed=5, init_scale=0.05, inputs=inputs)
     rng = np.random.default_rng(0)
@@ -124,7 +124,7 @@ quick = pytest.mark.filterwarnings("ignore:the 'disk' network learned nothing:Ru
 def test_fft_gradients_are_exact_in_float64():
     """In float64 the FFT path equals direct convolution to rounding (1e-12), so the rare larger
     float32 differences on trained weights are ReLU/max-pool decisions within rounding of a tie."""
-    from tomowidgets import _fftconv
+    from tomowidgets.network import _fftconv
 
     rng = np.random.default_rng(1)
     shapes = [(15, 15, 1, 40), (40,), (15, 15, 40, 40), (40,), (15, 15, 40, 1), (1,)]

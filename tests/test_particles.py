@@ -9,7 +9,6 @@ import starfile
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from tomowidgets._phantoms import A3_PER_DA, RIBOSOME_MASS
 from tomowidgets.io import Tomogram, read_tomogram, write_tomogram
 from tomowidgets.particles import (
     ANGLE_COLUMNS,
@@ -22,6 +21,7 @@ from tomowidgets.particles import (
     write_particles,
 )
 from tomowidgets.synthetic import make_cell
+from tomowidgets.synthetic._phantoms import A3_PER_DA, RIBOSOME_MASS
 
 
 @pytest.fixture(scope="module")

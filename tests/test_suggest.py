@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tomowidgets import Tomogram, TrainingSet
-from tomowidgets.suggest import suggest_tiles, uncertainty
+from tomowidgets.trainset.suggest import suggest_tiles, uncertainty
 
 
 def test_uncertainty_peaks_at_the_threshold_and_adds_disagreement():

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import tomowidgets as tw
-from tomowidgets._trainset_sampling import rotate_pair, training_examples
 from tomowidgets.trainset import NEGATIVE_COPIES, TrainingSet, shrink_labels
+from tomowidgets.trainset._sampling import rotate_pair, training_examples
 
 T = 16  # small tiles keep the tests fast; one test uses the paper's 64
 

@@ -149,7 +149,7 @@ def test_hover_previews_the_tile_box(tomo):
 def test_suggestions_are_shown_in_turn_and_a_click_inside_adds_the_suggested_tile(tomo):
     import pandas as pd
 
-    from tomowidgets.suggest import suggest_tiles
+    from tomowidgets.trainset.suggest import suggest_tiles
 
     scores = np.zeros(tomo.shape, np.float32)
     scores[5, 10:60, 60:120] = 1.0                                   # the network is unsure here...

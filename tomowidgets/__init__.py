@@ -11,6 +11,7 @@ Examples
 """
 
 from tomowidgets import synthetic
+from tomowidgets._version import __version__ as __version__
 from tomowidgets.apply import apply, apply_many
 from tomowidgets.average import AverageResult, average, classify_2d, fsc, resolution
 from tomowidgets.io import Tomogram, read_tomogram, write_tomogram
@@ -24,10 +25,7 @@ from tomowidgets.particles import (
     write_particles,
 )
 from tomowidgets.preprocess import bandpass, bin, clamp, normalize, preprocess
-from tomowidgets.suggest import suggest_tiles
-from tomowidgets.trainset import TrainingSet
-
-__version__ = "0.1.0"
+from tomowidgets.trainset import TrainingSet, suggest, suggest_tiles
 
 __all__ = [
     "AverageResult",
@@ -53,6 +51,7 @@ __all__ = [
     "read_tomogram",
     "resolution",
     "seed_points",
+    "suggest",
     "suggest_tiles",
     "synthetic",
     "write_particles",

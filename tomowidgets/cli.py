@@ -324,7 +324,7 @@ def describe(path: Path) -> str:
 
 def _stats(data: np.ndarray, slab: int = 16) -> dict[str, float]:
     """Min, max, mean and sd computed slab by slab (bounded memory for memory-mapped files)."""
-    from tomowidgets._bandpass import Moments
+    from tomowidgets.preprocess._bandpass import Moments
 
     moments = Moments()
     for start in range(0, data.shape[0], slab):

@@ -222,7 +222,7 @@ def run_demo(out_dir: str | Path = "demo_output", *, shape: tuple[int, int, int]
     truth = np.zeros(labels.shape, np.uint8)
     for i, name in enumerate(labels.names):
         truth[test_labels[name]] = i + 1
-    from tomowidgets.report import summary_figure
+    from tomowidgets.plots import summary_figure
 
     summary_figure(out / "summary.png", np.asarray(pre["test_cell"].data), labels, truth=truth,
                    picks=picks, class_averages=None if classes is None else classes.averages,

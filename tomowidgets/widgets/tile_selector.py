@@ -43,7 +43,7 @@ class TileSelector(widgets.VBox):
     :class:`~tomowidgets.widgets.MaskPainter`.
 
     After a first training, :meth:`suggest` takes the tiles the network is least sure about
-    (:func:`tomowidgets.suggest.suggest_tiles`); "next suggestion" (key ``s``) shows them one after
+    (:func:`tomowidgets.trainset.suggest.suggest_tiles`); "next suggestion" (key ``s``) shows them one after
     the other as a dashed yellow box, to click as positive or negative like any tile.
 
     Parameters
@@ -185,7 +185,7 @@ class TileSelector(widgets.VBox):
         return action
 
     def suggest(self, suggestions: pd.DataFrame) -> None:
-        """Step through `suggestions` (from :func:`~tomowidgets.suggest.suggest_tiles`); shows the first.
+        """Step through `suggestions` (from :func:`~tomowidgets.suggest_tiles`); shows the first.
 
         Raises
         ------

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import numpy as np
 
-from tomowidgets._training import check_options
 from tomowidgets._validate import check_positive_int
+from tomowidgets.network._training import check_options
 from tomowidgets.widgets._display import encode_png, to_uint8
 from tomowidgets.widgets._gallery import tile_grid, to_display
 from tomowidgets.widgets._plots import loss_png

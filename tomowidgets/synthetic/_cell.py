@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from tomowidgets._imaging import (
+from tomowidgets._validate import check_positive
+from tomowidgets.io import Tomogram, atomic_path, write_tomogram
+from tomowidgets.synthetic._imaging import (
     DEFAULT_DEFOCUS,
     DEFAULT_SNR,
     _check_shape,
@@ -39,10 +41,8 @@ from tomowidgets._imaging import (
     image_volume,
     missing_wedge_mask,
 )
-from tomowidgets._phantoms import proteasome_template, ribosome_template, zyz_matrix
-from tomowidgets._scene import FEATURES, build_scene
-from tomowidgets._validate import check_positive
-from tomowidgets.io import Tomogram, atomic_path, write_tomogram
+from tomowidgets.synthetic._phantoms import proteasome_template, ribosome_template, zyz_matrix
+from tomowidgets.synthetic._scene import FEATURES, build_scene
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

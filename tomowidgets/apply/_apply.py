@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tomowidgets._apply_inputs import (
+from tomowidgets._validate import check_positive, check_positive_int
+from tomowidgets.apply._inputs import (
     APIX_RTOL,
     Network,
     check_voxel_size,
@@ -38,12 +39,11 @@ from tomowidgets._apply_inputs import (
     open_tomogram,
     warn_if_not_preprocessed,
 )
-from tomowidgets._apply_output import FileOutput, MemoryOutput, tomogram_fingerprint
-from tomowidgets._apply_slabs import context, run_dask, scores
-from tomowidgets._bandpass import _release as release_pages
-from tomowidgets._validate import check_positive, check_positive_int
+from tomowidgets.apply._output import FileOutput, MemoryOutput, tomogram_fingerprint
+from tomowidgets.apply._slabs import context, run_dask, scores
 from tomowidgets.engine import DEFAULT_TILE, FFTEngine
 from tomowidgets.io import Tomogram
+from tomowidgets.preprocess._bandpass import _release as release_pages
 
 if TYPE_CHECKING:
     from tomowidgets.network import FeatureNet

@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import mrcfile
 import numpy as np
 
-from tomowidgets._labelmap import (
+from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive
+from tomowidgets.io import Tomogram, atomic_path
+from tomowidgets.merge._labelmap import (
     BACKGROUND,
     MAX_FEATURES,
     LabelMap,
@@ -35,8 +37,6 @@ from tomowidgets._labelmap import (
     sidecar_path,
     write_sidecar,
 )
-from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive
-from tomowidgets.io import Tomogram, atomic_path
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike

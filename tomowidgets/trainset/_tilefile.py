@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from tomowidgets._trainset_checks import frozen
 from tomowidgets._validate import check_finite
 from tomowidgets.io import atomic_path
+from tomowidgets.trainset._checks import frozen
 
 FORMAT = "tomowidgets.TrainingSet"  #: marker stored in every saved set's metadata
 FORMAT_VERSION = 1

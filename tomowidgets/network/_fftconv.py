@@ -19,7 +19,7 @@ offset 0 (``Eg``); ``F`` is the real FFT. Then
 
 none of which wraps around when ``N >= n + k - 1``.
 
-Import this module only after ``tomowidgets._cnn._tf()`` has configured TensorFlow (it imports
+Import this module only after ``tomowidgets.network._cnn._tf()`` has configured TensorFlow (it imports
 TensorFlow at module level).
 """
 

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import starfile
 
-from tomowidgets._table import ANGLE_COLUMNS, check_table, check_triple
 from tomowidgets._validate import check_positive
 from tomowidgets.io import atomic_path
+from tomowidgets.particles._table import ANGLE_COLUMNS, check_table, check_triple
 
 _GRID_TAG = "# tomowidgets-grid:"
 _XYZ = ("x", "y", "z")

@@ -21,8 +21,8 @@ from typing import Any
 import mrcfile
 import numpy as np
 
-from tomowidgets._bandpass import _release as release_pages
 from tomowidgets.io import WRITABLE_MODES, Tomogram, atomic_path, read_tomogram
+from tomowidgets.preprocess._bandpass import _release as release_pages
 
 #: Value of the sidecar's "format" key, and its version.
 SIDECAR_FORMAT = "tomowidgets.apply.partial"

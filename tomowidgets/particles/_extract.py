@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from tomowidgets._table import check_int, check_number
 from tomowidgets._validate import as_float32, check_finite, check_ndim
 from tomowidgets.io import Tomogram
+from tomowidgets.particles._table import check_int, check_number
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray

@@ -18,7 +18,7 @@ from tomowidgets._validate import check_positive
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-_RIBOSOME_FILE = Path(__file__).parent / "data" / "ribosome70S_4v5d_10A.mrc"
+_RIBOSOME_FILE = Path(__file__).parents[1] / "data" / "ribosome70S_4v5d_10A.mrc"
 _RIBOSOME_APIX = 10.0
 #: Masses in Da that set each template's envelope (molecular volume at 1.21 Å³/Da).
 RIBOSOME_MASS = 2.5e6

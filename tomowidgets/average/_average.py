@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import pandas as pd
 
-from tomowidgets import _align as al
-from tomowidgets import _refine as rf
-from tomowidgets._average_checks import (
+from tomowidgets._validate import check_positive, check_positive_int
+from tomowidgets.average import _align as al
+from tomowidgets.average import _refine as rf
+from tomowidgets.average._checks import (
     check_angle_step,
     check_cubic_stack,
     check_map,
@@ -39,9 +40,8 @@ from tomowidgets._average_checks import (
     normalise_particles,
     parse_symmetry,
 )
-from tomowidgets._classify2d import Classification2D, classify_2d
-from tomowidgets._imaging import check_tilt_range
-from tomowidgets._validate import check_positive, check_positive_int
+from tomowidgets.average._classify2d import Classification2D, classify_2d
+from tomowidgets.synthetic._imaging import check_tilt_range
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 import mrcfile
 import numpy as np
 
-from tomowidgets._bandpass import (
+from tomowidgets._validate import check_ndim, check_positive, check_positive_int
+from tomowidgets.io import Tomogram, atomic_path, read_tomogram
+from tomowidgets.preprocess._bandpass import (
     affine_clip,
     bandpass_into,
     bin_volume,
@@ -24,8 +26,6 @@ from tomowidgets._bandpass import (
     mrc_label,
     preprocess_into,
 )
-from tomowidgets._validate import check_ndim, check_positive, check_positive_int
-from tomowidgets.io import Tomogram, atomic_path, read_tomogram
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray

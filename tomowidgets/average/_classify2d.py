@@ -16,9 +16,9 @@ import numpy as np
 import scipy.fft
 import scipy.ndimage as ndi
 
-from tomowidgets._align import WORKERS, hermitian_weights
-from tomowidgets._average_checks import check_angle_step, check_cubic_stack, normalise_particles
 from tomowidgets._validate import check_positive, check_positive_int
+from tomowidgets.average._align import WORKERS, hermitian_weights
+from tomowidgets.average._checks import check_angle_step, check_cubic_stack, normalise_particles
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tomowidgets import _fftnet
 from tomowidgets._validate import as_float32, check_finite, check_positive_int
+from tomowidgets.engine import _fftnet
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tomowidgets._trainset_checks import (
+from tomowidgets._validate import as_float32, check_positive
+from tomowidgets.trainset._checks import (
     check_combinable,
     check_count,
     check_index,
@@ -34,14 +35,13 @@ from tomowidgets._trainset_checks import (
     cut_tile,
     frozen,
 )
-from tomowidgets._trainset_io import FORMAT as FORMAT
-from tomowidgets._trainset_io import FORMAT_VERSION as FORMAT_VERSION
-from tomowidgets._trainset_io import KINDS as KINDS
-from tomowidgets._trainset_io import load_tiles, save_tiles, unpack_tiles
-from tomowidgets._trainset_sampling import NEGATIVE_COPIES as NEGATIVE_COPIES
-from tomowidgets._trainset_sampling import SCALE as SCALE
-from tomowidgets._trainset_sampling import ground_truth_tiles, training_examples
-from tomowidgets._validate import as_float32, check_positive
+from tomowidgets.trainset._sampling import NEGATIVE_COPIES as NEGATIVE_COPIES
+from tomowidgets.trainset._sampling import SCALE as SCALE
+from tomowidgets.trainset._sampling import ground_truth_tiles, training_examples
+from tomowidgets.trainset._tilefile import FORMAT as FORMAT
+from tomowidgets.trainset._tilefile import FORMAT_VERSION as FORMAT_VERSION
+from tomowidgets.trainset._tilefile import KINDS as KINDS
+from tomowidgets.trainset._tilefile import load_tiles, save_tiles, unpack_tiles
 
 if TYPE_CHECKING:
     import os

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.ndimage as ndi
 
-from tomowidgets import _phantoms as ph
+from tomowidgets.synthetic import _phantoms as ph
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

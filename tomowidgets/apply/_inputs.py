@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from tomowidgets._apply_output import weights_digest
 from tomowidgets._validate import check_positive
+from tomowidgets.apply._output import weights_digest
 from tomowidgets.io import Tomogram, read_tomogram
 
 #: Relative voxel-size difference tolerated between a tomogram and a network's training data.

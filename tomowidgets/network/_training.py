@@ -115,7 +115,7 @@ def _make_step(model: Any, engine: str, loss_fn: Callable, l1: float, shape: tup
         optimizer.build(variables)
 
     if engine == "fft":
-        from tomowidgets._fftconv import loss_and_gradients
+        from tomowidgets.network._fftconv import loss_and_gradients
 
         def gradients(x, y):  # noqa: ANN001, ANN202
             return loss_and_gradients(x, y, variables, loss_fn, l1)

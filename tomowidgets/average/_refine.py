@@ -22,7 +22,7 @@ import scipy.fft
 from scipy.spatial.transform import Rotation
 from tqdm.auto import tqdm
 
-from tomowidgets import _align as al
+from tomowidgets.average import _align as al
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

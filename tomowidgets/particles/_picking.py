@@ -39,9 +39,11 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from tomowidgets._extract import extract_subvolumes
-from tomowidgets._particle_io import read_particles, write_particles
-from tomowidgets._table import (
+from tomowidgets._validate import as_float32, check_finite, check_ndim
+from tomowidgets.io import Tomogram
+from tomowidgets.particles._extract import extract_subvolumes
+from tomowidgets.particles._starcsv import read_particles, write_particles
+from tomowidgets.particles._table import (
     ANGLE_COLUMNS,
     DEFAULT_FEATURE,
     DEFAULT_TOMOGRAM,
@@ -52,8 +54,6 @@ from tomowidgets._table import (
     check_number,
     make_table,
 )
-from tomowidgets._validate import as_float32, check_finite, check_ndim
-from tomowidgets.io import Tomogram
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike

@@ -32,8 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tomowidgets import _netfile, _training
-from tomowidgets._cnn import (
+from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive
+from tomowidgets._version import __version__
+from tomowidgets.network import _training, netfile
+from tomowidgets.network._cnn import (
     EPS,
     INIT_SCALE,
     LOSSES,
@@ -43,9 +45,8 @@ from tomowidgets._cnn import (
     mean_log_squared_residual,
     min_one,
 )
-from tomowidgets._netfile import LAYERS, read_metadata, read_weights
-from tomowidgets._trainset_checks import check_count
-from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive
+from tomowidgets.network.netfile import LAYERS, read_metadata, read_weights
+from tomowidgets.trainset._checks import check_count
 
 if TYPE_CHECKING:
     import keras
@@ -357,11 +358,10 @@ class FeatureNet:
 
     def metadata(self) -> dict[str, Any]:
         """What :meth:`save` writes to ``tomowidgets.json`` (JSON-able)."""
-        import tomowidgets
 
         return {
-            "format": _netfile.FORMAT, "format_version": 1,
-            "tomowidgets_version": tomowidgets.__version__,
+            "format": netfile.FORMAT, "format_version": 1,
+            "tomowidgets_version": __version__,
             "feature": self.feature, "apix": self.apix, "preprocessing": self.preprocessing,
             "amplitude": self.amplitude, "seed": self.seed, "context": self.context,
             "hyper": self.hyper,
@@ -393,7 +393,7 @@ class FeatureNet:
             keras_tmp = tmp.with_name(tmp.name + ".keras")  # Keras insists on the suffix
             try:
                 model.save(keras_tmp)
-                _netfile.append_metadata(keras_tmp, meta)
+                netfile.append_metadata(keras_tmp, meta)
                 os.replace(keras_tmp, tmp)
             finally:
                 keras_tmp.unlink(missing_ok=True)

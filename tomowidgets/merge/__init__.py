@@ -1,0 +1,24 @@
+"""Merge several features' calibrated scores into one label map; consensus of several annotators.
+
+``_merge`` holds :func:`merge` and :func:`consensus`; ``_labelmap`` the :class:`LabelMap` and its files.
+"""
+
+from tomowidgets.merge._merge import (
+    BACKGROUND,
+    MAX_FEATURES,
+    Consensus,
+    LabelMap,
+    consensus,
+    merge,
+    sidecar_path,
+)
+
+__all__ = [
+    "BACKGROUND",
+    "Consensus",
+    "LabelMap",
+    "MAX_FEATURES",
+    "consensus",
+    "merge",
+    "sidecar_path",
+]

@@ -1,0 +1,36 @@
+"""The paper's network: Keras model, loss, FFT-domain training, calibration and ``.keras`` files.
+
+``_featurenet`` holds :class:`FeatureNet`; ``_cnn`` the Keras model and loss (TensorFlow imported lazily);
+``_training`` the training loop and ``_fftconv`` its FFT-domain convolutions (imports TensorFlow);
+:mod:`.netfile` reads and writes the files without TensorFlow and is the one home of the layer names.
+"""
+
+from tomowidgets.network import netfile
+from tomowidgets.network._featurenet import (
+    EPS,
+    INIT_SCALE,
+    LAYERS,
+    MIN_AMPLITUDE,
+    FeatureNet,
+    build_model,
+    log_squared_residual,
+    mean_log_squared_residual,
+    min_one,
+    read_metadata,
+    read_weights,
+)
+
+__all__ = [
+    "EPS",
+    "FeatureNet",
+    "INIT_SCALE",
+    "LAYERS",
+    "MIN_AMPLITUDE",
+    "build_model",
+    "log_squared_residual",
+    "mean_log_squared_residual",
+    "min_one",
+    "netfile",
+    "read_metadata",
+    "read_weights",
+]

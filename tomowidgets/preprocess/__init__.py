@@ -1,0 +1,26 @@
+"""Preprocessing: band-pass in Å, normalize, clamp and bin (paper, Online Methods).
+
+``_pipeline`` holds the public steps; ``_bandpass`` the bounded-memory slab passes they run on.
+"""
+
+from tomowidgets.preprocess._pipeline import (
+    bandpass,
+    bin,
+    clamp,
+    highpass_filter,
+    lowpass_filter,
+    normalize,
+    preprocess,
+    preprocessing_params,
+)
+
+__all__ = [
+    "bandpass",
+    "bin",
+    "clamp",
+    "highpass_filter",
+    "lowpass_filter",
+    "normalize",
+    "preprocess",
+    "preprocessing_params",
+]
