@@ -11,6 +11,7 @@ Examples
 """
 
 from tomowidgets import synthetic
+from tomowidgets._calibration import THRESHOLD
 from tomowidgets._version import __version__ as __version__
 from tomowidgets.apply import apply, apply_many
 from tomowidgets.average import AverageResult, average, classify_2d, fsc, resolution
@@ -28,6 +29,7 @@ from tomowidgets.preprocess import bandpass, bin, clamp, normalize, preprocess
 from tomowidgets.trainset import TrainingSet, suggest, suggest_tiles
 
 __all__ = [
+    "THRESHOLD",
     "AverageResult",
     "FeatureNet",
     "LabelMap",

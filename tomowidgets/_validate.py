@@ -7,6 +7,25 @@ from typing import Any
 
 import numpy as np
 
+#: Voxel sizes (Å) closer than this relative difference are the same. MRC headers store them as
+#: float32 and programs round them when they rescale (IMOD prints 3 decimals), which stays far below
+#: 0.1 %; a different binning (2x) or magnification (≥ 1 %) stays far above it.
+APIX_RTOL = 1e-3
+
+
+def same_voxel_size(a: float, b: float, rtol: float = APIX_RTOL) -> bool:
+    """True if voxel sizes `a` and `b` (Å) differ by at most `rtol` relative to the larger one.
+
+    The one rule for "same voxel size" (training sets, networks, score maps, particle files). Pass a
+    looser `rtol` only on purpose, as :func:`tomowidgets.apply` does for a network's voxel size.
+
+    Examples
+    --------
+    >>> same_voxel_size(10.0, 10.004), same_voxel_size(10.0, 10.2), same_voxel_size(10.0, 10.2, 0.05)
+    (True, False, True)
+    """
+    return abs(float(a) - float(b)) <= rtol * max(abs(float(a)), abs(float(b)))
+
 
 def as_float32(array: Any, arg_name: str = "volume") -> np.ndarray:
     """Return `array` as float32, copying only when the dtype does not already fit.

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tomowidgets._calibration import THRESHOLD
+
 DESCRIPTION = """\
 Annotate cryo-electron tomograms with small convolutional networks (Chen et al., Nat Methods 2017).
 
@@ -144,7 +146,7 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("scores", nargs="+", metavar="[NAME=]SCORES.mrc")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="LABELS.mrc")
-    p.add_argument("--threshold", type=float, default=1.0,
+    p.add_argument("--threshold", type=float, default=THRESHOLD,
                    help="lowest calibrated score a feature needs to win a voxel (default 1.0)")
     p.set_defaults(func=cmd_merge)
 
@@ -159,7 +161,7 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("scores", type=Path, metavar="SCORES.mrc")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="PICKS.star|PICKS.csv")
-    p.add_argument("--threshold", type=float, default=1.0, help="calibrated score threshold (1.0)")
+    p.add_argument("--threshold", type=float, default=THRESHOLD, help="calibrated score threshold (1.0)")
     p.add_argument("--min-size", type=int, default=None,
                    help="smallest region in voxels (default ~a tenth of a ribosome at 10 Å)")
     p.add_argument("--min-distance", type=float, default=None, help="smallest distance between picks, voxels")
@@ -324,12 +326,10 @@ def describe(path: Path) -> str:
 
 def _stats(data: np.ndarray, slab: int = 16) -> dict[str, float]:
     """Min, max, mean and sd computed slab by slab (bounded memory for memory-mapped files)."""
-    from tomowidgets.preprocess._bandpass import Moments
+    from tomowidgets.io import moments
 
-    moments = Moments()
-    for start in range(0, data.shape[0], slab):
-        moments.add(np.asarray(data[start : start + slab], dtype=np.float32))
-    return {"min": moments.lo, "max": moments.hi, "mean": moments.mean, "sd": moments.sd}
+    m = moments(data, slab)
+    return {"min": m.lo, "max": m.hi, "mean": m.mean, "sd": m.sd}
 
 
 def cmd_synth(args: argparse.Namespace) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tomowidgets._calibration import THRESHOLD
 from tomowidgets.io import Tomogram, atomic_path, write_tomogram
 from tomowidgets.metrics import dice, match_particles
 
@@ -205,7 +206,7 @@ def run_demo(out_dir: str | Path = "demo_output", *, shape: tuple[int, int, int]
 
     t0 = time.perf_counter()
     scores = apply(nets, pre["test_cell"], out=out / "test_cell" / "scores", progress=progress)
-    labels = merge(scores, threshold=1.0, out=out / "test_cell" / "labels.mrc")
+    labels = merge(scores, threshold=THRESHOLD, out=out / "test_cell" / "labels.mrc")
     test_labels = cells["test_cell"].labels
     results = [score_feature(np.asarray(labels.data) == i + 1, test_labels, name,
                              scores=np.asarray(scores[name].data))
@@ -239,7 +240,7 @@ def _pick_and_average(out: Path, scores: Tomogram, cell, *, box: int, seed: int,
     from tomowidgets.particles import extract_subvolumes, pick_particles, write_particles
 
     t0 = time.perf_counter()
-    picks = pick_particles(scores, threshold=1.0, feature="ribosome", tomogram="test_cell")
+    picks = pick_particles(scores, threshold=THRESHOLD, feature="ribosome", tomogram="test_cell")
     grid = {"apix": scores.apix, "origin": scores.origin, "shape": scores.shape}
     for suffix in (".star", ".csv"):
         write_particles(out / f"ribosomes{suffix}", picks, **grid)

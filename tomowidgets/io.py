@@ -6,10 +6,12 @@ A :class:`Tomogram` is a ``(z, y, x)`` array plus its voxel size in Å. MRC head
 
 from __future__ import annotations
 
+import math
+import mmap
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,8 @@ from tomowidgets._validate import as_float32, check_finite, check_ndim, check_po
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["Tomogram", "read_tomogram", "write_tomogram", "atomic_path"]
+__all__ = ["Moments", "Tomogram", "atomic_path", "moments", "new_mrc", "read_tomogram", "release_pages",
+           "write_header", "write_tomogram"]
 
 #: MRC modes we read, and what they hold.
 READABLE_MODES = {0: "int8", 1: "int16", 2: "float32", 6: "uint16", 12: "float16"}
@@ -240,23 +243,154 @@ def write_tomogram(
     dtype = np.dtype(dtype)
     if dtype not in WRITABLE_MODES:
         raise ValueError(f"`dtype` must be float32, float16 or int8, got {dtype}")
-    with atomic_path(path) as tmp:
-        with mrcfile.new_mmap(tmp, shape=data.shape, mrc_mode=WRITABLE_MODES[dtype],
-                              overwrite=True) as mrc:
-            for start in range(0, data.shape[0], _CHECK_SLAB):
-                slab = as_float32(np.asarray(data[start : start + _CHECK_SLAB]), "tomo")
-                check_finite(slab, "tomo")
-                if dtype == np.int8:
-                    slab = np.rint(slab)
-                    if slab.size and (slab.min() < -128 or slab.max() > 127):
-                        raise ValueError("values do not fit in int8 (-128..127); write float32")
-                mrc.data[start : start + _CHECK_SLAB] = slab.astype(dtype, copy=False)
-            mrc.voxel_size = apix
-            mrc.header.origin = (origin[2], origin[1], origin[0])
-            mrc.update_header_stats()
-            for label in (labels or [])[:10]:
-                mrc.add_label(label[:80])
+    with new_mrc(path, data.shape, dtype, apix=apix, origin=origin, labels=labels or ()) as out:
+        for start in range(0, data.shape[0], _CHECK_SLAB):
+            slab = as_float32(np.asarray(data[start : start + _CHECK_SLAB]), "tomo")
+            check_finite(slab, "tomo")
+            if dtype == np.int8:
+                slab = np.rint(slab)
+                if slab.size and (slab.min() < -128 or slab.max() > 127):
+                    raise ValueError("values do not fit in int8 (-128..127); write float32")
+            out.data[start : start + _CHECK_SLAB] = slab.astype(dtype, copy=False)
     return path
+
+
+class NewMrc:
+    """An MRC file being written by :func:`new_mrc`: fill :attr:`data`; set :attr:`moments` if known.
+
+    Attributes
+    ----------
+    data : numpy.memmap of shape (z, y, x)
+        The file's voxels, memory-mapped, in its storage dtype.
+    moments : Moments or None
+        Statistics of the voxels, when the writer measured them while writing; otherwise they are
+        read back once the block ends.
+    """
+
+    def __init__(self, mrc: Any) -> None:
+        self.mrc = mrc
+        self.data: np.ndarray = mrc.data
+        self.moments: Moments | None = None
+
+
+@contextmanager
+def new_mrc(path: str | os.PathLike, shape: tuple[int, ...], dtype: Any = np.float32, *, apix: float,
+            origin: tuple[float, float, float] = (0.0, 0.0, 0.0),
+            labels: Sequence[str] = ()) -> Iterator[NewMrc]:
+    """Write a new MRC file atomically: fill ``.data`` in the block; the header is set when it ends.
+
+    The file appears at `path` only when the block succeeds, with its voxel size, origin, statistics
+    and labels set by :func:`write_header`; an exception leaves any previous file untouched.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Destination.
+    shape : tuple of 3 ints
+        ``(z, y, x)`` in voxels.
+    dtype : {numpy.float32, numpy.float16, numpy.int8}, default float32
+        Storage type (MRC mode 2, 12 or 0).
+    apix : float
+        Voxel size in Å.
+    origin : tuple of 3 floats, default (0, 0, 0)
+        Position of voxel (0, 0, 0) in Å, ``(z, y, x)``.
+    labels : sequence of str
+        Header labels (up to 10 of 80 characters).
+
+    Examples
+    --------
+    >>> with new_mrc("ones.mrc", (2, 4, 4), apix=10.0) as out:   # doctest: +SKIP
+    ...     out.data[:] = 1.0
+    """
+    with atomic_path(path) as tmp:
+        with mrcfile.new_mmap(tmp, shape=tuple(shape), mrc_mode=WRITABLE_MODES[np.dtype(dtype)],
+                              overwrite=True) as mrc:
+            out = NewMrc(mrc)
+            yield out
+            write_header(mrc, apix=apix, origin=origin, labels=labels, stats=out.moments)
+
+
+def write_header(mrc: Any, *, apix: float, origin: tuple[float, float, float],
+                 labels: Sequence[str] = (), stats: Moments | None = None) -> None:
+    """Set the header fields tomowidgets owns on an open, writable mrcfile object.
+
+    The one place that writes voxel size (Å, the same along x, y, z), origin (``(z, y, x)`` Å, stored
+    as MRC's x, y, z), statistics (min, max, mean, rms) and labels (replacing any, up to 10 of 80
+    characters). Without `stats` they are measured slab by slab with :func:`moments`.
+    """
+    if stats is None:
+        stats = moments(mrc.data)
+    header = mrc.header
+    header.dmin, header.dmax, header.dmean, header.rms = stats.lo, stats.hi, stats.mean, stats.sd
+    mrc.voxel_size = apix
+    header.origin = (origin[2], origin[1], origin[0])
+    header.nlabl = 0
+    for label in list(labels)[:10]:
+        mrc.add_label(label[:80])
+
+
+class Moments:
+    """Streaming count, mean and sum of squared deviations (Chan et al. pairwise update, float64).
+
+    Add slabs of a volume one at a time with :meth:`add`; :attr:`mean`, :attr:`sd`, :attr:`lo`
+    and :attr:`hi` describe everything added so far, in bounded memory.
+
+    Examples
+    --------
+    >>> m = Moments(); m.add(np.array([1.0, 2.0], np.float32)); m.add(np.array([3.0], np.float32))
+    >>> m.n, m.mean, round(m.sd, 6), m.lo, m.hi
+    (3, 2.0, 0.816497, 1.0, 3.0)
+    """
+
+    def __init__(self) -> None:
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+        self.lo, self.hi = math.inf, -math.inf
+
+    def add(self, a: np.ndarray) -> None:
+        """Add the values of float32 array `a`."""
+        n = a.size
+        if n == 0:
+            return
+        mean = float(np.mean(a, dtype=np.float64))
+        d = a - np.float32(mean)
+        m2 = float(np.sum(np.square(d, out=d), dtype=np.float64))
+        total = self.n + n
+        delta = mean - self.mean
+        self.m2 += m2 + delta * delta * self.n * n / total
+        self.mean += delta * n / total
+        self.n = total
+        self.lo, self.hi = min(self.lo, float(a.min())), max(self.hi, float(a.max()))
+
+    @property
+    def sd(self) -> float:
+        """Standard deviation (population, ddof = 0)."""
+        return math.sqrt(self.m2 / self.n) if self.n else 0.0
+
+
+def moments(data: np.ndarray, slab: int = _CHECK_SLAB) -> Moments:
+    """Statistics of a volume read `slab` z slices at a time (a memory map's pages are released)."""
+    m = Moments()
+    for start in range(0, data.shape[0], slab):
+        m.add(as_float32(np.array(data[start : start + slab])))
+        release_pages(data)
+    return m
+
+
+def release_pages(array: np.ndarray) -> None:
+    """Drop a shared memory map's pages from this process's resident set; the data stay in the file.
+
+    Without this every page touched stays counted in the process's memory until the map is closed.
+    Only shared maps (numpy modes 'r', 'r+', 'w+') are released; copy-on-write maps never are.
+    """
+    mm = getattr(array, "_mmap", None)
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if (mm is None or advice is None or getattr(array, "mode", "c") == "c"
+            or getattr(mm, "closed", True) or not hasattr(mm, "madvise")):
+        return
+    try:
+        mm.madvise(advice)
+    except (OSError, ValueError):  # pragma: no cover - platform without the advice
+        pass
 
 
 @contextmanager

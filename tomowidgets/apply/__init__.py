@@ -6,13 +6,13 @@ locally or on a Dask cluster.
 """
 
 from tomowidgets.apply._apply import (
-    APIX_RTOL,
+    NETWORK_APIX_RTOL,
     apply,
     apply_many,
 )
 
 __all__ = [
-    "APIX_RTOL",
+    "NETWORK_APIX_RTOL",
     "apply",
     "apply_many",
 ]

@@ -32,8 +32,7 @@ import numpy as np
 
 from tomowidgets._validate import check_positive, check_positive_int
 from tomowidgets.apply._inputs import (
-    APIX_RTOL,
-    Network,
+    NETWORK_APIX_RTOL,
     check_voxel_size,
     networks_of,
     open_tomogram,
@@ -42,8 +41,8 @@ from tomowidgets.apply._inputs import (
 from tomowidgets.apply._output import FileOutput, MemoryOutput, tomogram_fingerprint
 from tomowidgets.apply._slabs import context, run_dask, scores
 from tomowidgets.engine import DEFAULT_TILE, FFTEngine
-from tomowidgets.io import Tomogram
-from tomowidgets.preprocess._bandpass import _release as release_pages
+from tomowidgets.io import Tomogram, release_pages
+from tomowidgets.network.netfile import NetworkRecord
 
 if TYPE_CHECKING:
     from tomowidgets.network import FeatureNet
@@ -51,7 +50,7 @@ if TYPE_CHECKING:
     NetworkLike = FeatureNet | str | os.PathLike
     TomogramLike = Tomogram | str | os.PathLike
 
-__all__ = ["APIX_RTOL", "apply", "apply_many"]
+__all__ = ["NETWORK_APIX_RTOL", "apply", "apply_many"]
 
 #: Bytes of input and scores per slab when `slab` is not given (a 4096 x 4096 slice is 64 MiB).
 _SLAB_BYTES = 32 * 2**20
@@ -68,7 +67,7 @@ class _Job:
 
 def apply(net: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkLike],
           tomo: TomogramLike, out: str | os.PathLike | None = None, *, slab: int | None = None,
-          progress: bool = True, client: Any = None, apix_tolerance: float = APIX_RTOL,
+          progress: bool = True, client: Any = None, apix_tolerance: float = NETWORK_APIX_RTOL,
           dtype: Any = np.float32, resume: bool = True, check_preprocessed: bool = True,
           tile: int = DEFAULT_TILE, threads: int | None = None) -> Tomogram | dict[str, Tomogram]:
     """Calibrated scores of one or several networks on every slice of a preprocessed tomogram.
@@ -169,7 +168,7 @@ def apply(net: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkLike],
 def apply_many(nets: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkLike],
                tomos: Sequence[TomogramLike], out_dir: str | os.PathLike | None = None, *,
                slab: int | None = None, progress: bool = True, client: Any = None,
-               apix_tolerance: float = APIX_RTOL, dtype: Any = np.float32, resume: bool = True,
+               apix_tolerance: float = NETWORK_APIX_RTOL, dtype: Any = np.float32, resume: bool = True,
                check_preprocessed: bool = True, tile: int = DEFAULT_TILE,
                threads: int | None = None) -> list[dict[str, Tomogram]]:
     """Every network on every tomogram: :func:`apply` for several tomograms at once.
@@ -216,7 +215,7 @@ def apply_many(nets: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkL
 # -- the pipeline ----------------------------------------------------------------------------------
 
 
-def _apply(networks: list[Network], tomos: list[Any], out: Any, *, single_file: bool,
+def _apply(networks: list[NetworkRecord], tomos: list[Any], out: Any, *, single_file: bool,
            slab: int | None, progress: bool, client: Any,
            apix_tolerance: float, dtype: Any, resume: bool, check_preprocessed: bool, tile: int,
            threads: int | None) -> list[dict[str, Tomogram]]:
@@ -245,7 +244,7 @@ def _apply(networks: list[Network], tomos: list[Any], out: Any, *, single_file: 
     paths = _output_paths(networks, [t for t, _ in opened], [f for _, f in opened], out,
                           single_file)
     workers = threads if client is None else (threads or 1)
-    engines = {n.name: FFTEngine(n.weights, tile=tile, workers=workers) for n in networks}
+    engines = {n.name: FFTEngine(n, tile=tile, workers=workers) for n in networks}
     amplitudes = {n.name: n.amplitude for n in networks}
     settings = {"dtype": dtype.name, "tile": tile}
     jobs = []
@@ -311,7 +310,7 @@ def _slab_size(slab: int | None, shape: tuple[int, int, int], n_networks: int,
     return size
 
 
-def _outputs(networks: list[Network], tomo: Tomogram, file: Path | None,
+def _outputs(networks: list[NetworkRecord], tomo: Tomogram, file: Path | None,
              paths: dict[str, Path] | None, dtype: np.dtype, settings: dict[str, Any],
              resume: bool) -> dict[str, FileOutput | MemoryOutput]:
     """One output per network: in memory, or a resumable file (warning when one restarts)."""
@@ -336,13 +335,13 @@ def _outputs(networks: list[Network], tomo: Tomogram, file: Path | None,
     return outputs
 
 
-def _labels(network: Network) -> list[str]:
+def _labels(network: NetworkRecord) -> list[str]:
     return [f"tomowidgets apply: {network.name} scores (1.0 = annotated level)"[:80],
             f"network output / amplitude {network.amplitude:.6g}; weights sha256 "
             f"{network.digest[:16]}"]
 
 
-def _output_paths(networks: list[Network], tomos: list[Tomogram], files: list[Path | None],
+def _output_paths(networks: list[NetworkRecord], tomos: list[Tomogram], files: list[Path | None],
                   out: Any, single_file: bool) -> list[dict[str, Path] | None]:
     """For each tomogram ``{name: output path}``, or None when the scores stay in memory."""
     if out is None:

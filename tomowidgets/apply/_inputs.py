@@ -5,40 +5,30 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tomowidgets._validate import check_positive
-from tomowidgets.apply._output import weights_digest
+from tomowidgets._validate import check_positive, same_voxel_size
 from tomowidgets.io import Tomogram, read_tomogram
+from tomowidgets.network.netfile import NetworkRecord, read_metadata, read_network
 
-#: Relative voxel-size difference tolerated between a tomogram and a network's training data.
-APIX_RTOL = 0.01
+#: Relative voxel-size difference tolerated between a tomogram and a network's training data: looser
+#: on purpose than the package's APIX_RTOL (0.1 %), since a network still recognises a feature 1 %
+#: larger or smaller, and reconstructions of one data set often differ by such a calibration.
+NETWORK_APIX_RTOL = 0.01
 #: The preprocessing check: slices sampled, and the mean / sd a preprocessed tomogram stays within.
 _SAMPLE_SLICES = 5
 _MAX_ABS_MEAN = 0.5
 _SD_RANGE = (0.5, 2.0)
 
 
-@dataclass(frozen=True)
-class Network:
-    """A calibrated network as apply uses it: name, weights, calibration and voxel size."""
-
-    name: str
-    weights: dict[str, list[np.ndarray]]
-    amplitude: float
-    apix: float | None
-    preprocessing: dict[str, Any] | None
-    digest: str
-
-
 # -- networks and tomograms ------------------------------------------------------------------
 
 
-def networks_of(net: Any) -> tuple[list[Network], bool]:
+def networks_of(net: Any) -> tuple[list[NetworkRecord], bool]:
     """The networks to run and whether a single one was given (not in a list or dict)."""
     if isinstance(net, Mapping):
         items, single = list(net.items()), False
@@ -56,35 +46,32 @@ def networks_of(net: Any) -> tuple[list[Network], bool]:
     return result, single
 
 
-def _network(net: Any, name: str | None) -> Network:
+def _network(net: Any, name: str | None) -> NetworkRecord:
     """Read one network (a .keras path without TensorFlow, or a FeatureNet) and check it."""
     if isinstance(net, (str, os.PathLike)):
-        from tomowidgets.network import read_metadata, read_weights
-
         meta = read_metadata(net)
-        feature, amplitude = meta.get("feature"), meta.get("amplitude")
-        apix, prep, where = meta.get("apix"), meta.get("preprocessing"), f" ('{net}')"
-        load = lambda: read_weights(net)  # noqa: E731 - read only once it is known to be calibrated
+        where = f" ('{net}')"
     elif callable(getattr(net, "weights", None)) and hasattr(net, "amplitude"):
-        feature, amplitude = getattr(net, "feature", None), net.amplitude
-        apix, prep, where = getattr(net, "apix", None), getattr(net, "preprocessing", None), ""
-        load = net.weights
+        meta = {key: getattr(net, key, None) for key in ("feature", "amplitude", "apix", "preprocessing")}
+        meta["context"] = getattr(net, "context", 0)
+        where = ""
     else:
         raise ValueError(f"`net` must be a FeatureNet or the path of a .keras file saved by "
                          f"FeatureNet.save, got {type(net).__name__}")
-    name = feature if name is None else name
+    name = meta.get("feature") if name is None else name
     if not isinstance(name, str) or not name or name.startswith(".") or any(
             c in name for c in "/\\:"):
         raise ValueError(f"network name {name!r}{where} cannot name a file; use letters, digits, "
                          "'-' and '_' (pass a dict {name: network})")
-    if amplitude is None:
+    if meta.get("amplitude") is None:
         raise ValueError(f"the {name!r} network{where} is not calibrated (amplitude None): train "
                          "it (FeatureNet.train calibrates at the end) or call net.calibrate(ts); "
                          "if training learned nothing, train longer or add positive tiles")
-    amplitude = check_positive(amplitude, "amplitude")
-    weights = {k: list(v) for k, v in load().items()}
-    return Network(name, weights, amplitude, None if apix is None else float(apix), prep,
-                    weights_digest(weights))
+    meta["amplitude"] = check_positive(meta["amplitude"], "amplitude")
+    # weights are read (or built) only now that the network is known to be calibrated
+    if isinstance(net, (str, os.PathLike)):
+        return replace(read_network(net), metadata=meta, name=name)
+    return NetworkRecord(net.weights(), meta, name=name)
 
 
 def open_tomogram(tomo: Any) -> tuple[Tomogram, Path | None]:
@@ -109,7 +96,7 @@ def open_tomogram(tomo: Any) -> tuple[Tomogram, Path | None]:
 # -- checks --------------------------------------------------------------------------------------
 
 
-def check_voxel_size(network: Network, tomo: Tomogram, tolerance: float) -> None:
+def check_voxel_size(network: NetworkRecord, tomo: Tomogram, tolerance: float) -> None:
     """Refuse a tomogram at another voxel size than the network's training data, saying what to do."""
     if network.apix is None:
         warnings.warn(f"the {network.name!r} network records no voxel size, so it cannot be checked "
@@ -117,7 +104,7 @@ def check_voxel_size(network: Network, tomo: Tomogram, tolerance: float) -> None
                       "size it was trained at", RuntimeWarning, stacklevel=4)
         return
     net_apix, apix = network.apix, tomo.apix
-    if abs(apix - net_apix) <= tolerance * net_apix:
+    if same_voxel_size(apix, net_apix, tolerance):
         return
     ratio = net_apix / apix
     k = round(ratio)

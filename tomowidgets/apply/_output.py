@@ -14,15 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import mrcfile
 import numpy as np
 
-from tomowidgets.io import WRITABLE_MODES, Tomogram, atomic_path, read_tomogram
-from tomowidgets.preprocess._bandpass import _release as release_pages
+from tomowidgets.io import WRITABLE_MODES, Tomogram, atomic_path, read_tomogram, release_pages, write_header
 
 #: Value of the sidecar's "format" key, and its version.
 SIDECAR_FORMAT = "tomowidgets.apply.partial"
@@ -34,17 +33,6 @@ _STATS_SLAB = 16
 def partial_paths(out: Path) -> tuple[Path, Path]:
     """``(<out>.partial, <out>.partial.json)``: the file being computed and its progress record."""
     return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")
-
-
-def weights_digest(weights: Mapping[str, Sequence[Any]]) -> str:
-    """SHA-256 of a network's layer names, shapes and float32 values (hex)."""
-    digest = hashlib.sha256()
-    for name in sorted(weights):
-        for array in weights[name]:
-            array = np.ascontiguousarray(array, dtype=np.float32)
-            digest.update(f"{name}:{array.shape};".encode())
-            digest.update(array.tobytes())
-    return digest.hexdigest()
 
 
 def tomogram_fingerprint(tomo: Tomogram, file: Path | None) -> dict[str, Any]:
@@ -192,27 +180,8 @@ class FileOutput:
 
     def finish(self, tomo: Tomogram, labels: Sequence[str]) -> Tomogram:
         """Header (voxel size, origin, statistics, labels), rename onto the output, drop sidecar."""
-        mrc = self._mrc
-        data = mrc.data
-        lo, hi, total, total2 = np.inf, -np.inf, 0.0, 0.0
-        for start in range(0, data.shape[0], _STATS_SLAB):
-            block = np.asarray(data[start:start + _STATS_SLAB], dtype=np.float64)
-            release_pages(data)
-            if block.size:
-                lo, hi = min(lo, float(block.min())), max(hi, float(block.max()))
-                total += float(block.sum())
-                total2 += float(np.square(block).sum())
-        n = max(data.size, 1)
-        mean = total / n
-        header = mrc.header
-        header.dmin, header.dmax, header.dmean = lo, hi, mean
-        header.rms = float(np.sqrt(max(total2 / n - mean**2, 0.0)))
-        mrc.voxel_size = tomo.apix
-        header.origin = (tomo.origin[2], tomo.origin[1], tomo.origin[0])
-        header.nlabl = 0
-        for label in list(labels)[:10]:
-            mrc.add_label(label[:80])
-        mrc.close()
+        write_header(self._mrc, apix=tomo.apix, origin=tomo.origin, labels=labels)
+        self._mrc.close()
         self._mrc = None
         os.replace(self.partial, self.path)
         self.sidecar.unlink(missing_ok=True)

@@ -1,15 +1,13 @@
 """Rotations, Fourier grids and the exhaustive match search behind :mod:`tomowidgets.average`.
 
-Conventions (shared with :mod:`tomowidgets.synthetic`): a rotation matrix ``R`` acts on offsets
-``r = (x, y, z)`` from the box centre voxel ``n // 2``; a particle with orientation ``R`` is
-``particle(r) = reference(R @ r)``. Arrays are ``(z, y, x)``; spectra use the ``scipy.fft.rfftn``
+Rotations follow the one convention of :mod:`tomowidgets._rotation` (shared with
+:mod:`tomowidgets.synthetic`). Arrays are ``(z, y, x)``; spectra use the ``scipy.fft.rfftn``
 layout ``(n, n, n // 2 + 1)``.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,13 +15,13 @@ import scipy.fft
 import scipy.ndimage as ndi
 from scipy.spatial.transform import Rotation
 
+from tomowidgets._rotation import FLIP, euler_to_matrix
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 #: Threads for scipy.fft.
 WORKERS = max(1, min(4, os.cpu_count() or 1))
-#: (x, y, z) <-> (z, y, x).
-FLIP = np.eye(3)[::-1]
 #: Float values in one batch of correlation maps (bounds the memory of the search, ~32 MB).
 _BATCH_VALUES = 8_000_000
 
@@ -31,25 +29,6 @@ _BATCH_VALUES = 8_000_000
 # ---------------------------------------------------------------------------------------------
 # Rotations
 # ---------------------------------------------------------------------------------------------
-
-def euler_to_matrix(angles: NDArray[np.floating]) -> NDArray[np.float64]:
-    """RELION ZYZ ``(rot, tilt, psi)`` in degrees, shape (..., 3) -> ``Rz Ry Rz`` matrices (..., 3, 3)."""
-    angles = np.asarray(angles, dtype=np.float64)
-    mats = Rotation.from_euler("ZYZ", angles.reshape(-1, 3), degrees=True).as_matrix()
-    return mats.reshape(angles.shape[:-1] + (3, 3))
-
-
-def matrix_to_euler(mats: NDArray[np.floating]) -> NDArray[np.float64]:
-    """Inverse of :func:`euler_to_matrix`: (..., 3, 3) -> (rot, tilt, psi) in degrees, (..., 3).
-
-    At tilt 0 or 180° only ``rot ± psi`` is defined; psi is then set to 0.
-    """
-    mats = np.asarray(mats, dtype=np.float64)
-    with warnings.catch_warnings():  # scipy warns at gimbal lock; psi = 0 is our documented choice
-        warnings.simplefilter("ignore", UserWarning)
-        angles = Rotation.from_matrix(mats.reshape(-1, 3, 3)).as_euler("ZYZ", degrees=True)
-    return angles.reshape(mats.shape[:-2] + (3,))
-
 
 def rotation_grid(step: float) -> NDArray[np.float64]:
     """Near-uniform rotations about `step` degrees apart: Fibonacci-sphere directions × psi steps."""

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import pandas as pd
 
+from tomowidgets._rotation import FLIP, euler_to_matrix, matrix_to_euler
 from tomowidgets._validate import check_positive, check_positive_int
 from tomowidgets.average import _align as al
 from tomowidgets.average import _refine as rf
@@ -156,10 +157,10 @@ def rotate_volume(volume: ArrayLike, rot: float, tilt: float, psi: float, *,
     shift = np.asarray(shift, dtype=np.float64)
     if shift.shape != (3,) or not np.all(np.isfinite(shift)):
         raise ValueError(f"`shift` must be 3 finite numbers (z, y, x) in voxels, got {shift!r}")
-    r = al.euler_to_matrix(np.array([rot, tilt, psi], dtype=np.float64))
+    r = euler_to_matrix(np.array([rot, tilt, psi], dtype=np.float64))
     if not inverse:
         return al.rotate(volume, r.T, shift)
-    return al.rotate(volume, r, -(al.FLIP @ r @ al.FLIP) @ shift)
+    return al.rotate(volume, r, -(FLIP @ r @ FLIP) @ shift)
 
 
 class MapAlignment(NamedTuple):
@@ -208,7 +209,7 @@ def align_map(volume: ArrayLike, reference: ArrayLike, *, angular_step: float = 
     mat, shift, score = rf.align_volumes(moving, reference, mask=mask, cutoff=n / 2 - 1,
                                          max_shift=max_shift, global_step=step,
                                          local_steps=[step / 6, step / 12, step / 24])
-    rot, tilt, psi = (float(a) for a in al.matrix_to_euler(mat))
+    rot, tilt, psi = (float(a) for a in matrix_to_euler(mat))
     dz, dy, dx = (float(s) for s in shift)
     return MapAlignment(al.rotate(volume, mat.T, shift), (rot, tilt, psi), (dz, dy, dx), score)
 
@@ -373,7 +374,7 @@ def average(subvolumes: ArrayLike, *, apix: float | None = None, iterations: int
                     max_shift=float(max_shift), progress=progress)
     scale = apix if apix is not None else 1.0
     freqs = out.shells / (n * scale)
-    angles = al.matrix_to_euler(out.mats)
+    angles = matrix_to_euler(out.mats)
     orient = pd.DataFrame({"rot": angles[:, 0], "tilt": angles[:, 1], "psi": angles[:, 2],
                            "shift_z": out.shifts[:, 0], "shift_y": out.shifts[:, 1],
                            "shift_x": out.shifts[:, 2], "score": out.scores, "half": out.half + 1})

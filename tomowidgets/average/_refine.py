@@ -22,6 +22,7 @@ import scipy.fft
 from scipy.spatial.transform import Rotation
 from tqdm.auto import tqdm
 
+from tomowidgets._rotation import FLIP
 from tomowidgets.average import _align as al
 
 if TYPE_CHECKING:
@@ -257,7 +258,7 @@ def refine(parts: NDArray[np.float32], *, iterations: int, angular_step: float, 
                                     cutoff=model_cutoff, global_step=angular_step / 2,
                                     local_steps=[angular_step / 6, angular_step / 12, angular_step / 24])
             idx = groups[1]
-            shifts[idx] += ((al.FLIP @ np.transpose(mats[idx], (0, 2, 1)) @ al.FLIP) @ t).astype(np.float32)
+            shifts[idx] += ((FLIP @ np.transpose(mats[idx], (0, 2, 1)) @ FLIP) @ t).astype(np.float32)
             mats[idx] = g @ mats[idx]
             halves[1] = reconstruct(parts[idx], mats[idx], shifts[idx], sym_mats, tilt_range)
             maps[1] = to_map(*halves[1], n)

@@ -35,14 +35,13 @@ import numpy as np
 
 from tomowidgets._validate import as_float32, check_finite, check_positive_int
 from tomowidgets.engine import _fftnet
+from tomowidgets.network.netfile import LAYERS, NetworkRecord, check_weights
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["DEFAULT_TILE", "FFTEngine", "LAYERS", "unbin"]
 
-#: Layer names of the paper's network, in order (the contract with ``network.py``).
-LAYERS = ("conv1", "conv2", "conv3")
 #: Default edge (input pixels) of the windows in which layers 2 and 3 are transformed: 160 x 160
 #: FFTs at half resolution, 132 x 132 outputs kept (4 x 4 windows cover a 1024 x 1024 slice).
 #: Chosen by measurement (benchmarks/apply_speed.py); 400 was as fast and needs more memory.
@@ -63,12 +62,13 @@ class FFTEngine:
 
     Parameters
     ----------
-    weights : mapping of str to [kernel, bias]
+    weights : mapping of str to [kernel, bias], or NetworkRecord
         Keras weights by layer name, as ``{layer.name: layer.get_weights()}`` or
         ``tomowidgets.network.read_weights(path)``: ``"conv1"`` kernel ``(k, k, 2 * context + 1, c)``,
         ``"conv2"`` ``(k, k, c, c)``, ``"conv3"`` ``(k, k, c, 1)``, biases ``(c,)``, ``(c,)``,
         ``(1,)``; ``k`` odd (15 and ``c = 40`` in the paper; ``context = 0``: one input slice).
         Other keys are ignored.
+        A :class:`~tomowidgets.network.netfile.NetworkRecord` (already checked) is taken as it is.
     tile : int, default 320
         Edge, in input pixels, of the square windows in which layers 2 and 3 are transformed
         (FFTs of ``tile // 2`` at half resolution). Even, and ``tile // 2 > 4 * (k // 2)``.
@@ -103,9 +103,11 @@ class FFTEngine:
     between threads.
     """
 
-    def __init__(self, weights: Mapping[str, Sequence[Any]], *, tile: int = DEFAULT_TILE,
+    def __init__(self, weights: Mapping[str, Sequence[Any]] | NetworkRecord, *, tile: int = DEFAULT_TILE,
                  workers: int | None = None) -> None:
-        kernels, biases = _check_weights(weights)
+        checked = weights.weights if isinstance(weights, NetworkRecord) else check_weights(weights)
+        kernels = [checked[name][0] for name in LAYERS]
+        biases = [checked[name][1] for name in LAYERS]
         self.kernel_size = kernels[0].shape[0]
         self.channels = kernels[0].shape[3]
         #: Slices above and below each slice that a 2.5D network reads (0 for the paper's 2D one).
@@ -338,41 +340,4 @@ def _run(pool: ThreadPoolExecutor | None, function: Any, jobs: Sequence[tuple[An
     else:
         for future in [pool.submit(function, *job) for job in jobs]:
             future.result()
-
-
-def _check_weights(weights: Mapping[str, Sequence[Any]]) -> tuple[list[np.ndarray],
-                                                                    list[np.ndarray]]:
-    if not isinstance(weights, Mapping):
-        raise ValueError(f"`weights` must be a dict {{layer name: [kernel, bias]}}, got "
-                         f"{type(weights).__name__}; use {{l.name: l.get_weights()}} or "
-                         "tomowidgets.network.read_weights(path)")
-    missing = [name for name in LAYERS if name not in weights]
-    if missing:
-        raise ValueError(f"`weights` lacks layer(s) {missing}; found {sorted(weights)}. "
-                         f"The network needs {list(LAYERS)}")
-    kernels, biases = [], []
-    for name in LAYERS:
-        pair = weights[name]
-        if len(pair) != 2:
-            raise ValueError(f"`weights[{name!r}]` must be [kernel, bias], got {len(pair)} arrays")
-        kernel = as_float32(pair[0], f"weights[{name!r}] kernel")
-        bias = as_float32(pair[1], f"weights[{name!r}] bias")
-        check_finite(kernel, f"weights[{name!r}] kernel")
-        check_finite(bias, f"weights[{name!r}] bias")
-        kernels.append(np.ascontiguousarray(kernel))
-        biases.append(np.ascontiguousarray(bias))
-    first = kernels[0].shape
-    if len(first) != 4 or first[0] != first[1] or first[0] % 2 == 0 or first[2] % 2 == 0:
-        raise ValueError(f"`weights['conv1']` kernel must have shape (k, k, inputs, channels) with "
-                         f"k odd and inputs = 2 * context + 1 slices, got {first}; the paper's is "
-                         "(15, 15, 1, 40)")
-    k, inputs, c = first[0], first[2], first[3]
-    for name, kernel, bias, want in zip(LAYERS, kernels, biases,
-                                        [(k, k, inputs, c), (k, k, c, c), (k, k, c, 1)],
-                                        strict=True):
-        if kernel.shape != want or bias.shape != (want[3],):
-            raise ValueError(
-                f"`weights[{name!r}]` must be a kernel of shape {want} and a bias of shape "
-                f"{(want[3],)}, got {kernel.shape} and {bias.shape}; is this the paper's network?")
-    return kernels, biases
 

@@ -23,11 +23,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import mrcfile
 import numpy as np
 
-from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive
-from tomowidgets.io import Tomogram, atomic_path
+from tomowidgets._calibration import THRESHOLD
+from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive, same_voxel_size
+from tomowidgets.io import Tomogram, new_mrc
 from tomowidgets.merge._labelmap import (
     BACKGROUND,
     MAX_FEATURES,
@@ -45,13 +45,11 @@ __all__ = ["BACKGROUND", "MAX_FEATURES", "Consensus", "LabelMap", "consensus", "
 
 #: Float32 bytes of score slabs held at once when `slab` is not given (all features together).
 _SLAB_BYTES = 64 * 2**20
-#: Relative difference of voxel sizes tolerated between score maps.
-_APIX_RTOL = 1e-4
 
 
 def merge(
     scores: Mapping[str, Tomogram | ArrayLike],
-    threshold: float = 1.0,
+    threshold: float = THRESHOLD,
     *,
     thresholds: Mapping[str, float] | None = None,
     out: str | os.PathLike | None = None,
@@ -130,16 +128,10 @@ def merge(
     if out.suffix.lower() == ".json":
         raise ValueError(f"`out` must be an MRC file (e.g. 'labels.mrc'), got '{out}'; "
                          "the .json name is used for the sidecar with the feature names")
-    with atomic_path(out) as tmp:
-        with mrcfile.new_mmap(tmp, shape=shape, mrc_mode=0, overwrite=True) as mrc:
-            for start in range(0, shape[0], slab):
-                stop = min(start + slab, shape[0])
-                mrc.data[start:stop] = labels_of(start, stop).view(np.int8)
-            mrc.voxel_size = apix
-            mrc.header.origin = (origin[2], origin[1], origin[0])
-            mrc.update_header_stats()
-            for label in header_labels(names):
-                mrc.add_label(label)
+    with new_mrc(out, shape, np.int8, apix=apix, origin=origin, labels=header_labels(names)) as mrc:
+        for start in range(0, shape[0], slab):
+            stop = min(start + slab, shape[0])
+            mrc.data[start:stop] = labels_of(start, stop).view(np.int8)
     write_sidecar(out, names, shape, apix)
     return LabelMap.load(out, mmap=True)
 
@@ -261,7 +253,7 @@ def _check_scores(scores: Any, apix: float | None
         sources.append(array)
     reference = apix if apix is not None else next(iter(apix_of.values()), 1.0)
     for name, value in apix_of.items():
-        if abs(value - reference) > _APIX_RTOL * reference:
+        if not same_voxel_size(value, reference):
             source = "`apix`" if apix is not None else f"`scores[{next(iter(apix_of))!r}]`"
             raise ValueError(
                 f"`scores[{name!r}]` has voxel size {value:g} Å but {source} has {reference:g} Å; score "

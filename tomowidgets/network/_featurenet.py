@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive
+from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive, same_voxel_size
 from tomowidgets._version import __version__
 from tomowidgets.network import _training, netfile
 from tomowidgets.network._cnn import (
@@ -45,7 +45,7 @@ from tomowidgets.network._cnn import (
     mean_log_squared_residual,
     min_one,
 )
-from tomowidgets.network.netfile import LAYERS, read_metadata, read_weights
+from tomowidgets.network.netfile import LAYERS, NetworkRecord, read_metadata, read_network, read_weights
 from tomowidgets.trainset._checks import check_count
 
 if TYPE_CHECKING:
@@ -356,6 +356,11 @@ class FeatureNet:
         return {name: [np.array(w, np.float32) for w in self.model.get_layer(name).get_weights()]
                 for name in LAYERS}
 
+    def record(self) -> NetworkRecord:
+        """The trained network as plain data (weights + :meth:`metadata`), as :func:`tomowidgets.apply`
+        and the FFT engine take it."""
+        return NetworkRecord(self.weights(), self.metadata())
+
     def metadata(self) -> dict[str, Any]:
         """What :meth:`save` writes to ``tomowidgets.json`` (JSON-able)."""
 
@@ -411,11 +416,7 @@ class FeatureNet:
             If the file is not a tomowidgets network (not a zip, no metadata, wrong layers, or
             Keras cannot read it). The message names the file.
         """
-        meta = read_metadata(path)
-        inputs = read_weights(path)["conv1"][0].shape[2]
-        if inputs != 2 * meta.get("context", 0) + 1:
-            raise ValueError(f"'{path}' is inconsistent: its metadata says context "
-                             f"{meta.get('context', 0)} but its first layer reads {inputs} slices")
+        meta = read_network(path).metadata   # checks the weights and the context, without Keras
         path = Path(path)
         if path.suffix != ".keras":
             raise ValueError(f"'{path}' must have the '.keras' suffix for Keras to read it")
@@ -456,7 +457,7 @@ class FeatureNet:
         if ts_apix is not None:
             if self.apix is None:
                 self.apix = float(ts_apix)
-            elif not np.isclose(self.apix, ts_apix, rtol=1e-3):
+            elif not same_voxel_size(self.apix, ts_apix):
                 raise ValueError(f"the training set has {ts_apix:.4g} Å/voxel but the network is "
                                  f"for {self.apix:.4g} Å/voxel; bin or resample the tomograms, or "
                                  "make a new FeatureNet")

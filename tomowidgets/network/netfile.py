@@ -1,26 +1,36 @@
-"""Network files (``*.keras``) read without TensorFlow: metadata and weights (private).
+"""Network files (``*.keras``) read and written without TensorFlow, and the one check of weights.
 
 A tomowidgets network file is the zip archive Keras writes (``config.json``, ``metadata.json``,
 ``model.weights.h5``) plus one member of ours, ``tomowidgets.json``, with what is needed to reuse the
 network (feature, voxel size, preprocessing, calibration amplitude, hyper-parameters, history).
 These readers use only zipfile, json and h5py, so the FFT engine and Dask workers can load a network
 without importing TensorFlow.
+
+:class:`NetworkRecord` is a trained network as plain data (checked weights + metadata): what
+:func:`read_network` returns, what :meth:`tomowidgets.FeatureNet.load` builds its model from, and what
+:func:`tomowidgets.apply` hands to the FFT engine. :data:`LAYERS` names the layers everywhere.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import re
 import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["LAYERS", "METADATA_NAME", "append_metadata", "check_file", "read_metadata",
-           "read_weights"]
+from tomowidgets._validate import as_float32, check_finite
+
+__all__ = ["LAYERS", "METADATA_NAME", "NetworkRecord", "append_metadata", "check_file", "check_weights",
+           "read_metadata", "read_network", "read_weights", "weights_digest"]
 
 #: Member of the .keras zip archive that holds our metadata.
 METADATA_NAME = "tomowidgets.json"
@@ -123,7 +133,7 @@ def read_weights(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
                              "Keras 3 .keras file")
         blob = zf.read(_WEIGHTS_NAME)
         config = zf.read(_CONFIG_NAME)
-    weights = {}
+    weights: dict[str, list[np.ndarray]] = {}
     try:
         groups = _weight_groups(json.loads(config.decode("utf-8")))
         with h5py.File(io.BytesIO(blob), "r") as h5:
@@ -137,8 +147,10 @@ def read_weights(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
         raise ValueError(
             f"'{path}' is not a network of the paper's layout (conv1, conv2, conv3): {err}"
         ) from None
-    check_layout(weights, str(path))
-    return weights
+    try:
+        return check_weights(weights)
+    except ValueError as err:
+        raise ValueError(f"'{path}' does not hold the paper's network: {err}") from None
 
 
 def _weight_groups(config: dict[str, Any]) -> dict[str, str]:
@@ -158,24 +170,149 @@ def _weight_groups(config: dict[str, Any]) -> dict[str, str]:
     return groups
 
 
-def check_layout(weights: dict[str, list[np.ndarray]], where: str) -> None:
-    """Raise ValueError unless `weights` are 15×15-style 'same' convolutions n → c → c2 → 1, with
-    n = 1 input slice (the paper) or an odd number (a 2.5D network's slice and neighbours)."""
-    try:
-        shapes = [[w.shape for w in weights[name]] for name in LAYERS]
-        (k1, b1), (k2, b2), (k3, b3) = shapes
-        ok = (len(k1) == len(k2) == len(k3) == 4 and k1[:2] == k2[:2] == k3[:2]
-              and k1[0] == k1[1] and k1[0] % 2 == 1 and k1[2] % 2 == 1 and k2[2] == k1[3]
-              and k3[2] == k2[3] and k3[3] == 1
-              and (b1, b2, b3) == ((k1[3],), (k2[3],), (1,)))
-    except (KeyError, ValueError, TypeError):
-        ok, shapes = False, {name: "missing" for name in LAYERS if name not in weights}
-    if not ok:
-        raise ValueError(
-            f"'{where}' does not hold the paper's network: expected conv1 (k, k, n, c) with "
-            f"n = 1, 3, 5..., conv2 (k, k, c, c2), conv3 (k, k, c2, 1) with odd k and matching "
-            f"biases, got {shapes}"
-        )
+def check_weights(weights: Mapping[str, Sequence[Any]]) -> dict[str, list[np.ndarray]]:
+    """The one check of a network's weights; returns them as C-contiguous float32 copies.
+
+    Parameters
+    ----------
+    weights : dict of str to [kernel, bias]
+        ``{"conv1": [kernel, bias], "conv2": [...], "conv3": [...]}`` in Keras' layout: kernels
+        ``(k, k, in, out)`` with k odd; conv1 reads ``in = 2 * context + 1`` slices (1 for the
+        paper's 2D network), conv3 has ``out = 1``.
+
+    Raises
+    ------
+    ValueError
+        If `weights` is not such a dict, a layer is missing, a kernel or bias has the wrong shape,
+        or a value is NaN/inf. The message names the layer.
+    """
+    if not isinstance(weights, Mapping):
+        raise ValueError(f"`weights` must be a dict {{layer name: [kernel, bias]}}, got "
+                         f"{type(weights).__name__}; use {{l.name: l.get_weights()}} or "
+                         "tomowidgets.network.read_weights(path)")
+    missing = [name for name in LAYERS if name not in weights]
+    if missing:
+        raise ValueError(f"`weights` lacks layer(s) {missing}; found {sorted(weights)}. "
+                         f"The network needs {list(LAYERS)}")
+    checked: dict[str, list[np.ndarray]] = {}
+    for name in LAYERS:
+        pair = weights[name]
+        if len(pair) != 2:
+            raise ValueError(f"`weights[{name!r}]` must be [kernel, bias], got {len(pair)} arrays")
+        checked[name] = []
+        for array, part in zip(pair, ("kernel", "bias"), strict=True):
+            array = as_float32(array, f"weights[{name!r}] {part}")
+            check_finite(array, f"weights[{name!r}] {part}")
+            checked[name].append(np.ascontiguousarray(array))
+    first = checked["conv1"][0].shape
+    if len(first) != 4 or first[0] != first[1] or first[0] % 2 == 0 or first[2] % 2 == 0:
+        raise ValueError(f"`weights['conv1']` kernel must have shape (k, k, inputs, channels) with "
+                         f"k odd and inputs = 2 * context + 1 slices, got {first}; the paper's is "
+                         "(15, 15, 1, 40)")
+    k, inputs, c = first[0], first[2], first[3]
+    for name, want in zip(LAYERS, [(k, k, inputs, c), (k, k, c, c), (k, k, c, 1)], strict=True):
+        kernel, bias = checked[name]
+        if kernel.shape != want or bias.shape != (want[3],):
+            raise ValueError(
+                f"`weights[{name!r}]` must be a kernel of shape {want} and a bias of shape "
+                f"{(want[3],)}, got {kernel.shape} and {bias.shape}; is this the paper's network?")
+    return checked
+
+
+def weights_digest(weights: Mapping[str, Sequence[Any]]) -> str:
+    """SHA-256 of a network's layer names, shapes and float32 values (hex)."""
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        for array in weights[name]:
+            array = np.ascontiguousarray(array, dtype=np.float32)
+            digest.update(f"{name}:{array.shape};".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, repr=False)
+class NetworkRecord:
+    """A trained network as plain data: checked weights and the metadata to reuse them.
+
+    Build it with :func:`read_network` (a file) or :meth:`tomowidgets.FeatureNet.record` (in
+    memory); the weights are checked once, here, and every user (the FFT engine, apply, Keras)
+    trusts them.
+
+    Parameters
+    ----------
+    weights : dict of str to [kernel, bias]
+        As :func:`check_weights` takes them.
+    metadata : dict
+        As :func:`read_metadata` returns it (``feature``, ``amplitude``, ``apix``, ...).
+    path : Path or None
+        The file it was read from.
+    name : str or None
+        What to call its output (default: the feature).
+    """
+
+    weights: dict[str, list[np.ndarray]]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights", check_weights(self.weights))
+        inputs = self.weights["conv1"][0].shape[2]
+        if inputs != 2 * self.context + 1:
+            where = f"'{self.path}'" if self.path else "the network"
+            raise ValueError(f"{where} is inconsistent: its metadata says context {self.context} "
+                             f"but its first layer reads {inputs} slices")
+
+    @property
+    def feature(self) -> str | None:
+        """The feature it was trained on."""
+        return self.metadata.get("feature")
+
+    @property
+    def amplitude(self) -> float | None:
+        """Calibration: calibrated score = output / amplitude (None if never calibrated)."""
+        return self.metadata.get("amplitude")
+
+    @property
+    def apix(self) -> float | None:
+        """Voxel size of its training data in Å (None if unknown)."""
+        apix = self.metadata.get("apix")
+        return None if apix is None else float(apix)
+
+    @property
+    def preprocessing(self) -> dict[str, Any] | None:
+        """The preprocessing settings of its training data."""
+        return self.metadata.get("preprocessing")
+
+    @property
+    def context(self) -> int:
+        """Slices above and below that it reads (0 for the paper's 2D network)."""
+        return int(self.metadata.get("context", 0) or 0)
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the weights (:func:`weights_digest`)."""
+        return weights_digest(self.weights)
+
+    def __repr__(self) -> str:
+        where = f", path='{self.path}'" if self.path else ""
+        return (f"NetworkRecord({self.name or self.feature!r}, amplitude={self.amplitude}, "
+                f"apix={self.apix}, context={self.context}{where})")
+
+
+def read_network(path: str | os.PathLike) -> NetworkRecord:
+    """A network file's weights and metadata, checked, without importing TensorFlow.
+
+    Raises
+    ------
+    FileNotFoundError
+        If `path` does not exist.
+    ValueError
+        As :func:`read_metadata` and :func:`read_weights`, or if the metadata's context does not
+        match the first layer. The message names the file.
+    """
+    metadata = read_metadata(path)  # first: a foreign .keras file is told apart by its metadata
+    return NetworkRecord(read_weights(path), metadata, Path(path))
 
 
 def append_metadata(path: Path, meta: dict[str, Any]) -> None:

@@ -39,6 +39,7 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from tomowidgets._calibration import THRESHOLD
 from tomowidgets._validate import as_float32, check_finite, check_ndim
 from tomowidgets.io import Tomogram
 from tomowidgets.particles._extract import extract_subvolumes
@@ -79,7 +80,7 @@ DEFAULT_MIN_DISTANCE = 10.0
 
 def pick_particles(
     scores: Tomogram | ArrayLike,
-    threshold: float = 1.0,
+    threshold: float = THRESHOLD,
     *,
     min_size: int = DEFAULT_MIN_SIZE,
     max_size: int | None = None,
@@ -179,7 +180,7 @@ def seed_points(
     scores: Tomogram | ArrayLike,
     spacing: float,
     *,
-    threshold: float = 1.0,
+    threshold: float = THRESHOLD,
     rng: int | np.random.Generator | None = None,
     feature: str = DEFAULT_FEATURE,
     tomogram: str | None = None,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import starfile
 
-from tomowidgets._validate import check_positive
+from tomowidgets._validate import check_positive, same_voxel_size
 from tomowidgets.io import atomic_path
 from tomowidgets.particles._table import ANGLE_COLUMNS, check_table, check_triple
 
@@ -232,6 +232,11 @@ def _same(a: Any, b: Any, tol: float) -> bool:
     return bool(np.allclose(np.atleast_1d(a), np.atleast_1d(b), rtol=tol, atol=tol))
 
 
+def _same_apix(apix: float | None, recorded: float | None) -> bool:
+    """True if `apix` is None (not asked) or the recorded voxel size (:func:`same_voxel_size`)."""
+    return apix is None or (recorded is not None and same_voxel_size(apix, recorded))
+
+
 def _star_table(path: Path, grid: dict[str, Any], apix: float | None,
                 shape: tuple[int, ...] | None) -> pd.DataFrame:
     blocks = starfile.read(path, always_dict=True, parse_as_string=["rlnTomoName", _STAR_FEATURE,
@@ -248,7 +253,7 @@ def _star_table(path: Path, grid: dict[str, Any], apix: float | None,
     has_centred = set(_STAR_CENTRED) <= set(star.columns)
     apix_t = apix if apix is not None else grid.get("apix")
     shape_t = shape if shape is not None else grid.get("shape")
-    same_grid = bool(grid) and _same(apix, grid["apix"], 1e-6) and _same(shape, grid["shape"], 0)
+    same_grid = bool(grid) and _same_apix(apix, grid["apix"]) and _same(shape, grid["shape"], 0)
     if has_voxels and (same_grid or (not grid and not (has_centred and apix_t and shape_t))):
         xyz = star[list(_STAR_VOXEL)].to_numpy(np.float64)
     elif (has_centred or (has_voxels and grid.get("shape"))) and apix_t and shape_t:
@@ -303,7 +308,7 @@ def _csv_table(path: Path, grid: dict[str, Any], apix: float | None,
                       na_values={c: ["", "NaN", "nan"] for c in columns if c not in names})
     has_voxels = set(_CSV_VOXEL) <= set(csv.columns)
     has_angst = set(_CSV_ANGST) <= set(csv.columns)
-    same_grid = bool(grid) and _same(apix, grid["apix"], 1e-6) and _same(origin, grid["origin"], 1e-6)
+    same_grid = bool(grid) and _same_apix(apix, grid["apix"]) and _same(origin, grid["origin"], 1e-6)
     apix_t = apix if apix is not None else grid.get("apix")
     if has_voxels and (same_grid or not has_angst or (not grid and apix is None)):
         xyz = csv[list(_CSV_VOXEL)].to_numpy(np.float64)

@@ -9,7 +9,6 @@ public functions in :mod:`tomowidgets.preprocess`; these functions only check vo
 from __future__ import annotations
 
 import math
-import mmap
 import os
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ import scipy.fft
 from tqdm.auto import tqdm
 
 from tomowidgets._validate import as_float32, check_finite
+from tomowidgets.io import Moments, release_pages
 
 #: Gaussian values below this are treated as 0 when the smooth background is kept as a few
 #: low-order coefficients (far below float32 resolution, so the result is unchanged).
@@ -42,49 +42,6 @@ def _n_keep(n: int, apix: float, length: float) -> int:
 def _slabs(n: int, item_bytes: int, slab_mb: float) -> list[tuple[int, int]]:
     step = max(1, int(slab_mb * 2**20 // max(item_bytes, 1)))
     return [(i, min(i + step, n)) for i in range(0, n, step)]
-
-
-def _release(array: np.ndarray) -> None:
-    """Drop a shared memory map's pages from this process's resident set; the data stay in the file.
-
-    Without this every page touched stays counted in the process's memory until the map is closed.
-    Only shared maps (numpy modes 'r', 'r+', 'w+') are released; copy-on-write maps never are.
-    """
-    mm = getattr(array, "_mmap", None)
-    advice = getattr(mmap, "MADV_DONTNEED", None)
-    if (mm is None or advice is None or getattr(array, "mode", "c") == "c"
-            or getattr(mm, "closed", True) or not hasattr(mm, "madvise")):
-        return
-    try:
-        mm.madvise(advice)
-    except (OSError, ValueError):  # pragma: no cover - platform without the advice
-        pass
-
-
-class Moments:
-    """Streaming count, mean and sum of squared deviations (Chan et al. pairwise update, float64)."""
-
-    def __init__(self) -> None:
-        self.n, self.mean, self.m2 = 0, 0.0, 0.0
-        self.lo, self.hi = math.inf, -math.inf
-
-    def add(self, a: np.ndarray) -> None:
-        n = a.size
-        if n == 0:
-            return
-        mean = float(np.mean(a, dtype=np.float64))
-        d = a - np.float32(mean)
-        m2 = float(np.sum(np.square(d, out=d), dtype=np.float64))
-        total = self.n + n
-        delta = mean - self.mean
-        self.m2 += m2 + delta * delta * self.n * n / total
-        self.mean += delta * n / total
-        self.n = total
-        self.lo, self.hi = min(self.lo, float(a.min())), max(self.hi, float(a.max()))
-
-    @property
-    def sd(self) -> float:
-        return math.sqrt(self.m2 / self.n) if self.n else 0.0
 
 
 def _read(src: np.ndarray, sl: Any, arg_name: str) -> np.ndarray:
@@ -131,8 +88,8 @@ def bandpass_into(src: np.ndarray, dst: np.ndarray, apix: float, lowpass: float 
             del c
         dst[z0:z1] = x
         del x
-        _release(src)
-        _release(dst)
+        release_pages(src)
+        release_pages(dst)
         tick()
     if highpass is not None:  # background coefficients, evaluated along z on the full grid
         v = scipy.fft.dct(low, axis=0, norm="ortho", workers=_WORKERS)[:kz] * gz[:, None, None]
@@ -144,7 +101,7 @@ def bandpass_into(src: np.ndarray, dst: np.ndarray, apix: float, lowpass: float 
         u = np.empty((nz, y1 - y0, nx), np.float32)
         for z0, z1 in zchunks:
             u[z0:z1] = dst[z0:z1, y0:y1]
-            _release(dst)
+            release_pages(dst)
         if lowpass is not None:
             c = scipy.fft.dct(u, axis=0, norm="ortho", workers=_WORKERS)
             c *= glp[0][:, None, None]
@@ -162,7 +119,7 @@ def bandpass_into(src: np.ndarray, dst: np.ndarray, apix: float, lowpass: float 
         moments.add(u)
         for z0, z1 in zchunks if filtering else ():
             dst[z0:z1, y0:y1] = u[z0:z1]
-            _release(dst)
+            release_pages(dst)
         del u
         tick()
     return moments
@@ -173,7 +130,7 @@ def moments_of(volume: np.ndarray, slab_mb: float = 128.0) -> Moments:
     m = Moments()
     for z0, z1 in _slabs(volume.shape[0], 4 * int(np.prod(volume.shape[1:])), slab_mb):
         m.add(_read(volume, slice(z0, z1), "volume"))
-        _release(volume)
+        release_pages(volume)
     if not m.sd > 0:
         raise ValueError("`volume` is constant (sd = 0), so it cannot be normalized; check that "
                          "the tomogram is not blank")
@@ -189,7 +146,7 @@ def affine_clip(volume: np.ndarray, shift: float, scale: float,
         a -= np.float32(shift)
         a *= np.float32(scale)
         out[z0:z1] = a if bounds is None else np.clip(a, *bounds, out=a)
-        _release(volume)
+        release_pages(volume)
     return out
 
 
@@ -216,7 +173,7 @@ def preprocess_into(src: np.ndarray, dst: np.ndarray, p: dict[str, Any], slab_mb
             final.add(a)
             dst[z0:z1] = a
             del a
-            _release(dst)
+            release_pages(dst)
             bar.update()
     return final
 
@@ -249,7 +206,7 @@ def bin_volume(src: np.ndarray, f: int, method: str, progress: bool) -> np.ndarr
             res[z0:z1] = scipy.fft.dctn(a, axes=(1, 2), norm="ortho",
                                         workers=_WORKERS)[:, :m[1], :m[2]]
         del a
-        _release(src)
+        release_pages(src)
     if method == "fourier":
         c = scipy.fft.dct(res, axis=0, norm="ortho", workers=_WORKERS)[:m[0]]
         res = scipy.fft.idctn(c, norm="ortho", workers=_WORKERS, overwrite_x=True)

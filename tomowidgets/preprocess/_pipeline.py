@@ -13,11 +13,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import mrcfile
 import numpy as np
 
 from tomowidgets._validate import check_ndim, check_positive, check_positive_int
-from tomowidgets.io import Tomogram, atomic_path, read_tomogram
+from tomowidgets.io import Tomogram, new_mrc, read_tomogram
 from tomowidgets.preprocess._bandpass import (
     affine_clip,
     bandpass_into,
@@ -331,14 +330,8 @@ def preprocess(
         preprocess_into(tomo.data, data, params, slab_mb, progress)
         return Tomogram(data, tomo.apix, None, tomo.origin)
     out = Path(out)
-    with atomic_path(out) as tmp:
-        with mrcfile.new_mmap(tmp, shape=tomo.shape, mrc_mode=2, overwrite=True) as mrc:
-            stats = preprocess_into(tomo.data, mrc.data, params, slab_mb, progress)
-            mrc.voxel_size = tomo.apix
-            mrc.header.origin = tomo.origin[::-1]
-            h = mrc.header
-            h.dmin, h.dmax, h.dmean, h.rms = stats.lo, stats.hi, stats.mean, stats.sd
-            mrc.add_label(mrc_label(params))
+    with new_mrc(out, tomo.shape, apix=tomo.apix, origin=tomo.origin, labels=[mrc_label(params)]) as mrc:
+        mrc.moments = preprocess_into(tomo.data, mrc.data, params, slab_mb, progress)
     return read_tomogram(out, mmap=True, check_values=False)
 
 

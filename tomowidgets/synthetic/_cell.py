@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from tomowidgets._rotation import zyz_matrix
 from tomowidgets._validate import check_positive
 from tomowidgets.io import Tomogram, atomic_path, write_tomogram
 from tomowidgets.synthetic._imaging import (
@@ -41,7 +42,7 @@ from tomowidgets.synthetic._imaging import (
     image_volume,
     missing_wedge_mask,
 )
-from tomowidgets.synthetic._phantoms import proteasome_template, ribosome_template, zyz_matrix
+from tomowidgets.synthetic._phantoms import proteasome_template, ribosome_template
 from tomowidgets.synthetic._scene import FEATURES, build_scene
 
 if TYPE_CHECKING:

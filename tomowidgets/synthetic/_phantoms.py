@@ -13,6 +13,7 @@ import mrcfile
 import numpy as np
 import scipy.ndimage as ndi
 
+from tomowidgets._rotation import FLIP, zyz_matrix
 from tomowidgets._validate import check_positive
 
 if TYPE_CHECKING:
@@ -40,35 +41,10 @@ GOLD_RADIUS = 50.0
 GOLD_DENSITY = 8.0
 
 
-def zyz_matrix(rot: float, tilt: float, psi: float) -> NDArray[np.float64]:
-    """Rotation ``R = Rz(rot) Ry(tilt) Rz(psi)`` in (x, y, z), angles in degrees (RELION ZYZ).
-
-    RELION's ``Euler_angles2matrix`` returns ``A = R.T``, which rotates the reference onto the
-    particle. A particle with these angles is therefore ``particle(r) = template(R @ r)`` for an
-    offset ``r = (x, y, z)`` from its centre; ``R`` equals
-    ``scipy.spatial.transform.Rotation.from_euler("ZYZ", [rot, tilt, psi], degrees=True)``.
-    """
-    a, b, c = np.deg2rad([rot, tilt, psi])
-
-    def rz(t: float) -> NDArray[np.float64]:
-        return np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
-
-    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
-    return rz(a) @ ry @ rz(c)
-
-
-def random_euler(rng: np.random.Generator) -> tuple[float, float, float]:
-    """Uniformly distributed orientation as RELION (rot, tilt, psi) in degrees."""
-    rot, psi = rng.uniform(-180.0, 180.0, 2)
-    tilt = np.rad2deg(np.arccos(rng.uniform(-1.0, 1.0)))
-    return float(rot), float(tilt), float(psi)
-
-
 def rotate_template(template: NDArray[np.float32], angles: tuple[float, float, float]
                     ) -> NDArray[np.float32]:
     """Template rotated to RELION angles about its centre voxel ``n // 2`` (trilinear)."""
-    flip = np.eye(3)[::-1]  # (z, y, x) <-> (x, y, z)
-    m = flip @ zyz_matrix(*angles) @ flip
+    m = FLIP @ zyz_matrix(*angles) @ FLIP
     c = np.array(template.shape) // 2
     return ndi.affine_transform(template, m, offset=c - m @ c, order=1, mode="constant",
                                 cval=0.0, prefilter=False).astype(np.float32, copy=False)

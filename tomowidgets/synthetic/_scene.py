@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.ndimage as ndi
 
+from tomowidgets._rotation import FLIP, random_euler, zyz_matrix
 from tomowidgets.synthetic import _phantoms as ph
 
 if TYPE_CHECKING:
@@ -208,8 +209,7 @@ def _add_vesicle(s: _Scene, tries: int = 40) -> None:
     for _ in range(tries):
         r = rng.uniform(120.0, r_max)
         axes = r * np.array([1.0, rng.uniform(0.75, 1.0), rng.uniform(0.75, 1.0)])
-        flip = np.eye(3)[::-1]
-        rotation = flip @ ph.zyz_matrix(*ph.random_euler(rng)) @ flip
+        rotation = FLIP @ zyz_matrix(*random_euler(rng)) @ FLIP
         center = np.array([rng.uniform(0.25, 0.75), rng.uniform(0, 1), rng.uniform(0, 1)])
         center = center * (np.array(s.shape) - 1)
         if s.cell_depth(center)[0] < r + band + MARGIN or s.occupied[tuple(center.astype(int))]:
@@ -256,7 +256,7 @@ def _add_macromolecules(s: _Scene, inside: float) -> None:
     for name in order:
         cropped, floor, threshold, radius = kinds[name]
         lo = np.minimum(np.ceil(radius), (np.array(s.shape) - 1) // 2)
-        angles = ph.random_euler(rng)
+        angles = random_euler(rng)
         placed = ph.rotate_template(cropped, angles)
         for _ in range(60):
             center = np.array([rng.integers(a, n - a) for a, n in zip(lo.astype(int), s.shape,

@@ -12,10 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from tomowidgets._validate import as_float32, check_finite
+from tomowidgets._validate import as_float32, check_finite, same_voxel_size
 from tomowidgets.io import Tomogram, context_indices
-
-APIX_RTOL = 1e-3  # voxel sizes closer than 0.1 % are the same (MRC headers store float32)
 
 
 def frozen(array: np.ndarray) -> np.ndarray:
@@ -129,8 +127,8 @@ def check_painted_mask(mask: Any, tile: int, *, if_empty: str) -> np.ndarray:
 
 
 def check_same_apix(apix: float, other: float, *, what: str) -> None:
-    """Raise ValueError unless voxel size `other` (Å) matches the set's `apix` within 0.1 %."""
-    if abs(other - apix) <= APIX_RTOL * apix:
+    """Raise ValueError unless voxel size `other` (Å) is the set's `apix` (:func:`same_voxel_size`)."""
+    if same_voxel_size(apix, other):
         return
     if other < apix:
         hint = (f"bin it by {apix / other:.3g} with `tomowidgets.preprocess.bin` "

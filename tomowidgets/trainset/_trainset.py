@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tomowidgets._validate import as_float32, check_positive
+from tomowidgets._validate import as_float32, check_positive, same_voxel_size
 from tomowidgets.trainset._checks import (
     check_combinable,
     check_count,
@@ -320,8 +320,8 @@ class TrainingSet:
         for other in others:
             if not isinstance(other, TrainingSet):
                 raise ValueError(f"`others` must hold TrainingSets, got {type(other).__name__}")
-            if other.tile != self.tile or (other.apix and self.apix and other.apix != self.apix) \
-                    or other.context != self.context:
+            other_grid = not (other.apix and self.apix) or same_voxel_size(other.apix, self.apix)
+            if other.tile != self.tile or not other_grid or other.context != self.context:
                 raise ValueError(f"the {other.feature or 'unnamed'} set has {other.tile}² tiles at "
                                  f"{other.apix} Å/voxel, context {other.context}, but this set has "
                                  f"{self.tile}² at {self.apix}, context {self.context}; competing "

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from tomowidgets._calibration import THRESHOLD
 from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive, check_positive_int
 from tomowidgets.io import Tomogram
 
@@ -37,7 +38,7 @@ SUGGESTION_COLUMNS = ("z", "y", "x", "uncertainty")
 EXPLORE = 0.0
 
 
-def uncertainty(scores: ArrayLike, threshold: float = 1.0, width: float = 0.5,
+def uncertainty(scores: ArrayLike, threshold: float = THRESHOLD, width: float = 0.5,
                 disagreement: ArrayLike | None = None) -> np.ndarray:
     """Per-voxel uncertainty in [0, 1]: 1 at the threshold, falling to 0 at ``threshold ± width``.
 
@@ -73,7 +74,7 @@ def uncertainty(scores: ArrayLike, threshold: float = 1.0, width: float = 0.5,
     return unsure.astype(np.float32, copy=False)
 
 
-def suggest_tiles(scores: Tomogram | ArrayLike, *, n: int = 10, tile: int = 64, threshold: float = 1.0,
+def suggest_tiles(scores: Tomogram | ArrayLike, *, n: int = 10, tile: int = 64, threshold: float = THRESHOLD,
                   width: float = 0.5, disagreement: Tomogram | ArrayLike | None = None,
                   exclude: Any = None, z_step: int | None = None, explore: float = EXPLORE,
                   rng: int | np.random.Generator | None = None) -> pd.DataFrame:

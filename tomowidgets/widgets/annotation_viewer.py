@@ -11,6 +11,7 @@ import numpy as np
 import traitlets
 from ipycanvas import hold_canvas
 
+from tomowidgets._calibration import THRESHOLD
 from tomowidgets._validate import check_positive
 from tomowidgets.io import Tomogram
 from tomowidgets.merge import merge
@@ -92,7 +93,7 @@ class AnnotationViewer(widgets.VBox):
     mode = traitlets.Unicode("labels")
 
     def __init__(self, tomo: Tomogram, scores: Mapping[str, Tomogram | ArrayLike] | None = None, *,
-                 labelmap: LabelMap | None = None, threshold: float = 1.0,
+                 labelmap: LabelMap | None = None, threshold: float = THRESHOLD,
                  thresholds: Mapping[str, float] | None = None, opacity: float = 0.5,
                  max_threshold: float = 3.0, disagreement: Tomogram | ArrayLike | None = None,
                  max_disagreement: float = 1.0, **browser_options: Any) -> None:
