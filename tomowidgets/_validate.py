@@ -86,3 +86,21 @@ def check_index(value: Any, n: int, arg_name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < n:
         raise ValueError(f"`{arg_name}` must be a slice index in 0..{n - 1}, got {value!r}")
     return int(value)
+
+
+def check_count(value: Any, arg_name: str) -> int:
+    """Return `value` as int, raising ValueError unless it is an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"`{arg_name}` must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def check_tilt_range(tilt_range: float) -> float:
+    """Return `tilt_range` as float, raising ValueError unless it is in ``(0, 90]`` degrees."""
+    value = check_positive(tilt_range, "tilt_range")
+    if value > 90:
+        raise ValueError(
+            f"`tilt_range` must be in (0, 90] degrees, got {tilt_range!r}; a ±60° tilt series "
+            "has tilt_range=60, and 90 means no missing wedge"
+        )
+    return value

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from tomowidgets._rotation import FLIP, euler_to_matrix, matrix_to_euler
-from tomowidgets._validate import check_positive, check_positive_int
+from tomowidgets._validate import check_positive, check_positive_int, check_tilt_range
 from tomowidgets.average import _align as al
 from tomowidgets.average import _refine as rf
 from tomowidgets.average._checks import (
@@ -42,7 +42,6 @@ from tomowidgets.average._checks import (
     parse_symmetry,
 )
 from tomowidgets.average._classify2d import Classification2D, classify_2d
-from tomowidgets.synthetic._imaging import check_tilt_range
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray

@@ -19,6 +19,7 @@ from tomowidgets.network._featurenet import (
     read_metadata,
     read_weights,
 )
+from tomowidgets.network._training import check_training_options
 
 __all__ = [
     "EPS",
@@ -27,6 +28,7 @@ __all__ = [
     "LAYERS",
     "MIN_AMPLITUDE",
     "build_model",
+    "check_training_options",
     "log_squared_residual",
     "mean_log_squared_residual",
     "min_one",

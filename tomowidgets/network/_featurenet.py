@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive, same_voxel_size
+from tomowidgets._validate import (
+    as_float32,
+    check_count,
+    check_finite,
+    check_ndim,
+    check_positive,
+    same_voxel_size,
+)
 from tomowidgets._version import __version__
 from tomowidgets.network import _training, netfile
 from tomowidgets.network._cnn import (
@@ -46,7 +53,6 @@ from tomowidgets.network._cnn import (
     min_one,
 )
 from tomowidgets.network.netfile import LAYERS, NetworkRecord, read_metadata, read_network, read_weights
-from tomowidgets.trainset._checks import check_count
 
 if TYPE_CHECKING:
     import keras
@@ -221,8 +227,8 @@ class FeatureNet:
         RuntimeWarning
             If the network learned nothing (see :meth:`calibrate`) or training diverged.
         """
-        _training.check_options(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                decay=decay, l1=l1, engine=engine)
+        _training.check_training_options(epochs=epochs, batch_size=batch_size,
+                                         learning_rate=learning_rate, decay=decay, l1=l1, engine=engine)
         _tf()
         seed = self.seed if seed is None else int(seed)
         x, y = _training.training_arrays(ts, seed=seed, copies=copies,

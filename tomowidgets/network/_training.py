@@ -13,7 +13,7 @@ import numpy as np
 from tomowidgets._validate import as_float32, check_finite, check_positive, check_positive_int
 from tomowidgets.io import context_indices
 
-__all__ = ["ENGINES", "as_inputs", "check_arrays", "check_context", "check_options", "fit",
+__all__ = ["ENGINES", "as_inputs", "check_arrays", "check_context", "check_training_options", "fit",
            "positive_tiles", "training_arrays"]
 
 #: Ways to compute the training gradients (see FeatureNet.train).
@@ -58,7 +58,8 @@ def training_arrays(ts: Any, *, seed: int, copies: int | None, negative_copies: 
         options["negative_copies"] = check_positive_int(negative_copies, "negative_copies")
     if scale is not None:
         options["scale"] = scale
-    return check_arrays(*ts.training_arrays(rng=seed, **options))
+    # a TrainingSet checked each tile when it was added (or loaded): its arrays are trusted
+    return ts.training_arrays(rng=seed, **options)
 
 
 def check_context(x: np.ndarray, context: int, what: str = "training tiles") -> None:
@@ -156,7 +157,7 @@ def _callbacks(callbacks: Any, model: Any, epochs: int, steps: int) -> tuple[Any
     return keras.callbacks.CallbackList(objects, model=model, epochs=epochs, steps=steps), plain
 
 
-def check_options(*, epochs: Any, batch_size: Any, learning_rate: Any, decay: Any, l1: Any,
+def check_training_options(*, epochs: Any, batch_size: Any, learning_rate: Any, decay: Any, l1: Any,
                   engine: Any) -> None:
     """Raise ValueError, naming the argument, unless the training options are valid."""
     check_positive_int(epochs, "epochs")
@@ -174,7 +175,7 @@ def fit(owner: Any, model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int, ba
         callbacks: Any, progress: bool, seed: int) -> dict[str, list[float]]:
     """Train `model` in place; `owner.stop_training = True` (checked after every batch) stops it.
 
-    Options must have passed :func:`check_options`. Returns this run's history: per-epoch ``loss``
+    Options must have passed :func:`check_training_options`. Returns this run's history: per-epoch ``loss``
     (mean over batches, L1 term included, as Keras reports it), ``learning_rate`` and ``time`` (s).
     """
     import tensorflow as tf

@@ -14,11 +14,13 @@ from tomowidgets.particles._picking import (
     seed_points,
     write_particles,
 )
+from tomowidgets.particles._table import check_table
 
 __all__ = [
     "ANGLE_COLUMNS",
     "PARTICLE_COLUMNS",
     "PICK_COLUMNS",
+    "check_table",
     "extract_subvolumes",
     "pick_particles",
     "read_particles",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.fft
 
-from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive
+from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive, check_tilt_range
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -239,17 +239,6 @@ def _image(
     scale = np.sqrt(signal_var / (snr * noise_var)) if noise_var > 0 else 0.0
     noise = (noise * np.float32(scale)).astype(np.float32, copy=False)
     return noiseless, noise
-
-
-def check_tilt_range(tilt_range: float) -> float:
-    """Return `tilt_range` as float, raising ValueError unless it is in ``(0, 90]`` degrees."""
-    value = check_positive(tilt_range, "tilt_range")
-    if value > 90:
-        raise ValueError(
-            f"`tilt_range` must be in (0, 90] degrees, got {tilt_range!r}; a ±60° tilt series "
-            "has tilt_range=60, and 90 means no missing wedge"
-        )
-    return value
 
 
 def _check_shape(shape: object, minimum: int = 32) -> tuple[int, int, int]:

@@ -73,13 +73,6 @@ def check_tile(tile: Any) -> int:
     return int(tile)
 
 
-def check_count(value: Any, arg_name: str) -> int:
-    """Return `value` as int, raising ValueError unless it is an integer >= 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"`{arg_name}` must be an integer >= 0, got {value!r}")
-    return int(value)
-
-
 def check_preprocessing(preprocessing: Any) -> dict[str, Any] | None:
     """Return a JSON round-tripped copy of the `preprocessing` mapping (None stays None)."""
     if preprocessing is None:

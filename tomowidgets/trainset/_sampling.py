@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import ndimage
 
-from tomowidgets._validate import check_positive_int
-from tomowidgets.trainset._checks import check_count
+from tomowidgets._validate import check_count, check_positive_int
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike

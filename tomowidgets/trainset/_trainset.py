@@ -21,10 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tomowidgets._validate import as_float32, check_positive, same_voxel_size
+from tomowidgets._validate import as_float32, check_count, check_positive, same_voxel_size
 from tomowidgets.trainset._checks import (
     check_combinable,
-    check_count,
     check_index,
     check_painted_mask,
     check_preprocessing,

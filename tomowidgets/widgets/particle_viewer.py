@@ -11,8 +11,7 @@ import pandas as pd
 from ipycanvas import Canvas, hold_canvas
 
 from tomowidgets.average import classify_2d
-from tomowidgets.particles import extract_subvolumes
-from tomowidgets.particles._table import check_table
+from tomowidgets.particles import check_table, extract_subvolumes
 from tomowidgets.widgets._display import draw_png, encode_png
 from tomowidgets.widgets._gallery import grid_cell, grid_rect, tile_grid, to_display
 from tomowidgets.widgets._overlay import circle_depth, pick_circles

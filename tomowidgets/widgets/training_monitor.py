@@ -12,7 +12,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from tomowidgets._validate import check_positive_int
-from tomowidgets.network._training import check_options
+from tomowidgets.network import check_training_options
 from tomowidgets.widgets._display import encode_png, to_uint8
 from tomowidgets.widgets._gallery import tile_grid, to_display
 from tomowidgets.widgets._plots import loss_png
@@ -174,8 +174,9 @@ class TrainingMonitor(widgets.VBox):
              "learning_rate": float(self.learning_rate.value), "decay": float(self.decay.value),
              "l1": float(self.l1.value), "copies": int(self.copies.value) or None,
              "reset": bool(self.reset.value)}
-        check_options(epochs=s["epochs"], batch_size=s["batch_size"], learning_rate=s["learning_rate"],
-                      decay=s["decay"], l1=s["l1"], engine=self.engine)
+        check_training_options(epochs=s["epochs"], batch_size=s["batch_size"],
+                               learning_rate=s["learning_rate"], decay=s["decay"], l1=s["l1"],
+                               engine=self.engine)
         return s
 
     # -- actions -------------------------------------------------------------------------------
