@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import random_weights as shared_random_weights
 
 import tomowidgets.engine as engine_module
 from tomowidgets.apply import apply, apply_many
 from tomowidgets.cli import main
-from tomowidgets.engine import DEFAULT_TILE, LAYERS, FFTEngine
+from tomowidgets.engine import DEFAULT_TILE, FFTEngine
 from tomowidgets.io import Tomogram, read_tomogram, write_tomogram
 
 #: Small networks (5 x 5 kernels, 4 channels) and small FFT tiles keep every test fast.
@@ -28,16 +29,8 @@ ENGINE_PREDICT = FFTEngine.predict
 
 def random_weights(seed: int, out_bias: float = 0.6, inputs: int = 1
                    ) -> dict[str, list[np.ndarray]]:
-    """Glorot-uniform kernels; conv3 bias > 0 so part of the output is capped by min(1, x)."""
-    rng = np.random.default_rng(seed)
-    weights = {}
-    for name, (c_in, c_out) in zip(LAYERS, [(inputs, CHANNELS), (CHANNELS, CHANNELS), (CHANNELS, 1)],
-                                   strict=True):
-        limit = np.sqrt(6.0 / (KERNEL * KERNEL * (c_in + c_out)))
-        weights[name] = [rng.uniform(-limit, limit, (KERNEL, KERNEL, c_in, c_out)).astype(np.float32),
-                         rng.normal(0.0, 0.05, c_out).astype(np.float32)]
-    weights["conv3"][1] += np.float32(out_bias)
-    return weights
+    """Small random networks; conv3 bias > 0 so part of the output is capped by min(1, x)."""
+    return shared_random_weights(seed, kernel=KERNEL, channels=CHANNELS, out_bias=out_bias, inputs=inputs)
 
 
 @dataclass

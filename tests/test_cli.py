@@ -68,12 +68,12 @@ def test_no_command_prints_help(capsys):
 
 
 @pytest.fixture(scope="module")
-def score_files(tmp_path_factory):
+def score_files(tmp_path_factory, small_cell):
     """Ground-truth labels of a small cell, smoothed into score maps that peak above 1."""
     from scipy import ndimage
 
     out = tmp_path_factory.mktemp("scores")
-    cell = tw.synthetic.make_cell((40, 128, 128), seed=5)
+    cell = small_cell
     paths = {}
     for feature in ("membrane", "ribosome"):
         scores = 2.0 * ndimage.gaussian_filter(cell.labels[feature].astype(np.float32), 2.0)

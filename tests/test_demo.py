@@ -34,13 +34,13 @@ def test_demo_runs_the_whole_pipeline_and_writes_every_product(tmp_path, capsys)
     assert "Dice" in capsys.readouterr().out
 
 
-def test_demo_reports_too_few_particles_instead_of_failing(tmp_path):
+def test_demo_reports_too_few_particles_instead_of_failing(tmp_path, small_cell):
     """With fewer than 4 ribosomes picked, the demo says it cannot average and goes on."""
     from scipy import ndimage
 
     from tomowidgets.demo import _pick_and_average
 
-    cell = tw.synthetic.make_cell((40, 128, 128), seed=5)
+    cell = small_cell
     regions, _ = ndimage.label(cell.labels["ribosome"])
     two = np.isin(regions, [1, 2])                                  # only two ribosomes score high
     scores = cell.tomogram.with_data(2.0 * ndimage.gaussian_filter(two.astype(np.float32), 2.0))

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import random_weights as shared_random_weights
 from scipy import ndimage
 
 from tomowidgets.engine import LAYERS, FFTEngine, unbin
@@ -22,18 +23,9 @@ RELATIVE_TOLERANCE = 1e-4
 SMALL_TILE = 128
 
 
-def random_weights(seed: int, *, kernel: int = KERNEL, channels: int = CHANNELS,
-                   out_bias: float = 0.0, inputs: int = 1) -> dict[str, list[np.ndarray]]:
-    """Glorot-uniform kernels and small random biases, as a trained network's scale."""
-    rng = np.random.default_rng(seed)
-    weights = {}
-    for name, (c_in, c_out) in zip(LAYERS, [(inputs, channels), (channels, channels), (channels, 1)],
-                                   strict=True):
-        limit = np.sqrt(6.0 / (kernel * kernel * (c_in + c_out)))
-        values = rng.uniform(-limit, limit, (kernel, kernel, c_in, c_out)).astype(np.float32)
-        weights[name] = [values, rng.normal(0.0, 0.05, c_out).astype(np.float32)]
-    weights["conv3"][1] += np.float32(out_bias)
-    return weights
+def random_weights(seed: int, **kwargs) -> dict[str, list[np.ndarray]]:
+    """The paper's 15×15, 40-channel layout (see conftest.random_weights)."""
+    return shared_random_weights(seed, kernel=KERNEL, channels=CHANNELS, **kwargs)
 
 
 def structured_slice(shape: tuple[int, int], seed: int) -> np.ndarray:

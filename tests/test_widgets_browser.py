@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import frontend
 
 import tomowidgets.widgets.slice_browser as browser_module
 from tomowidgets import Tomogram
 from tomowidgets.widgets import SliceBrowser
-
-
-def frontend(canvas, event: str, **content) -> None:
-    """Deliver a message as the browser would (ipycanvas routes it to the top layer's callbacks)."""
-    canvas._handle_custom_msg({"event": event, **content}, [])
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+from conftest import frontend
 
 import tomowidgets.widgets.mask_painter as painter_module
 from tomowidgets import Tomogram, TrainingSet
@@ -13,10 +14,6 @@ from tomowidgets.widgets import MaskPainter, TileSelector, initial_mask
 from tomowidgets.widgets.mask_painter import GAP
 
 ZOOM = 6
-
-
-def frontend(canvas, event: str, **content) -> None:
-    canvas._handle_custom_msg({"event": event, **content}, [])
 
 
 def at(row: float, col: float, panel: int = 0) -> tuple[float, float]:

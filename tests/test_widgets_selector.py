@@ -7,13 +7,10 @@ from unittest import mock
 import ipycanvas
 import numpy as np
 import pytest
+from conftest import frontend
 
 from tomowidgets import Tomogram, TrainingSet
 from tomowidgets.widgets import TileSelector, initial_mask
-
-
-def frontend(canvas, event: str, **content) -> None:
-    canvas._handle_custom_msg({"event": event, **content}, [])
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import ipycanvas
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import frontend
 
 import tomowidgets.widgets.annotation_viewer as annotation_module
 from tomowidgets import LabelMap, Tomogram, average, merge
@@ -23,10 +24,6 @@ from tomowidgets.widgets import (
 from tomowidgets.widgets._gallery import grid_cell, grid_rect
 from tomowidgets.widgets._overlay import label_lut, pick_circles, render_labels
 from tomowidgets.widgets.average_viewer import central_sections
-
-
-def frontend(canvas, event: str, **content) -> None:
-    canvas._handle_custom_msg({"event": event, **content}, [])
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Particles from annotations: picking, seeding, subvolume extraction and STAR/CSV particle tables.
 
 Discrete objects (ribosomes, proteasomes) are picked as in the paper: every connected region of voxels
-scoring at least the threshold (1.0 on calibrated maps) gives one particle at the region's maximum.
+scoring at least the threshold (1.0 on calibrated maps) gives one particle, at the region's
+score-weighted centroid (default) or at its maximum (the paper's choice).
 Continuous features (microtubules, membranes) get points seeded at random on the annotation with a
 minimum spacing. Both return a particle table (a pandas DataFrame):
 
@@ -26,7 +27,7 @@ Examples
 >>> import numpy as np
 >>> scores = np.zeros((9, 9, 9), np.float32)
 >>> scores[2:5, 2:5, 2:5] = 1.5; scores[3, 3, 4] = 3.0
->>> pick_particles(scores, min_size=1)[["z", "y", "x", "score", "size"]].values.tolist()
+>>> pick_particles(scores, min_size=1, position="maximum")[["z", "y", "x", "score", "size"]].values.tolist()
 [[3.0, 3.0, 4.0, 3.0, 27.0]]
 """
 

@@ -26,8 +26,8 @@ def grid_size(n: int, shape: tuple[int, int], columns: int, zoom: int, gap: int)
 
     Examples
     --------
-    >>> grid_size(5, (8, 8), columns=3, zoom=2, gap=4)
-    (40, 64)
+    >>> grid_size(5, (8, 8), columns=3, zoom=2, gap=4)     # 2 rows of 3, 4-px gaps around each
+    (44, 64)
     """
     cols = max(1, min(columns, n))
     rows = max(1, -(-n // cols))

@@ -135,7 +135,7 @@ def pick_circles(zyx: ArrayLike, z: int, radius: float, depth: float
     --------
     >>> idx, r = pick_circles([[5, 10, 10], [9, 20, 20], [2, 0, 0]], 5, 4.0, 3.0)
     >>> idx.tolist(), r.round(2).tolist()
-    [[0, 2], [4.0, 2.65]]
+    ([0, 2], [4.0, 2.65])
     """
     p = np.asarray(zyx, np.float64).reshape(-1, 3)
     dz = np.abs(p[:, 0] - z)
