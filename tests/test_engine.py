@@ -23,9 +23,10 @@ RELATIVE_TOLERANCE = 1e-4
 SMALL_TILE = 128
 
 
-def random_weights(seed: int, **kwargs) -> dict[str, list[np.ndarray]]:
-    """The paper's 15×15, 40-channel layout (see conftest.random_weights)."""
-    return shared_random_weights(seed, kernel=KERNEL, channels=CHANNELS, **kwargs)
+def random_weights(seed: int, *, kernel: int = KERNEL, channels: int = CHANNELS,
+                   **kwargs) -> dict[str, list[np.ndarray]]:
+    """The paper's 15×15, 40-channel layout by default (see conftest.random_weights)."""
+    return shared_random_weights(seed, kernel=kernel, channels=channels, **kwargs)
 
 
 def structured_slice(shape: tuple[int, int], seed: int) -> np.ndarray:

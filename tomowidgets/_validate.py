@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -69,7 +69,8 @@ def check_finite(array: np.ndarray, arg_name: str = "volume", *, where: str = ""
 
 def check_positive(value: Any, arg_name: str) -> float:
     """Return `value` as float, raising ValueError unless it is a finite number > 0."""
-    if not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
+    # cast() only tells mypy what isinstance guarantees: numpy's stubs reject the abstract numbers.Real.
+    if not isinstance(value, numbers.Real) or not np.isfinite(cast(float, value)) or value <= 0:
         raise ValueError(f"`{arg_name}` must be a positive number, got {value!r}")
     return float(value)
 
@@ -83,7 +84,8 @@ def check_positive_int(value: Any, arg_name: str) -> int:
 
 def check_index(value: Any, n: int, arg_name: str) -> int:
     """Return `value` as int, raising ValueError unless it is an integer in ``0 .. n - 1``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value < n:
+    # cast() only tells mypy what isinstance guarantees: int declares no comparison with numbers.Integral.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= cast(int, value) < n:
         raise ValueError(f"`{arg_name}` must be a slice index in 0..{n - 1}, got {value!r}")
     return int(value)
 

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -198,8 +199,8 @@ def _named_scores(items: Sequence[str]) -> dict:
 
     scores = {}
     for item in items:
-        name, _, path = item.rpartition("=")
-        path = Path(path)
+        name, _, file = item.rpartition("=")
+        path = Path(file)
         if not name:
             stem = path.name.removesuffix(path.suffix)
             name = stem.rsplit(".", 1)[-1] if "." in stem else stem
@@ -245,7 +246,7 @@ def cmd_average(args: argparse.Namespace) -> None:
     from tomowidgets.particles import extract_subvolumes, read_particles, write_particles
 
     tomo = read_tomogram(args.tomogram, mmap=True)
-    grid = {"apix": tomo.apix, "origin": tomo.origin, "shape": tomo.shape}
+    grid: dict[str, Any] = {"apix": tomo.apix, "origin": tomo.origin, "shape": tomo.shape}
     table = read_particles(args.particles, **grid)
     with warnings.catch_warnings(record=True) as caught:  # skipped particles: say so, go on
         warnings.simplefilter("always", RuntimeWarning)

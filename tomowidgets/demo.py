@@ -14,7 +14,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -205,7 +205,9 @@ def run_demo(out_dir: str | Path = "demo_output", *, shape: tuple[int, int, int]
         say(f"[{feature}] {ts!r}; trained in {time.perf_counter() - t0:.1f} s")
 
     t0 = time.perf_counter()
-    scores = apply(nets, pre["test_cell"], out=out / "test_cell" / "scores", progress=progress)
+    # cast: apply() gives {feature: Tomogram} for a list of networks
+    scores = cast("dict[str, Tomogram]",
+                  apply(nets, pre["test_cell"], out=out / "test_cell" / "scores", progress=progress))
     labels = merge(scores, threshold=THRESHOLD, out=out / "test_cell" / "labels.mrc")
     test_labels = cells["test_cell"].labels
     results = [score_feature(np.asarray(labels.data) == i + 1, test_labels, name,
@@ -241,7 +243,7 @@ def _pick_and_average(out: Path, scores: Tomogram, cell, *, box: int, seed: int,
 
     t0 = time.perf_counter()
     picks = pick_particles(scores, threshold=THRESHOLD, feature="ribosome", tomogram="test_cell")
-    grid = {"apix": scores.apix, "origin": scores.origin, "shape": scores.shape}
+    grid: dict[str, Any] = {"apix": scores.apix, "origin": scores.origin, "shape": scores.shape}
     for suffix in (".star", ".csv"):
         write_particles(out / f"ribosomes{suffix}", picks, **grid)
     true = cell.particles[cell.particles["feature"] == "ribosome"][["z", "y", "x"]].to_numpy()

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import mrcfile
 import numpy as np
@@ -65,7 +65,8 @@ class Tomogram:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Size in voxels, ``(z, y, x)``."""
-        return tuple(self.data.shape)  # type: ignore[return-value]
+        # cast, not an ignore: numpy's stubs type a shape tuple[int, ...] or tuple[Any, ...] by version
+        return cast("tuple[int, int, int]", tuple(self.data.shape))
 
     @property
     def is_mmap(self) -> bool:

@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -244,8 +244,9 @@ def _apply(networks: list[NetworkRecord], tomos: list[Any], out: Any, *, single_
     paths = _output_paths(networks, [t for t, _ in opened], [f for _, f in opened], out,
                           single_file)
     workers = threads if client is None else (threads or 1)
+    # cast: networks_of() checked every amplitude (mypy cannot see it)
     engines = {n.name: FFTEngine(n, tile=tile, workers=workers) for n in networks}
-    amplitudes = {n.name: n.amplitude for n in networks}
+    amplitudes = {n.name: cast(float, n.amplitude) for n in networks}
     settings = {"dtype": dtype.name, "tile": tile}
     jobs = []
     try:
@@ -271,8 +272,8 @@ def _apply(networks: list[NetworkRecord], tomos: list[Any], out: Any, *, single_
                     bar.update(z1 - z0)
             else:
                 run_dask(client, jobs, tasks, engines, amplitudes, dtype, bar.update)
-        return [{n.name: job.outputs[n.name].finish(job.tomo, _labels(n)) for n in networks}
-                for job in jobs]
+        return [{n.name: job.outputs[n.name].finish(job.tomo, _labels(n))
+                 for n in networks} for job in jobs]
     finally:
         for job in jobs:
             for output in job.outputs.values():
@@ -283,7 +284,7 @@ def _tasks(index: int, job: _Job, slab: int) -> list[tuple[int, int, int, tuple[
     """``(job index, z0, z1, names)`` for runs of up to `slab` slices that some output needs."""
     names = list(job.outputs)
     need = np.stack([job.outputs[name].todo for name in names])
-    wanted = need.any(axis=0)
+    wanted = cast(np.ndarray, need.any(axis=0))  # cast: over axis 0 of a 2D stack, always an array
     tasks, z, n = [], 0, len(wanted)
     while z < n:
         if not wanted[z]:
@@ -329,8 +330,8 @@ def _outputs(networks: list[NetworkRecord], tomo: Tomogram, file: Path | None,
                               f"{output.restarted}; computing '{output.path.name}' from the first "
                               "slice again", RuntimeWarning, stacklevel=4)
     except BaseException:
-        for output in outputs.values():
-            output.close()
+        for opened in outputs.values():  # not `output`: mypy types that one FileOutput
+            opened.close()
         raise
     return outputs
 
@@ -342,7 +343,7 @@ def _labels(network: NetworkRecord) -> list[str]:
 
 
 def _output_paths(networks: list[NetworkRecord], tomos: list[Tomogram], files: list[Path | None],
-                  out: Any, single_file: bool) -> list[dict[str, Path] | None]:
+                  out: Any, single_file: bool) -> Sequence[dict[str, Path] | None]:
     """For each tomogram ``{name: output path}``, or None when the scores stay in memory."""
     if out is None:
         return [None] * len(tomos)

@@ -70,8 +70,8 @@ def _network(net: Any, name: str | None) -> NetworkRecord:
     meta["amplitude"] = check_positive(meta["amplitude"], "amplitude")
     # weights are read (or built) only now that the network is known to be calibrated
     if isinstance(net, (str, os.PathLike)):
-        return replace(read_network(net), metadata=meta, name=name)
-    return NetworkRecord(net.weights(), meta, name=name)
+        return replace(read_network(net), metadata=meta, label=name)
+    return NetworkRecord(net.weights(), meta, label=name)
 
 
 def open_tomogram(tomo: Any) -> tuple[Tomogram, Path | None]:

@@ -103,7 +103,9 @@ class FileOutput:
         self.fingerprint = json.loads(json.dumps(fingerprint))
         self.todo = np.ones(shape[0], bool)
         self.restarted: str | None = None
-        self._mrc = self._reopen(shape, dtype) if resume else None
+        # mrcfile is untyped; the MrcMemmap is None only after finish() or close(), past which the
+        # other methods are not called (as before, they would then fail on None)
+        self._mrc: Any = self._reopen(shape, dtype) if resume else None
         if self._mrc is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.sidecar.unlink(missing_ok=True)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -356,8 +356,9 @@ def average(subvolumes: ArrayLike, *, apix: float | None = None, iterations: int
     sym_n = parse_symmetry(symmetry)
     tilt = check_tilt_range(tilt_range) if wedge else None
     if reference is not None:
-        reference = normalise_particles(check_map(reference, "reference", shape=(n, n, n))[None],
-                                        "reference")[0]
+        # cast: an item of an NDArray is typed Any, which would widen `reference` back to ArrayLike
+        reference = cast("NDArray[np.float32]", normalise_particles(
+            check_map(reference, "reference", shape=(n, n, n))[None], "reference")[0])
     if particles is not None:
         check_particles_table(particles, len(subvolumes))
     edge = max(2.0, n / 12)

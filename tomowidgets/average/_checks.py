@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,10 @@ def normalise_particles(stack: NDArray[np.float32], arg_name: str) -> NDArray[np
 
 def check_angle_step(step: Any, *, grid3d: bool = True) -> float:
     """Return an angular step in degrees in (0, 90] (at least 3 for a 3D grid)."""
-    if not isinstance(step, numbers.Real) or not np.isfinite(step) or not 0 < step <= 90:
+    # cast() only tells mypy what isinstance guarantees: numpy's stubs reject the abstract numbers.Real
+    # and int declares no comparison with it.
+    if (not isinstance(step, numbers.Real) or not np.isfinite(cast(float, step))
+            or not 0 < cast(float, step) <= 90):
         raise ValueError(f"`angular_step` must be in (0, 90] degrees, got {step!r}; e.g. "
                          f"{'30 for a global search' if grid3d else '10 for in-plane rotations'}")
     if grid3d and step < 3:

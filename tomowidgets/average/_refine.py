@@ -15,7 +15,7 @@ correlation.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import scipy.fft
@@ -105,7 +105,8 @@ def reconstruct(parts: NDArray[np.float32], mats: NDArray[np.float64], shifts: N
     for p, r, t in zip(parts, mats, shifts, strict=True):
         total += al.rotate(p, r.T, t)
     if len(sym) > 1:
-        total = sum(al.rotate(total, g.T) for g in sym)
+        # cast: a sum of (more than one) arrays is an array, never sum()'s start value 0
+        total = cast("NDArray[np.float32]", sum(al.rotate(total, g.T) for g in sym))
     weights = al.wedge_weights(n, (sym[:, None] @ mats[None]).reshape(-1, 3, 3), tilt_range)
     return scipy.fft.rfftn(total, workers=al.WORKERS).astype(np.complex64), weights
 
@@ -148,8 +149,8 @@ def search(spec: NDArray[np.complex64], ref: NDArray[np.float32], filt: NDArray[
         for p0 in range(0, len(spec), _LOCAL_BATCH):
             cand = deltas[None] @ mats[p0:p0 + _LOCAL_BATCH, None]  # (p, 27, 3, 3)
             tmpl = _templates(ref, cand.reshape(-1, 3, 3), filt).reshape(cand.shape[:2] + filt.shape)
-            best, _ = al.best_match(spec[p0:p0 + _LOCAL_BATCH], tmpl, window)
-            mats[p0:p0 + _LOCAL_BATCH] = cand[np.arange(len(cand)), best]
+            pick, _ = al.best_match(spec[p0:p0 + _LOCAL_BATCH], tmpl, window)
+            mats[p0:p0 + _LOCAL_BATCH] = cand[np.arange(len(cand)), pick]
     shifts = np.zeros((len(spec), 3), dtype=np.float32)
     scores = np.zeros(len(spec), dtype=np.float32)
     for p0 in range(0, len(spec), _LOCAL_BATCH):
@@ -189,7 +190,7 @@ def align_volumes(moving: NDArray[np.float32], fixed: NDArray[np.float32], *, ma
     spec_full = scipy.fft.rfftn(moving, workers=al.WORKERS)[None].astype(np.complex64)
     ref_full = scipy.fft.rfftn(fixed * mask, workers=al.WORKERS)
     mats = np.eye(3)[None]
-    rounds = [(cutoff, None, list(local_steps))]
+    rounds: list[tuple[float, float | None, list[float]]] = [(cutoff, None, list(local_steps))]
     if global_step is not None:
         rounds.insert(0, (min(cutoff, n / 4), global_step, [global_step / 3]))
     for cut, glob, steps in rounds:

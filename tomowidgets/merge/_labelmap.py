@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import mrcfile
 import numpy as np
@@ -56,10 +57,11 @@ def check_names(names: Iterable[object], arg_name: str = "names") -> tuple[str, 
             raise ValueError(
                 f"`{arg_name}` may not contain {BACKGROUND!r}: label 0 is the background; rename the feature"
             )
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
+    checked = cast("tuple[str, ...]", names)  # the loop above made sure every name is a str
+    if len(set(checked)) != len(checked):
+        dup = sorted({n for n in checked if checked.count(n) > 1})
         raise ValueError(f"feature names in `{arg_name}` must be unique, got {dup} more than once")
-    return names
+    return checked
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -107,7 +109,8 @@ class LabelMap:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Size in voxels, ``(z, y, x)``."""
-        return tuple(self.data.shape)  # type: ignore[return-value]
+        # cast, not an ignore: numpy's stubs type a shape tuple[int, ...] or tuple[Any, ...] by version
+        return cast("tuple[int, int, int]", tuple(self.data.shape))
 
     @property
     def is_mmap(self) -> bool:

@@ -21,7 +21,7 @@ import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 
@@ -265,7 +265,9 @@ def _check_scores(scores: Any, apix: float | None
 def _check_thresholds(names: tuple[str, ...], threshold: Any, thresholds: Any) -> np.ndarray:
     """Threshold per label index (names order) as float32, validating every value."""
     def number(value: Any, arg: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        # cast() only tells mypy what isinstance guarantees: numpy's stubs reject the abstract numbers.Real.
+        if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                or not np.isfinite(cast(float, value))):
             raise ValueError(f"`{arg}` must be a finite number (a calibrated score; the paper uses 1.0), "
                              f"got {value!r}")
         return float(value)

@@ -12,7 +12,7 @@ import functools
 import os
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from tomowidgets._validate import check_positive, check_positive_int
 
@@ -128,6 +128,14 @@ def mean_log_squared_residual(y_true, y_pred):  # noqa: ANN001, ANN201 - a Keras
 LOSSES = {f.__name__: f for f in (log_squared_residual, mean_log_squared_residual)}
 
 
+class _ConvOptions(TypedDict):
+    """Keyword arguments that every :func:`_conv_block` of one network shares."""
+
+    kernel_size: int
+    init_scale: float
+    l1: float
+
+
 def _conv_block(x, filters: int, kernel_size: int, *, name: str, activation: Any, init_scale: float,
                 l1: float, seed: int):  # noqa: ANN001, ANN202 - Keras tensors
     """One 'same' convolution with the paper's initialisation (kernels uniform, offsets zero)."""
@@ -193,7 +201,7 @@ def build_model(*, filters: int = 40, kernel_size: int = 15, init_scale: float =
     inputs = check_positive_int(inputs, "inputs")
     if loss not in LOSSES:
         raise ValueError(f"`loss` must be one of {sorted(LOSSES)}, got {loss!r}")
-    common = {"kernel_size": kernel_size, "init_scale": init_scale, "l1": float(l1)}
+    common: _ConvOptions = {"kernel_size": kernel_size, "init_scale": init_scale, "l1": float(l1)}
     tiles = keras.Input((None, None, inputs), name="tile")
     x = _conv_block(tiles, filters, name="conv1", activation="relu", seed=seed, **common)
     x = keras.layers.MaxPooling2D(2, name="pool")(x)

@@ -28,7 +28,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -288,6 +288,7 @@ class FeatureNet:
         x, y = _training.positive_tiles(ts)
         _training.check_context(x, self.context)  # else a 2.5D net would read tiles as slices
         out = self.predict(x, raw=True)
+        amplitude: float | None  # None when the network learned nothing (below)
         amplitude = float(np.sum(out * y, dtype=np.float64) / np.sum(y, dtype=np.float64))
         if not amplitude >= MIN_AMPLITUDE:
             warnings.warn(
@@ -470,6 +471,14 @@ class FeatureNet:
         prep = getattr(ts, "preprocessing", None)
         if self.preprocessing is None and prep is not None:
             self.preprocessing = _json_dict(prep, "ts.preprocessing")
+
+
+@overload
+def _json_dict(value: Mapping[str, Any], arg_name: str) -> dict[str, Any]: ...
+
+
+@overload
+def _json_dict(value: Any, arg_name: str) -> dict[str, Any] | None: ...
 
 
 def _json_dict(value: Any, arg_name: str) -> dict[str, Any] | None:

@@ -53,7 +53,7 @@ def training_arrays(ts: Any, *, seed: int, copies: int | None, negative_copies: 
     if not hasattr(ts, "training_arrays"):
         raise ValueError(f"`ts` must be a tomowidgets.TrainingSet or a tuple (x, y), got "
                          f"{type(ts).__name__}")
-    options = {} if copies is None else {"copies": check_positive_int(copies, "copies")}
+    options: dict[str, float] = {} if copies is None else {"copies": check_positive_int(copies, "copies")}
     if negative_copies is not None:
         options["negative_copies"] = check_positive_int(negative_copies, "negative_copies")
     if scale is not None:

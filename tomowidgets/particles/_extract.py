@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,26 @@ from tomowidgets.particles._table import check_int, check_number
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
+
+
+# The overloads give the return type by `return_table`: the stack alone, or the stack and the table.
+@overload
+def extract_subvolumes(tomo: Tomogram | ArrayLike, particles: pd.DataFrame | ArrayLike, box: int, *,
+                       pad: bool = ..., fill: float | str = ..., normalize: bool = ...,
+                       return_table: Literal[False] = ...) -> NDArray[np.float32]: ...
+
+
+@overload
+def extract_subvolumes(tomo: Tomogram | ArrayLike, particles: pd.DataFrame | ArrayLike, box: int, *,
+                       pad: bool = ..., fill: float | str = ..., normalize: bool = ...,
+                       return_table: Literal[True]) -> tuple[NDArray[np.float32], pd.DataFrame]: ...
+
+
+@overload
+def extract_subvolumes(tomo: Tomogram | ArrayLike, particles: pd.DataFrame | ArrayLike, box: int, *,
+                       pad: bool = ..., fill: float | str = ..., normalize: bool = ...,
+                       return_table: bool = ...
+                       ) -> NDArray[np.float32] | tuple[NDArray[np.float32], pd.DataFrame]: ...
 
 
 def extract_subvolumes(

@@ -6,7 +6,7 @@ Public through :mod:`tomowidgets.particles`.
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,9 @@ def check_name(value: Any, arg_name: str) -> str:
 
 def check_number(value: Any, arg_name: str, *, minimum: float | None = None, hint: str = "") -> float:
     """Return `value` as float, raising ValueError unless it is finite (and >= `minimum`)."""
-    bad = isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value)
+    # cast() only tells mypy what isinstance guarantees: numpy's stubs reject the abstract numbers.Real.
+    bad = (isinstance(value, bool) or not isinstance(value, numbers.Real)
+           or not np.isfinite(cast(float, value)))
     if bad or (minimum is not None and value < minimum):
         limit = f" >= {minimum:g}" if minimum is not None else ""
         raise ValueError(f"`{arg_name}` must be a finite number{limit}, got {value!r}{hint}")

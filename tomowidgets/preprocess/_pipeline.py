@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -389,5 +389,6 @@ def bin(  # shadows the builtin on purpose: the public name
         raise ValueError(f"`factor` ({f}) must be at most the smallest dimension of the tomogram, "
                          f"shape {tomo.shape}; use a smaller factor")
     res = bin_volume(tomo.data, f, method, progress)
-    origin = tuple(o + (f - 1) / 2 * tomo.apix for o in tomo.origin)
+    # cast: a generator over the 3 items of `tomo.origin` gives 3 items, which mypy cannot count
+    origin = cast("tuple[float, float, float]", tuple(o + (f - 1) / 2 * tomo.apix for o in tomo.origin))
     return Tomogram(res, tomo.apix * f, None, origin)

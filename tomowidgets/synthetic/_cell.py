@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -67,6 +67,18 @@ __all__ = [
 
 #: Columns of :attr:`SyntheticCell.particles`.
 PARTICLE_COLUMNS = ("feature", "z", "y", "x", "rot", "tilt", "psi")
+
+
+class _Imaging(TypedDict):
+    """The imaging parameters :func:`make_cell` passes to ``_image`` and keeps in the cell."""
+
+    tilt_range: float
+    defocus: float
+    ctf: bool
+    phase_flip: bool
+    voltage: float
+    cs: float
+    amplitude_contrast: float
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -242,9 +254,9 @@ def make_cell(
             "e.g. seed=0 (the same seed gives the same cell)"
         )
     rng = np.random.default_rng(seed)
-    imaging = dict(tilt_range=tilt_range, defocus=defocus, ctf=bool(ctf),
-                   phase_flip=bool(phase_flip), voltage=voltage, cs=cs,
-                   amplitude_contrast=amplitude_contrast)
+    imaging: _Imaging = dict(tilt_range=tilt_range, defocus=defocus, ctf=bool(ctf),
+                             phase_flip=bool(phase_flip), voltage=voltage, cs=cs,
+                             amplitude_contrast=amplitude_contrast)
     # Check the imaging parameters on a tiny volume before spending time on the layout.
     _image(np.zeros((2, 2, 2), np.float32), apix, snr=None, rng=None, **imaging)
 

@@ -6,7 +6,7 @@ Public names are re-exported by :mod:`tomowidgets.synthetic`; this module holds 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import scipy.fft
@@ -14,6 +14,8 @@ import scipy.fft
 from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive, check_tilt_range
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from numpy.typing import NDArray
 
 #: Default signal-to-noise ratio (signal variance / noise variance, after wedge and CTF). See
@@ -244,7 +246,8 @@ def _image(
 def _check_shape(shape: object, minimum: int = 32) -> tuple[int, int, int]:
     """Return `shape` as 3 ints, raising ValueError unless each is an integer >= `minimum`."""
     try:
-        dims = tuple(shape)  # type: ignore[call-overload]
+        # cast() is for mypy only: a `shape` that is not iterable still raises the TypeError caught below
+        dims: tuple[Any, ...] = tuple(cast("Iterable[Any]", shape))
     except TypeError:
         dims = ()
     ok = len(dims) == 3 and all(

@@ -9,7 +9,7 @@ x)``. Used by :func:`tomowidgets.synthetic.make_cell`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -33,6 +33,8 @@ _PER_NM3 = {"ribosome": 2e-5, "proteasome": 7e-6}
 MATRIX_DENSITY = 0.1
 #: Template values below this fraction of the maximum are treated as empty (footprints, crops).
 _FLOOR = 0.03
+#: One particle row: (feature, z, y, x, rot, tilt, psi).
+_Row = tuple[str, float, float, float, float, float, float]
 
 
 @dataclass
@@ -45,7 +47,7 @@ class _Scene:
     density: NDArray[np.float32] = field(init=False)
     labels: dict[str, NDArray[np.bool_]] = field(init=False)
     occupied: NDArray[np.bool_] = field(init=False)
-    rows: list[tuple[str, float, float, float, float, float, float]] = field(default_factory=list)
+    rows: list[_Row] = field(default_factory=list)
     cell_center: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
     cell_radius: float = 0.0
     mito: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] | None = None
@@ -271,7 +273,8 @@ def _add_macromolecules(s: _Scene, inside: float) -> None:
             np.maximum(s.density[dst], piece, out=s.density[dst])
             s.labels[name][dst] |= _largest_component(piece >= threshold)
             s.occupied[dst] |= footprint
-            s.rows.append((name, *(float(c) for c in center), *angles))
+            # cast: mypy cannot count a starred generator's items (3 here: z, y, x)
+            s.rows.append(cast(_Row, (name, *(float(c) for c in center), *angles)))
             break
 
 
@@ -301,5 +304,6 @@ def _add_gold(s: _Scene, tries: int = 40) -> None:
         np.maximum(s.density[dst], bead, out=s.density[dst])
         s.labels["gold"][dst] |= dist <= r
         s.occupied[dst] |= dist <= r + MARGIN / s.apix
-        s.rows.append(("gold", *(float(c) for c in center), 0.0, 0.0, 0.0))
+        # cast: mypy cannot count a starred generator's items (3 here: z, y, x)
+        s.rows.append(cast(_Row, ("gold", *(float(c) for c in center), 0.0, 0.0, 0.0)))
         return

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -22,7 +22,7 @@ def frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def cut_tile(tomo: Tomogram, centre: tuple, tile: int) -> tuple[np.ndarray, tuple[int, ...]]:
+def cut_tile(tomo: Tomogram, centre: tuple, tile: int) -> tuple[np.ndarray, tuple[int, int, int]]:
     """Copy the tile centred at `centre` = (z, y, x) as float32, checking bounds and values."""
     check_tomogram(tomo)
     for name, c in zip("zyx", centre, strict=True):
@@ -94,7 +94,7 @@ def check_index(index: Any, n: int) -> int:
     """
     if isinstance(index, bool) or not isinstance(index, numbers.Integral):
         raise TypeError(f"`index` must be an integer tile index, got {index!r}")
-    if not -n <= index < n:
+    if not -n <= cast(int, index) < n:  # cast: int declares no comparison with numbers.Integral
         raise IndexError(f"`index` must be a tile index in 0..{n - 1} (or negative from the "
                          f"end), got {index}; the set holds {n} tiles")
     return int(index) % n
@@ -151,6 +151,7 @@ def check_combinable(sets: Sequence[Any]) -> tuple[str | None, float | None, dic
             raise ValueError(f"set {i} keeps ±{s.context} slices per tile, set 0 ±{first.context}; "
                              "only sets of one context can be combined")
         if s.apix is not None:
+            assert apix is not None  # the first set with a voxel size set it, this one at the latest
             check_same_apix(apix, s.apix, what=f"set {i}")
         if s.feature is not None and s.feature != feature:
             raise ValueError(f"set {i} is for feature {s.feature!r}, not {feature!r}; "

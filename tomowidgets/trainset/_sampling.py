@@ -236,9 +236,9 @@ def rotate_pair(image: np.ndarray, mask: np.ndarray, angle: float, zoom: float =
     the same interpolation as the image. An image of shape (slices, tile, tile) (a 2.5D tile) has
     every slice transformed alike.
     """
-    rotated = [_transform(plane, angle, zoom) for plane in (image if image.ndim == 3 else [image])]
+    planes = [_transform(plane, angle, zoom) for plane in (image if image.ndim == 3 else [image])]
     rmask = _transform(mask.astype(np.float32), angle, zoom) > 0.5
-    rotated = np.stack(rotated) if image.ndim == 3 else rotated[0]
+    rotated = np.stack(planes) if image.ndim == 3 else planes[0]
     return rotated.astype(np.float32, copy=False), rmask
 
 

@@ -14,7 +14,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -39,7 +39,8 @@ def save_tiles(path: str | os.PathLike, records: Sequence[Any], tile: int,
     path = Path(path)
     images = np.stack([r.image for r in records]) if records else np.zeros((0, tile, tile), np.float32)
     masks = np.stack([r.mask for r in records]) if records else np.zeros((0, tile, tile), bool)
-    arrays = {"images": images, "masks": masks}
+    # Any, not ndarray: numpy's stub would otherwise match **arrays against savez's `allow_pickle: bool`
+    arrays: dict[str, Any] = {"images": images, "masks": masks}
     context = metadata.get("context", 0)
     if context:
         arrays["slices"] = (np.stack([r.slices for r in records]) if records
@@ -108,7 +109,8 @@ def unpack_tiles(images: np.ndarray, masks: np.ndarray, slices: np.ndarray | Non
             raise ValueError(f"array 'slices' should hold {want} float32 for context {context}, "
                              f"found {found}")
         check_finite(slices, "slices")
-    per_tile = [None] * shape[0] if not context else [frozen(s.copy()) for s in slices]
+    # with a context, `slices` was checked above (cast: mypy does not carry that narrowing here)
+    per_tile = [None] * shape[0] if not context else [frozen(s.copy()) for s in cast(np.ndarray, slices)]
     tiles = []
     for info, image, mask, around in zip(meta["tiles"], images, masks, per_tile, strict=True):
         centre = tuple(int(c) for c in info["centre"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -45,7 +45,9 @@ def sample_range(data: ArrayLike, percentiles: tuple[float, float] = (1.0, 99.0)
         The percentile levels (``hi > lo``) and the sample's range (``vmax > vmin``), which bounds
         a contrast slider.
     """
-    a = np.asarray(data) if not hasattr(data, "shape") else data
+    # Anything with a shape (an ndarray, a memory map) is sliced in place, not read whole; cast() only
+    # tells mypy that it indexes like an ndarray.
+    a = np.asarray(data) if not hasattr(data, "shape") else cast("np.ndarray", data)
     stride = max(1, int(np.ceil((a.size / max_voxels) ** (1 / a.ndim))))
     sample = np.asarray(a[(slice(None, None, stride),) * a.ndim], np.float32)
     finite = sample[np.isfinite(sample)]
@@ -111,7 +113,8 @@ def render_plane(plane: ArrayLike, view: Viewport, lo: float, hi: float) -> NDAr
     """
     rows, cols = view.display_shape
     wy, wx = view.window
-    window = np.asarray(plane[view.y0:view.y0 + wy, view.x0:view.x0 + wx])
+    # `plane` is a 2D array or memory map (sliced before it is read); cast() is for mypy only
+    window = np.asarray(cast("np.ndarray", plane)[view.y0:view.y0 + wy, view.x0:view.x0 + wx])
     small = to_uint8(bin_mean(window, view.step), lo, hi)
     out = np.zeros((rows, cols), np.uint8)
     out[:small.shape[0], :small.shape[1]] = small

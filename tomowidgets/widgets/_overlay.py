@@ -6,7 +6,7 @@ Nothing here imports ipywidgets or ipycanvas; the viewers draw what these functi
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -74,7 +74,8 @@ def render_labels(labels: ArrayLike, view: Viewport, lut: ArrayLike) -> NDArray[
     lut = np.asarray(lut, np.uint8)
     rows, cols = view.display_shape
     wy, wx = view.window
-    window = np.asarray(labels[view.y0:view.y0 + wy, view.x0:view.x0 + wx])
+    # `labels` is a 2D array or memory map (sliced before it is read); cast() is for mypy only
+    window = np.asarray(cast("np.ndarray", labels)[view.y0:view.y0 + wy, view.x0:view.x0 + wx])
     if view.step > 1:
         n = len(lut) - 1
         cover = np.stack([bin_mean(window == k, view.step) for k in range(1, n + 1)]) if n else None

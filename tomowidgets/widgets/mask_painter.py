@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import ipywidgets as widgets
 import numpy as np
@@ -239,6 +239,7 @@ class MaskPainter(widgets.VBox):
     def fill(self) -> bool:
         """Fill the holes enclosed by the painted pixels; returns True if the mask changed."""
         if self._require_tile():
+            assert self.index is not None  # _require_tile() returned just that
             return self._commit(binary_fill_holes(self.trainset.mask(self.index)), "fill")
         return False
 
@@ -269,6 +270,7 @@ class MaskPainter(widgets.VBox):
         """
         if not self._require_tile():
             return None
+        assert self.index is not None  # _require_tile() returned just that
         if self.tomo is None:
             raise ValueError("converting needs the tile's tomogram: create the painter with "
                              "MaskPainter(trainset, tomo=tomo) or call painter.follow(selector)")
@@ -315,7 +317,8 @@ class MaskPainter(widgets.VBox):
             self._draw_mask()
 
     def _draw_mask(self) -> None:
-        mask = self.trainset.mask(self.index)
+        # cast: callers draw only while a tile is on show (mypy cannot follow that)
+        mask = self.trainset.mask(cast(int, self.index))
         rgba = mask_panels(mask, self.zoom, GAP, _OVERLAY)
         with hold_canvas():
             self.canvas[1].clear()
@@ -325,7 +328,7 @@ class MaskPainter(widgets.VBox):
 
     def _draw_segment(self, start: tuple[float, float], stop: tuple[float, float]) -> None:
         layer, z, size = self.canvas[1], self.zoom, self.trainset.tile * self.zoom
-        erase = not self._stroke["value"]
+        erase = not cast("dict[str, Any]", self._stroke)["value"]  # cast: called during a stroke only
         with hold_canvas():
             layer.global_composite_operation = "destination-out" if erase else "source-over"
             layer.line_cap = "round"
@@ -342,19 +345,21 @@ class MaskPainter(widgets.VBox):
 
     # -- internals -----------------------------------------------------------------------------
     def _commit(self, mask: np.ndarray, what: str) -> bool:
-        before = self.trainset.mask(self.index)
+        # casts: a commit (fill, end of a stroke) happens only while a tile is on show, so `index`
+        # and `_key` are set (mypy cannot follow that)
+        before = self.trainset.mask(cast(int, self.index))
         if np.array_equal(before, mask):
             self._draw_mask()
             self.status.info(f"{what}: the mask did not change")
             return False
         try:
-            self.trainset.replace_mask(self.index, mask)
+            self.trainset.replace_mask(cast(int, self.index), mask)
         except ValueError as err:
             self._draw_mask()
             self.status.error(f"{what} refused, the mask is unchanged: {err}; or press "
                               "'→ negative' to keep the tile as an example without the feature")
             return False
-        self.history.record(self._key, before, mask)
+        self.history.record(cast(tuple, self._key), before, mask)
         self._draw_mask()
         self.status.info(f"{what} on tile {self.index}: {int(np.count_nonzero(mask))} px painted"
                          f"{self._autosave()}")

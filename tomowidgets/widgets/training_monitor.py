@@ -341,7 +341,7 @@ def _preview_tiles(ts: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     a TrainingSet or ``(x, y)``."""
     if isinstance(ts, tuple | list) and len(ts) == 2:
         x, y = (np.asarray(a, np.float32) for a in ts)
-        order = np.argsort(~(y > 0).any(axis=(1, 2)), kind="stable")[:n]
+        order: np.ndarray | list[int] = np.argsort(~(y > 0).any(axis=(1, 2)), kind="stable")[:n]
         masks = np.repeat(np.repeat(y[order] > 0.5, 2, axis=1), 2, axis=2)
         return x[order], masks
     kinds = list(ts.kinds)
