@@ -41,6 +41,16 @@ def test_preprocess_output_has_the_voxel_size_and_normalized_clamped_values(cell
     assert "preprocessed in" in capsys.readouterr().out
 
 
+def test_preprocess_defaults_work_on_binned_data_with_a_note(cell_dir, tmp_path, capsys):
+    binned = tw.bin(tw.read_tomogram(cell_dir / "tomogram.mrc"), 2, progress=False)  # 24 Å/voxel
+    tw.write_tomogram(tmp_path / "bin2.mrc", binned)
+    assert main(["preprocess", str(tmp_path / "bin2.mrc"), str(tmp_path / "pre.mrc")]) == 0
+    err = capsys.readouterr().err
+    assert "tomowidgets preprocess: note:" in err and "Nyquist limit 48 Å" in err
+    assert err.count("note:") == 1                                          # said once
+    assert tw.read_tomogram(tmp_path / "pre.mrc").apix == pytest.approx(24.0)
+
+
 def test_info_describes_an_mrc_file(cell_dir, capsys):
     assert main(["info", str(cell_dir / "tomogram.mrc")]) == 0
     text = capsys.readouterr().out

@@ -253,3 +253,24 @@ def test_progress_bar_runs_without_warnings():
 def test_bad_inputs_raise_value_error_naming_the_fix(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_default_lowpass_falls_back_to_nyquist_on_binned_data_and_says_so(tmp_path):
+    """20 Å voxels cannot carry the paper's 20 Å low-pass: the default uses 40 Å (Nyquist), warns,
+    and records why in the parameters and the output file's header; 10 Å data keep 20 Å."""
+    assert preprocessing_params(10.0)["lowpass"] == 20.0 and "lowpass_note" not in preprocessing_params(10.0)
+    with pytest.warns(RuntimeWarning, match="Nyquist limit 40 Å"):
+        pre = preprocess(Tomogram(noise((6, 32, 32)), 20.0), out=tmp_path / "pre.mrc", progress=False)
+    import mrcfile
+
+    with mrcfile.open(tmp_path / "pre.mrc") as mrc:
+        labels = [bytes(label).decode().strip() for label in mrc.header.label[: mrc.header.nlabl]]
+    assert "gaussian lowpass 40 A" in labels[0] and "Nyquist" in labels[1]
+    with pytest.warns(RuntimeWarning, match="Nyquist"):
+        assert preprocessing_params(20.0)["lowpass_note"]
+    expected = preprocess(noise((6, 32, 32)), 40.0, apix=20.0, progress=False)
+    np.testing.assert_array_equal(pre.data, expected.data)
+    with pytest.raises(ValueError, match="Nyquist"):          # an explicit cut-off is never changed
+        preprocess(noise((6, 32, 32)), 20.0, apix=20.0)
+    with pytest.raises(ValueError, match="'auto'"):
+        preprocess(noise((6, 32, 32)), "fine", apix=20.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    try:
-        args.func(args)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"tomowidgets {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        # a warning is a one-line note to the user, not a source line and a class name
+        warnings.simplefilter("default", RuntimeWarning)
+        warnings.showwarning = lambda message, *_, **__: print(
+            f"tomowidgets {args.command}: note: {message}", file=sys.stderr)
+        try:
+            args.func(args)
+        except (ValueError, FileNotFoundError) as err:
+            print(f"tomowidgets {args.command}: error: {err}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -239,8 +245,6 @@ def cmd_pick(args: argparse.Namespace) -> None:
 
 def cmd_average(args: argparse.Namespace) -> None:
     """Extract, align and average subtomograms."""
-    import warnings
-
     from tomowidgets.average import average
     from tomowidgets.io import atomic_path, read_tomogram, write_tomogram
     from tomowidgets.particles import extract_subvolumes, read_particles, write_particles
@@ -248,12 +252,8 @@ def cmd_average(args: argparse.Namespace) -> None:
     tomo = read_tomogram(args.tomogram, mmap=True)
     grid: dict[str, Any] = {"apix": tomo.apix, "origin": tomo.origin, "shape": tomo.shape}
     table = read_particles(args.particles, **grid)
-    with warnings.catch_warnings(record=True) as caught:  # skipped particles: say so, go on
-        warnings.simplefilter("always", RuntimeWarning)
-        boxes, kept = extract_subvolumes(tomo, table, args.box, pad=not args.skip_edges,
-                                         return_table=True)
-    for warning in caught:
-        print(f"note: {warning.message}", file=sys.stderr)
+    # skipped particles are a warning, which main() prints as a note
+    boxes, kept = extract_subvolumes(tomo, table, args.box, pad=not args.skip_edges, return_table=True)
     result = average(boxes, apix=tomo.apix, iterations=args.iterations, symmetry=args.symmetry,
                      tilt_range=args.tilt_range, rng=args.seed, particles=kept)
     write_tomogram(args.output, result.map, apix=tomo.apix, labels=["tomowidgets average"])
@@ -276,14 +276,20 @@ def _add_cell_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_filter_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lowpass", type=float, default=20.0,
-                   help="low-pass cut-off in Å: removes noise finer than this (default 20)")
+    p.add_argument("--lowpass", type=_cutoff, default="auto",
+                   help="low-pass cut-off in Å: removes noise finer than this (default: 20, or the "
+                   "Nyquist limit, 2 × the voxel size, for voxels coarser than 10 Å)")
     p.add_argument("--highpass", type=float, default=4000.0,
                    help="high-pass cut-off in Å: removes ice gradients broader than this (default 4000)")
     p.add_argument("--clamp", type=float, default=3.0,
                    help="clamp at ± this many standard deviations (default 3)")
     p.add_argument("--apix", type=float, default=None,
                    help="voxel size in Å, overriding the MRC header")
+
+
+def _cutoff(text: str) -> float | str:
+    """A cut-off in Å, or "auto"."""
+    return text if text == "auto" else float(text)
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@
 """
 
 from tomowidgets.preprocess._pipeline import (
+    DEFAULT_LOWPASS,
     bandpass,
     bin,
     clamp,
@@ -15,6 +16,7 @@ from tomowidgets.preprocess._pipeline import (
 )
 
 __all__ = [
+    "DEFAULT_LOWPASS",
     "bandpass",
     "bin",
     "clamp",

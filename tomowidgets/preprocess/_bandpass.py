@@ -178,12 +178,16 @@ def preprocess_into(src: np.ndarray, dst: np.ndarray, p: dict[str, Any], slab_mb
     return final
 
 
-def mrc_label(p: dict[str, Any]) -> str:
-    """The MRC header label (at most 80 characters) recording the settings `p` of a preprocess run."""
+def mrc_labels(p: dict[str, Any]) -> list[str]:
+    """MRC header labels (at most 80 characters each) recording the settings `p` of a preprocess
+    run: the cut-offs and clamp, then, when ``lowpass="auto"`` had to use the Nyquist limit, why."""
     def fmt(v: Any) -> str:
         return "off" if v is None else f"{v:g}"
-    return (f"tomowidgets preprocess: gaussian lowpass {fmt(p['lowpass'])} A, highpass "
-            f"{fmt(p['highpass'])} A, clamp {fmt(p['clamp'])} sd")[:80]
+    labels = [(f"tomowidgets preprocess: gaussian lowpass {fmt(p['lowpass'])} A, highpass "
+               f"{fmt(p['highpass'])} A, clamp {fmt(p['clamp'])} sd")[:80]]
+    if p.get("lowpass_note"):
+        labels.append(f"lowpass {fmt(p['lowpass'])} A = Nyquist: the default 20 A needs finer voxels"[:80])
+    return labels
 
 
 def bin_volume(src: np.ndarray, f: int, method: str, progress: bool) -> np.ndarray:

@@ -10,6 +10,7 @@ y-slabs; see :func:`preprocess`, Notes.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -22,19 +23,24 @@ from tomowidgets.preprocess._bandpass import (
     bandpass_into,
     bin_volume,
     moments_of,
-    mrc_label,
+    mrc_labels,
     preprocess_into,
 )
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["bandpass", "bin", "clamp", "highpass_filter", "lowpass_filter", "normalize",
+__all__ = ["DEFAULT_LOWPASS", "bandpass", "bin", "clamp", "highpass_filter", "lowpass_filter", "normalize",
            "preprocess", "preprocessing_params"]
+
+#: The paper's low-pass cut-off in Å. ``lowpass="auto"`` (the default) uses it, or the finest cut-off
+#: the sampling allows (the Nyquist limit, 2 × the voxel size) when the voxels are coarser than 10 Å,
+#: as in the binned tomograms the paper annotated.
+DEFAULT_LOWPASS = 20.0
 
 
 def preprocessing_params(
-    apix: float, lowpass: float | None = 20.0, highpass: float | None = 4000.0,
+    apix: float, lowpass: float | str | None = "auto", highpass: float | None = 4000.0,
     clamp: float | None = 3.0,
 ) -> dict[str, Any]:
     """Validate preprocessing settings and return them as a JSON-able record (training-set metadata).
@@ -43,8 +49,12 @@ def preprocessing_params(
     ----------
     apix : float
         Voxel size in Å per voxel of the tomogram being preprocessed.
-    lowpass, highpass : float or None, defaults 20.0 and 4000.0
-        Cut-offs in Å (wavelengths where the Gaussian response is 0.5); None skips that filter.
+    lowpass : float, None or "auto", default "auto"
+        Low-pass cut-off in Å (the wavelength where the Gaussian response is 0.5); None skips it.
+        "auto": :data:`DEFAULT_LOWPASS` (20 Å), or the Nyquist limit ``2 * apix`` when that is
+        coarser, with a RuntimeWarning saying so.
+    highpass : float or None, default 4000.0
+        High-pass cut-off in Å; None skips it.
     clamp : float or None, default 3.0
         Clamp at ± this many standard deviations; None skips clamping.
 
@@ -52,7 +62,23 @@ def preprocessing_params(
     -------
     dict
         ``{"step", "params_version", "apix", "lowpass", "highpass", "clamp", "filter", "boundary",
-        "normalize"}``; floats or None, plus short descriptions of the method.
+        "normalize"}``; floats or None, plus short descriptions of the method. When "auto" had to
+        coarsen the low-pass, also ``"lowpass_note"`` saying why.
+
+    Warns
+    -----
+    RuntimeWarning
+        If ``lowpass="auto"`` uses the Nyquist limit instead of 20 Å.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> preprocessing_params(10.0)["lowpass"]
+    20.0
+    >>> with warnings.catch_warnings(record=True):
+    ...     warnings.simplefilter("always")
+    ...     preprocessing_params(20.0)["lowpass"]          # binned 2x: Nyquist is 40 Å
+    40.0
 
     Raises
     ------
@@ -61,15 +87,36 @@ def preprocessing_params(
         `lowpass` (or than the Nyquist limit when there is no low-pass), or a value is not positive.
     """
     apix = check_positive(apix, "apix")
+    lowpass, note = resolve_lowpass(apix, lowpass)
     lowpass, highpass = _check_cutoffs(apix, lowpass, highpass)
     if clamp is not None:
         clamp = check_positive(clamp, "clamp")
-    return {
+    params = {
         "step": "tomowidgets.preprocess", "params_version": 1, "apix": apix,
         "lowpass": lowpass, "highpass": highpass, "clamp": clamp,
         "filter": "gaussian: response 2**-(f*lowpass)**2 * (1 - 2**-(f*highpass)**2), f in 1/Å",
         "boundary": "reflect", "normalize": "mean 0, sd 1, then clamp at ±clamp",
     }
+    if note:
+        params["lowpass_note"] = note
+    return params
+
+
+def resolve_lowpass(apix: float, lowpass: Any) -> tuple[Any, str | None]:
+    """The low-pass cut-off (Å) that ``lowpass="auto"`` stands for at `apix`, and a note when the
+    paper's 20 Å had to give way to the Nyquist limit (also warned); other values pass unchanged."""
+    if not isinstance(lowpass, str):
+        return lowpass, None
+    if lowpass != "auto":
+        raise ValueError(f"`lowpass` must be a cut-off in Å, None or 'auto', got {lowpass!r}")
+    nyquist = 2.0 * apix
+    if nyquist <= DEFAULT_LOWPASS:
+        return DEFAULT_LOWPASS, None
+    note = (f"the default {DEFAULT_LOWPASS:g} Å low-pass is finer than {apix:g} Å voxels can hold, "
+            f"so the finest possible cut-off, the Nyquist limit {nyquist:g} Å, is used")
+    warnings.warn(note + "; pass lowpass= to choose another (or None to skip it)", RuntimeWarning,
+                  stacklevel=3)
+    return nyquist, note
 
 
 def _check_cutoffs(apix: float, lowpass: Any, highpass: Any,
@@ -93,7 +140,7 @@ def _check_cutoffs(apix: float, lowpass: Any, highpass: Any,
     return lowpass, highpass
 
 
-def bandpass(volume: ArrayLike, apix: float, *, lowpass: float | None = 20.0,
+def bandpass(volume: ArrayLike, apix: float, *, lowpass: float | str | None = "auto",
              highpass: float | None = 4000.0) -> NDArray[np.float32]:
     """Gaussian band-pass filter with cut-offs in Å.
 
@@ -103,8 +150,9 @@ def bandpass(volume: ArrayLike, apix: float, *, lowpass: float | None = 20.0,
         Voxels, any real dtype; a memory map is read slab by slab.
     apix : float
         Voxel size in Å per voxel.
-    lowpass : float or None, default 20.0
-        Low-pass cut-off in Å: the wavelength passed at half amplitude; None skips it.
+    lowpass : float, None or "auto", default "auto"
+        Low-pass cut-off in Å: the wavelength passed at half amplitude; None skips it; "auto" is
+        20 Å, or the Nyquist limit ``2 * apix`` for coarser voxels (see :func:`preprocessing_params`).
     highpass : float or None, default 4000.0
         High-pass cut-off in Å: the wavelength removed at half amplitude; None skips it.
 
@@ -144,7 +192,7 @@ def bandpass(volume: ArrayLike, apix: float, *, lowpass: float | None = 20.0,
     volume = np.asanyarray(volume)
     check_ndim(volume, (3,), "volume")
     apix = check_positive(apix, "apix")
-    lowpass, highpass = _check_cutoffs(apix, lowpass, highpass)
+    lowpass, highpass = _check_cutoffs(apix, resolve_lowpass(apix, lowpass)[0], highpass)
     dst = np.empty(volume.shape, np.float32)
     bandpass_into(volume, dst, apix, lowpass, highpass, slab_mb=128.0, tick=lambda: None)
     return dst
@@ -251,7 +299,7 @@ def _as_tomogram(tomo: Tomogram | ArrayLike, apix: float | None) -> Tomogram:
 
 
 def preprocess(
-    tomo: Tomogram | ArrayLike, lowpass: float | None = 20.0, highpass: float | None = 4000.0,
+    tomo: Tomogram | ArrayLike, lowpass: float | str | None = "auto", highpass: float | None = 4000.0,
     clamp: float | None = 3.0, *, out: str | os.PathLike | None = None, progress: bool = True,
     apix: float | None = None, slab_mb: float = 128.0,
 ) -> Tomogram:
@@ -262,9 +310,10 @@ def preprocess(
     tomo : Tomogram or array of shape (z, y, x)
         Input, any real dtype; memory-mapped input (``read_tomogram(path, mmap=True)``) is read
         slab by slab. A bare array needs `apix`.
-    lowpass : float or None, default 20.0
-        Low-pass cut-off in Å (Gaussian, half amplitude); must be >= ``2 * apix`` (Nyquist).
-        None skips it.
+    lowpass : float, None or "auto", default "auto"
+        Low-pass cut-off in Å (Gaussian, half amplitude); a number must be >= ``2 * apix``
+        (Nyquist). None skips it. "auto" is the paper's 20 Å, or the Nyquist limit when the voxels
+        are coarser than 10 Å (binned data), with a warning and a note in the output's header.
     highpass : float or None, default 4000.0
         High-pass cut-off in Å (1 - Gaussian, half amplitude); removes ice gradients. Must be longer
         than `lowpass`. None skips it.
@@ -330,7 +379,7 @@ def preprocess(
         preprocess_into(tomo.data, data, params, slab_mb, progress)
         return Tomogram(data, tomo.apix, None, tomo.origin)
     out = Path(out)
-    with new_mrc(out, tomo.shape, apix=tomo.apix, origin=tomo.origin, labels=[mrc_label(params)]) as mrc:
+    with new_mrc(out, tomo.shape, apix=tomo.apix, origin=tomo.origin, labels=mrc_labels(params)) as mrc:
         mrc.moments = preprocess_into(tomo.data, mrc.data, params, slab_mb, progress)
     return read_tomogram(out, mmap=True, check_values=False)
 
