@@ -119,8 +119,9 @@ def test_progress_bar_counts_slices(tomo_file, capsys):
 
 
 @pytest.mark.parametrize("net_apix, message", [
-    (20.0, r"bin it by 2 first: tomowidgets\.bin\(tomo, 2\)"),
-    (15.0, r"no integer binning .*factor 1\.5.* reconstruct or resample"),
+    (20.0, r"bin it by 2 first: tomowidgets\.bin\(tomo, 2\), or tomowidgets\.rescale\(tomo, 20\)"),
+    (15.0, r"factor 1\.5 first: tomowidgets\.rescale\(tomo, 15\) \(command line: tomowidgets rescale "
+           r"IN OUT --to 15\)"),
     (5.0, r"2x coarser.*tomowidgets\.bin\(training_tomo, 2\)"),
 ])
 def test_a_tomogram_at_another_voxel_size_is_refused_with_the_rescale_to_use(net_apix, message):

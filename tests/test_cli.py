@@ -51,6 +51,13 @@ def test_preprocess_defaults_work_on_binned_data_with_a_note(cell_dir, tmp_path,
     assert tw.read_tomogram(tmp_path / "pre.mrc").apix == pytest.approx(24.0)
 
 
+def test_rescale_writes_the_new_voxel_size_and_apply_names_it(cell_dir, tmp_path, capsys):
+    assert main(["rescale", str(cell_dir / "tomogram.mrc"), str(tmp_path / "r.mrc"), "--to", "18"]) == 0
+    out = tw.read_tomogram(tmp_path / "r.mrc")
+    assert out.apix == pytest.approx(18.0) and out.shape == (20, 64, 64)     # 30 of 32 z voxels fit: 30·12/18
+    assert "rescaled from 12 Å/voxel" in capsys.readouterr().out
+
+
 def test_info_describes_an_mrc_file(cell_dir, capsys):
     assert main(["info", str(cell_dir / "tomogram.mrc")]) == 0
     text = capsys.readouterr().out

@@ -18,6 +18,7 @@ from tomowidgets.preprocess import (
     normalize,
     preprocess,
     preprocessing_params,
+    rescale,
 )
 
 DTYPES = [np.int16, np.float16, np.float32, np.float64]
@@ -274,3 +275,40 @@ def test_default_lowpass_falls_back_to_nyquist_on_binned_data_and_says_so(tmp_pa
         preprocess(noise((6, 32, 32)), 20.0, apix=20.0)
     with pytest.raises(ValueError, match="'auto'"):
         preprocess(noise((6, 32, 32)), "fine", apix=20.0)
+
+
+def test_rescale_by_an_integer_factor_is_fourier_binning():
+    tomo = Tomogram(noise((10, 32, 30)), 5.0, None, (1.0, 2.0, 3.0))
+    binned, rescaled = bin(tomo, 2, progress=False), rescale(tomo, 10.0, progress=False)
+    assert rescaled.shape == binned.shape and rescaled.apix == 10.0 and rescaled.origin == binned.origin
+    np.testing.assert_allclose(rescaled.data, binned.data, atol=1e-5)
+
+
+def test_rescale_samples_a_band_limited_signal_at_the_new_voxel_centres():
+    """A DCT basis cosine (below both Nyquists) is the known answer at any ratio, here 10 -> 16 Å
+    (40 -> 25 voxels) and 10 -> 4 Å (40 -> 100 voxels), on every axis."""
+    n, k = 40, 3
+    wave = np.cos(np.pi * k * (np.arange(n) + 0.5) / n)
+    data = (wave[:, None, None] + 0.5 * wave[None, :, None] - 0.25 * wave[None, None, :]).astype(np.float32)
+    for apix, m in ((16.0, 25), (4.0, 100)):
+        out = rescale(Tomogram(data, 10.0), apix, progress=False)
+        new = np.cos(np.pi * k * (np.arange(m) + 0.5) / m)
+        expected = new[:, None, None] + 0.5 * new[None, :, None] - 0.25 * new[None, None, :]
+        assert out.shape == (m, m, m) and out.apix == apix
+        np.testing.assert_allclose(out.data, expected, atol=1e-5)
+        assert out.origin == pytest.approx(((apix - 10.0) / 2,) * 3)
+
+
+def test_rescale_leaves_out_the_last_voxels_that_do_not_fit_and_round_trips():
+    tomo = Tomogram(noise((41, 33, 32)), 10.0)                    # 41 and 33 are odd
+    coarse = rescale(tomo, 20.0, progress=False)
+    assert coarse.shape == (20, 16, 16)                           # the last z and y voxel left out
+    fine = rescale(tomo, 5.0, progress=False)
+    back = rescale(fine, 10.0, progress=False)
+    np.testing.assert_allclose(back.data, tomo.data, atol=1e-4)
+    with pytest.warns(RuntimeWarning, match="do not fit whole voxels"):
+        rescale(Tomogram(noise((3, 8, 8)), 10.0), 7.3, progress=False)
+    with pytest.raises(ValueError, match="Tomogram"):
+        rescale(noise((4, 8, 8)), 5.0)
+    with pytest.raises(ValueError, match="leaves"):
+        rescale(Tomogram(noise((4, 8, 8)), 10.0), 40.0)

@@ -138,7 +138,7 @@ def test_another_voxel_size_is_refused_with_a_binning_hint():
     with pytest.raises(ValueError, match=r"`tomo` has 5 Å/voxel .* 10 Å/voxel .* bin it by 2 with "
                                          r"`tomowidgets\.preprocess\.bin`"):
         ts.add_negative(_tomo(apix=5.0), 0, 20, 20)
-    with pytest.raises(ValueError, match=r"has 20 Å/voxel .*preprocess\.bin"):
+    with pytest.raises(ValueError, match=r"has 20 Å/voxel .*preprocess\.rescale"):
         ts.add_negative(_tomo(apix=20.0), 0, 20, 20)
     with pytest.raises(ValueError, match=r"has 5 Å/voxel"):
         TrainingSet(T, apix=10.0).add_negative(_tomo(apix=5.0), 0, 20, 20)

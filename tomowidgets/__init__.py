@@ -25,7 +25,7 @@ from tomowidgets.particles import (
     seed_points,
     write_particles,
 )
-from tomowidgets.preprocess import bandpass, bin, clamp, normalize, preprocess
+from tomowidgets.preprocess import bandpass, bin, clamp, normalize, preprocess, rescale
 from tomowidgets.trainset import TrainingSet, suggest, suggest_tiles
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "preprocess",
     "read_particles",
     "read_tomogram",
+    "rescale",
     "resolution",
     "seed_points",
     "suggest",

@@ -108,18 +108,19 @@ def check_voxel_size(network: NetworkRecord, tomo: Tomogram, tolerance: float) -
         return
     ratio = net_apix / apix
     k = round(ratio)
+    rescale = (f"tomowidgets.rescale(tomo, {net_apix:.4g}) (command line: tomowidgets rescale IN OUT "
+               f"--to {net_apix:.4g})")
     if k >= 2 and abs(ratio - k) <= tolerance * ratio:
-        hint = (f"bin it by {k} first: tomowidgets.bin(tomo, {k}), then preprocess as for "
-                "training (or reconstruct it at that voxel size)")
+        hint = (f"bin it by {k} first: tomowidgets.bin(tomo, {k}), or {rescale}; then preprocess "
+                "it as for training")
     elif ratio > 1:
-        hint = (f"no integer binning reaches it (factor {ratio:.3g}; tomowidgets.bin(tomo, "
-                f"{max(k, 1)}) gives {apix * max(k, 1):.4g} Å/voxel): reconstruct or resample the "
-                f"tomogram at {net_apix:.4g} Å/voxel and preprocess it again, or train a network at "
-                f"{apix:.4g} Å/voxel")
+        hint = (f"rescale it by a factor {ratio:.3g} first: {rescale}; then preprocess it as for "
+                f"training, or train a network at {apix:.4g} Å/voxel")
     else:
-        hint = (f"the tomogram is {1 / ratio:.3g}x coarser: reconstruct it at {net_apix:.4g} "
-                f"Å/voxel and preprocess it again, or train a network on tomograms binned to "
-                f"{apix:.4g} Å/voxel (tomowidgets.bin(training_tomo, {round(1 / ratio)}))")
+        hint = (f"the tomogram is {1 / ratio:.3g}x coarser, so it lacks the detail the network "
+                f"learned from: reconstruct it at {net_apix:.4g} Å/voxel (or rescale a finer "
+                f"reconstruction with tomowidgets.rescale), or train a network on tomograms binned "
+                f"to {apix:.4g} Å/voxel (tomowidgets.bin(training_tomo, {round(1 / ratio)}))")
     raise ValueError(
         f"the tomogram has {apix:.4g} Å/voxel but the {network.name!r} network was trained at "
         f"{net_apix:.4g} Å/voxel (tolerance {tolerance:.0%}); {hint}. If the header is wrong, "

@@ -13,6 +13,7 @@ from tomowidgets.preprocess._pipeline import (
     normalize,
     preprocess,
     preprocessing_params,
+    rescale,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "normalize",
     "preprocess",
     "preprocessing_params",
+    "rescale",
 ]

@@ -216,3 +216,36 @@ def bin_volume(src: np.ndarray, f: int, method: str, progress: bool) -> np.ndarr
         res = scipy.fft.idctn(c, norm="ortho", workers=_WORKERS, overwrite_x=True)
         res *= np.float32(f ** -1.5)
     return res
+
+
+def resample_volume(src: np.ndarray, used: tuple[int, int, int], shape: tuple[int, int, int],
+                    progress: bool) -> np.ndarray:
+    """``src[:used[0], :used[1], :used[2]]`` resampled to `shape` by DCT cropping (fewer voxels) or
+    zero-padding (more voxels) along each axis; float32, in memory.
+
+    Pass 1 transforms the (y, x) planes of z-slabs; pass 2 transforms z over y-slabs, so memory is
+    the result plus one intermediate volume of ``(used[0], shape[1], shape[2])`` float32.
+    """
+    (n0, n1, n2), (m0, m1, m2) = used, shape
+    half = np.empty((n0, m1, m2), np.float32)
+    step = max(1, int(128 * 2**20 // (4 * n1 * n2)))
+    scale_yx = np.float32(np.sqrt(m1 * m2 / (n1 * n2)))     # the ortho DCT keeps sums of squares
+    bar = tqdm(total=2, desc="rescale", unit="pass", disable=not progress)
+    for z0 in range(0, n0, step):
+        z1 = min(z0 + step, n0)
+        a = _read(src, (slice(z0, z1), slice(0, n1), slice(0, n2)), "tomo")
+        c = scipy.fft.dctn(a, axes=(1, 2), norm="ortho", workers=_WORKERS)
+        half[z0:z1] = scipy.fft.idctn(c, s=(m1, m2), axes=(1, 2), norm="ortho", workers=_WORKERS)
+        half[z0:z1] *= scale_yx
+        release_pages(src)
+    bar.update()
+    out = np.empty((m0, m1, m2), np.float32)
+    scale_z = np.float32(np.sqrt(m0 / n0))
+    ystep = max(1, int(128 * 2**20 // (4 * max(n0, m0) * m2)))
+    for y0 in range(0, m1, ystep):
+        y1 = min(y0 + ystep, m1)
+        c = scipy.fft.dct(half[:, y0:y1], axis=0, norm="ortho", workers=_WORKERS)
+        out[:, y0:y1] = scipy.fft.idct(c, n=m0, axis=0, norm="ortho", workers=_WORKERS) * scale_z
+    bar.update()
+    bar.close()
+    return out

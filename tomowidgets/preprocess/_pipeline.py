@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from tomowidgets._validate import check_ndim, check_positive, check_positive_int
+from tomowidgets._validate import APIX_RTOL, check_ndim, check_positive, check_positive_int
 from tomowidgets.io import Tomogram, new_mrc, read_tomogram
 from tomowidgets.preprocess._bandpass import (
     affine_clip,
@@ -25,13 +25,17 @@ from tomowidgets.preprocess._bandpass import (
     moments_of,
     mrc_labels,
     preprocess_into,
+    resample_volume,
 )
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["DEFAULT_LOWPASS", "bandpass", "bin", "clamp", "highpass_filter", "lowpass_filter", "normalize",
-           "preprocess", "preprocessing_params"]
+           "preprocess", "preprocessing_params", "rescale"]
+
+#: Relative voxel-size error that :func:`rescale` accepts when it fits each axis to whole voxels.
+_RESCALE_RTOL = 1e-4
 
 #: The paper's low-pass cut-off in Å. ``lowpass="auto"`` (the default) uses it, or the finest cut-off
 #: the sampling allows (the Nyquist limit, 2 × the voxel size) when the voxels are coarser than 10 Å,
@@ -441,3 +445,86 @@ def bin(  # shadows the builtin on purpose: the public name
     # cast: a generator over the 3 items of `tomo.origin` gives 3 items, which mypy cannot count
     origin = cast("tuple[float, float, float]", tuple(o + (f - 1) / 2 * tomo.apix for o in tomo.origin))
     return Tomogram(res, tomo.apix * f, None, origin)
+
+
+def rescale(tomo: Tomogram, apix: float, *, progress: bool = True) -> Tomogram:
+    """Resample a tomogram to another voxel size by Fourier cropping or padding (any ratio).
+
+    Use it to bring a tomogram to the voxel size a network was trained at, or to make a finer
+    version for extraction. Coarser voxels keep every frequency below the new Nyquist exactly and
+    alias nothing; finer voxels interpolate without adding detail (zero-padding).
+
+    Parameters
+    ----------
+    tomo : Tomogram
+        Input, any dtype, in memory or memory-mapped (read slab by slab).
+    apix : float
+        The new voxel size in Å.
+    progress : bool, default True
+        Show a progress bar over the two passes.
+
+    Returns
+    -------
+    Tomogram
+        Float32 voxels at `apix`, in memory, covering the same field of view; the mean is kept. The
+        origin (position of voxel 0, Å) moves by ``(apix - tomo.apix) / 2``, since voxel 0 of each
+        grid sits at the centre of its first cell (as :func:`bin` does). Where ``n * tomo.apix /
+        apix`` is not a whole number of voxels, the last few input voxels of that axis are left out
+        first, so the new voxels are `apix` to within 0.01 % on every axis (a warning says when an
+        axis is too short for that).
+
+    Raises
+    ------
+    ValueError
+        If `tomo` is not a Tomogram, `apix` is not positive, the result would have an axis of fewer
+        than 2 voxels, or the voxels hold NaN/inf.
+
+    Warns
+    -----
+    RuntimeWarning
+        If an axis cannot be fitted to whole new voxels within 0.1 % (axes of a few voxels).
+
+    Notes
+    -----
+    The transform is the orthonormal DCT-II (the FFT of the mirror-extended volume, the boundary of
+    :func:`bandpass` and :func:`bin`), so opposite faces do not wrap into each other. Binning by an
+    integer factor with ``bin(tomo, f)`` and ``rescale(tomo, f * tomo.apix)`` give the same voxels.
+
+    Examples
+    --------
+    >>> t = Tomogram(np.ones((4, 6, 9), np.float32), 20.0)
+    >>> fine = rescale(t, 10.0, progress=False)
+    >>> fine.shape, fine.apix, round(float(fine.data.mean()), 6), fine.origin
+    ((8, 12, 18), 10.0, 1.0, (-5.0, -5.0, -5.0))
+    """
+    if not isinstance(tomo, Tomogram):
+        raise ValueError("`tomo` must be a Tomogram (rescaling changes its voxel size); wrap an "
+                         "array as Tomogram(data, apix)")
+    apix = check_positive(apix, "apix")
+    ratio = apix / tomo.apix
+    used, shape = zip(*(_fit_axis(n, ratio) for n in tomo.shape), strict=True)
+    if min(shape) < 2:
+        raise ValueError(f"rescaling {tomo.shape} voxels from {tomo.apix:g} to {apix:g} Å leaves "
+                         f"{shape} voxels; choose a finer voxel size")
+    worst = max(abs(u / (m * ratio) - 1) for u, m in zip(used, shape, strict=True))
+    if worst > APIX_RTOL:
+        warnings.warn(f"{tomo.shape} voxels of {tomo.apix:g} Å do not fit whole voxels of {apix:g} Å; "
+                      f"the new voxels are {apix:g} Å only to within {worst:.1%} on some axis",
+                      RuntimeWarning, stacklevel=2)
+    data = resample_volume(tomo.data, used, shape, progress)
+    shift = (apix - tomo.apix) / 2
+    origin = cast("tuple[float, float, float]", tuple(o + shift for o in tomo.origin))
+    return Tomogram(data, apix, None, origin)
+
+
+def _fit_axis(n: int, ratio: float) -> tuple[int, int]:
+    """``(used, new)``: the fewest input voxels to leave out so that ``used / ratio`` is within
+    :data:`_RESCALE_RTOL` of a whole number ``new`` (the closest fit if none is)."""
+    best = (np.inf, n, max(1, round(n / ratio)))
+    for used in range(n, max(0, n - max(8, n // 10)), -1):
+        new = max(1, round(used / ratio))
+        error = abs(used / (new * ratio) - 1)
+        if error <= _RESCALE_RTOL:
+            return used, new
+        best = min(best, (error, used, new))
+    return best[1], best[2]

@@ -124,11 +124,11 @@ def check_same_apix(apix: float, other: float, *, what: str) -> None:
     if same_voxel_size(apix, other):
         return
     if other < apix:
-        hint = (f"bin it by {apix / other:.3g} with `tomowidgets.preprocess.bin` "
-                "before preprocessing")
+        hint = (f"bin it by {apix / other:.3g} with `tomowidgets.preprocess.bin` (any ratio: "
+                "`tomowidgets.preprocess.rescale`) before preprocessing")
     else:
         hint = ("build a separate set, or take every tomogram to that voxel size with "
-                "`tomowidgets.preprocess.bin`")
+                "`tomowidgets.preprocess.rescale`")
     raise ValueError(f"{what} has {other:.4g} Å/voxel but the training set holds tiles at "
                      f"{apix:.4g} Å/voxel (fixed by its first tile); {hint}")
 
