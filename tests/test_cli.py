@@ -58,6 +58,14 @@ def test_rescale_writes_the_new_voxel_size_and_apply_names_it(cell_dir, tmp_path
     assert "rescaled from 12 Å/voxel" in capsys.readouterr().out
 
 
+def test_preprocess_can_erase_gold_first(cell_dir, tmp_path, capsys):
+    out = tmp_path / "pre.mrc"
+    assert main(["preprocess", str(cell_dir / "tomogram.mrc"), str(out), "--erase-gold"]) == 0
+    assert "erased 1 gold blobs" in capsys.readouterr().out
+    gold = tw.read_tomogram(cell_dir / "labels" / "gold.mrc").data > 0
+    assert abs(tw.read_tomogram(out).data[gold].mean()) < 0.5       # background, not a black bead
+
+
 def test_info_describes_an_mrc_file(cell_dir, capsys):
     assert main(["info", str(cell_dir / "tomogram.mrc")]) == 0
     text = capsys.readouterr().out

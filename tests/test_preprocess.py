@@ -13,6 +13,8 @@ from tomowidgets.preprocess import (
     bandpass,
     bin,
     clamp,
+    erase_gold,
+    find_gold,
     highpass_filter,
     lowpass_filter,
     normalize,
@@ -312,3 +314,31 @@ def test_rescale_leaves_out_the_last_voxels_that_do_not_fit_and_round_trips():
         rescale(noise((4, 8, 8)), 5.0)
     with pytest.raises(ValueError, match="leaves"):
         rescale(Tomogram(noise((4, 8, 8)), 10.0), 40.0)
+
+
+def test_find_gold_recovers_the_synthetic_cells_gold_and_nothing_else(small_cell):
+    gold = find_gold(small_cell.tomogram)
+    truth = small_cell.labels["gold"]
+    assert truth.any() and gold[truth].mean() == 1.0                    # every gold voxel
+    assert not gold[small_cell.labels["ribosome"] | small_cell.labels["membrane"]].any()
+    assert gold.mean() < 0.01
+    assert find_gold(small_cell.tomogram, polarity="dark")[truth].all()         # gold is dark here;
+    assert find_gold(small_cell.tomogram, polarity="bright")[truth].mean() < 0.5  # only its CTF halo
+
+
+def test_erase_gold_replaces_only_the_mask_with_local_background(small_cell):
+    tomo = small_cell.tomogram
+    gold = find_gold(tomo)
+    clean = erase_gold(tomo, gold)
+    assert clean.apix == tomo.apix and clean.origin == tomo.origin
+    np.testing.assert_array_equal(clean.data[~gold], tomo.data[~gold])
+    outside = tomo.data[~gold]
+    assert abs(clean.data[gold].mean() - outside.mean()) < 0.5 * outside.std()
+    assert clean.data[gold].min() > outside.min() - outside.std()        # no bead left
+    np.testing.assert_array_equal(erase_gold(tomo, gold).data, clean.data)    # seeded
+    with pytest.raises(ValueError, match="shape"):
+        erase_gold(tomo, gold[1:])
+    with pytest.raises(ValueError, match="`extent`"):
+        find_gold(tomo, threshold=4.0, extent=5.0)
+    with pytest.raises(ValueError, match="`polarity`"):
+        find_gold(tomo, polarity="black")

@@ -25,7 +25,7 @@ from tomowidgets.particles import (
     seed_points,
     write_particles,
 )
-from tomowidgets.preprocess import bandpass, bin, clamp, normalize, preprocess, rescale
+from tomowidgets.preprocess import bandpass, bin, clamp, erase_gold, find_gold, normalize, preprocess, rescale
 from tomowidgets.trainset import TrainingSet, suggest, suggest_tiles
 
 __all__ = [
@@ -43,7 +43,9 @@ __all__ = [
     "clamp",
     "consensus",
     "classify_2d",
+    "erase_gold",
     "extract_subvolumes",
+    "find_gold",
     "fsc",
     "merge",
     "normalize",

@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, metavar="IN", help="input tomogram (MRC)")
     p.add_argument("output", type=Path, metavar="OUT", help="output tomogram (MRC, float32)")
     _add_filter_options(p)
+    p.add_argument("--erase-gold", action="store_true",
+                   help="first replace gold fiducials (extreme dark or bright blobs) by local "
+                   "background, as e2tomogram.py --erasegold does (reads the tomogram into memory)")
     p.set_defaults(func=cmd_preprocess)
 
     p = sub.add_parser(
@@ -374,8 +377,16 @@ def cmd_preprocess(args: argparse.Namespace) -> None:
     from tomowidgets.io import read_tomogram
     from tomowidgets.preprocess import preprocess
 
-    tomo = read_tomogram(args.input, mmap=True, apix=args.apix)
+    tomo = read_tomogram(args.input, mmap=not args.erase_gold, apix=args.apix)
     t0 = time.perf_counter()
+    if args.erase_gold:
+        from scipy import ndimage
+
+        from tomowidgets.preprocess import erase_gold, find_gold
+
+        gold = find_gold(tomo)
+        tomo = erase_gold(tomo, gold)
+        print(f"erased {ndimage.label(gold)[1]} gold blobs ({gold.mean():.2%} of the voxels)")
     out = preprocess(tomo, lowpass=args.lowpass, highpass=args.highpass, clamp=args.clamp,
                      out=args.output)
     print(f"{out!r}\npreprocessed in {time.perf_counter() - t0:.1f} s")

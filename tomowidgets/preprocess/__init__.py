@@ -1,8 +1,10 @@
 """Preprocessing: band-pass in Å, normalize, clamp and bin (paper, Online Methods).
 
-``_pipeline`` holds the public steps; ``_bandpass`` the bounded-memory slab passes they run on.
+``_pipeline`` holds the public steps; ``_bandpass`` the bounded-memory slab passes they run on;
+``_gold`` finds and erases gold fiducials.
 """
 
+from tomowidgets.preprocess._gold import erase_gold, find_gold
 from tomowidgets.preprocess._pipeline import (
     DEFAULT_LOWPASS,
     bandpass,
@@ -21,6 +23,8 @@ __all__ = [
     "bandpass",
     "bin",
     "clamp",
+    "erase_gold",
+    "find_gold",
     "highpass_filter",
     "lowpass_filter",
     "normalize",
