@@ -46,8 +46,12 @@ from tomowidgets.average._classify2d import Classification2D, classify_2d
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["AverageResult", "Classification2D", "MapAlignment", "align_map", "average",
-           "classify_2d", "fsc", "resolution", "rotate_volume"]
+__all__ = ["AverageResult", "Classification2D", "MapAlignment", "ReferenceComparison", "align_map",
+           "average", "classify_2d", "compare_to_reference", "fsc", "resolution", "rotate_volume"]
+
+#: How :func:`compare_to_reference` may take a map's contrast and hand.
+_CONTRASTS = ("auto", "same", "inverted")
+_HANDS = ("auto", "same", "mirrored")
 
 
 def fsc(a: ArrayLike, b: ArrayLike, apix: float, *, mask: ArrayLike | None = None
@@ -211,6 +215,94 @@ def align_map(volume: ArrayLike, reference: ArrayLike, *, angular_step: float = 
     rot, tilt, psi = (float(a) for a in matrix_to_euler(mat))
     dz, dy, dx = (float(s) for s in shift)
     return MapAlignment(al.rotate(volume, mat.T, shift), (rot, tilt, psi), (dz, dy, dx), score)
+
+
+class ReferenceComparison(NamedTuple):
+    """Result of :func:`compare_to_reference`.
+
+    Attributes
+    ----------
+    volume : ndarray of float32, shape (n, n, n)
+        The map as compared: contrast inverted and/or mirrored as chosen, aligned onto the reference.
+    inverted : bool
+        True if the map's contrast was inverted to match the reference (e.g. a tomogram's dark
+        protein against a density map's bright one).
+    mirrored : bool
+        True if the mirror image fits better: the tomogram's handedness is flipped (a common result
+        of a tilt axis sign convention), so its structures are mirror images of the true ones.
+    scores : dict
+        Normalised cross-correlation after alignment, by ``(inverted, mirrored)``, for every
+        combination tried; the chosen one has the highest.
+    fsc : tuple of 2 ndarrays
+        ``(freqs, values)``: FSC of the chosen, aligned map against the reference (freqs in 1/Å).
+    resolution : float
+        Resolution in Å where that FSC falls below the threshold.
+    """
+
+    volume: NDArray[np.float32]
+    inverted: bool
+    mirrored: bool
+    scores: dict[tuple[bool, bool], float]
+    fsc: tuple[NDArray[np.float64], NDArray[np.float64]]
+    resolution: float
+
+    def __repr__(self) -> str:
+        return (f"ReferenceComparison(resolution={self.resolution:.1f} Å, inverted={self.inverted}, "
+                f"mirrored={self.mirrored}, score={self.scores[(self.inverted, self.mirrored)]:.3f})")
+
+
+def compare_to_reference(volume: ArrayLike, reference: ArrayLike, apix: float, *,
+                         threshold: float = 0.5, contrast: str = "auto", hand: str = "auto",
+                         angular_step: float = 15.0) -> ReferenceComparison:
+    """FSC of a map against a known structure, with its contrast and handedness settled explicitly.
+
+    A subtomogram average has the tomogram's contrast (protein dark in raw reconstructions) and its
+    handedness (mirrored when the tilt angles' sign is flipped), neither of which a reference need
+    share. Each allowed combination is aligned onto the reference (:func:`align_map`) and the one
+    that correlates best is reported, with its FSC.
+
+    Parameters
+    ----------
+    volume, reference : ndarray of shape (n, n, n)
+        The map (e.g. ``average(...).map``) and the known structure on the same grid.
+    apix : float
+        Voxel size in Å.
+    threshold : float, default 0.5
+        FSC threshold for :attr:`ReferenceComparison.resolution` (0.5 against a reference).
+    contrast : {"auto", "same", "inverted"}, default "auto"
+        Try both contrasts, or take the one given.
+    hand : {"auto", "same", "mirrored"}, default "auto"
+        Try both hands, or take the one given.
+    angular_step : float, default 15.0
+        Global search step of the alignment, degrees.
+
+    Returns
+    -------
+    ReferenceComparison
+
+    Raises
+    ------
+    ValueError
+        If the maps are not finite, cubic and of one shape, or an option is unknown.
+    """
+    if contrast not in _CONTRASTS:
+        raise ValueError(f"`contrast` must be one of {_CONTRASTS}, got {contrast!r}")
+    if hand not in _HANDS:
+        raise ValueError(f"`hand` must be one of {_HANDS}, got {hand!r}")
+    volume = check_map(volume, "volume")
+    reference = check_map(reference, "reference", shape=volume.shape)
+    apix = check_positive(apix, "apix")
+    trials = {}
+    for inverted in {"auto": (False, True), "same": (False,), "inverted": (True,)}[contrast]:
+        for mirrored in {"auto": (False, True), "same": (False,), "mirrored": (True,)}[hand]:
+            candidate = -volume if inverted else volume
+            candidate = np.ascontiguousarray(candidate[::-1]) if mirrored else candidate
+            trials[(inverted, mirrored)] = align_map(candidate, reference, angular_step=angular_step)
+    best = max(trials, key=lambda key: trials[key].score)
+    freqs, curve = fsc(trials[best].volume, reference, apix)
+    return ReferenceComparison(trials[best].volume, best[0], best[1],
+                               {key: float(t.score) for key, t in trials.items()}, (freqs, curve),
+                               resolution(freqs, curve, threshold))
 
 
 @dataclass(frozen=True, repr=False, eq=False)

@@ -1,7 +1,8 @@
 """Particles from annotations: picking, seeding, subvolume extraction and STAR/CSV tables.
 
-``_picking`` picks and seeds; ``_extract`` cuts subvolumes; ``_starcsv`` reads and writes RELION-5 STAR
-and CSV files; ``_table`` defines and checks the particle table.
+``_picking`` picks and seeds; ``_extract`` cuts subvolumes; ``_regrid`` moves picks between grids;
+``_starcsv`` reads and writes RELION-5 STAR and CSV files; ``_table`` defines and checks the particle
+table.
 """
 
 from tomowidgets.particles._picking import (
@@ -14,6 +15,7 @@ from tomowidgets.particles._picking import (
     seed_points,
     write_particles,
 )
+from tomowidgets.particles._regrid import regrid
 from tomowidgets.particles._table import check_table
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "extract_subvolumes",
     "pick_particles",
     "read_particles",
+    "regrid",
     "seed_points",
     "write_particles",
 ]
