@@ -106,7 +106,7 @@ def preprocessing_params(
     return params
 
 
-def resolve_lowpass(apix: float, lowpass: Any) -> tuple[Any, str | None]:
+def resolve_lowpass(apix: float, lowpass: float | str | None) -> tuple[float | None, str | None]:
     """The low-pass cut-off (Å) that ``lowpass="auto"`` stands for at `apix`, and a note when the
     paper's 20 Å had to give way to the Nyquist limit (also warned); other values pass unchanged."""
     if not isinstance(lowpass, str):
@@ -196,9 +196,9 @@ def bandpass(volume: ArrayLike, apix: float, *, lowpass: float | str | None = "a
     volume = np.asanyarray(volume)
     check_ndim(volume, (3,), "volume")
     apix = check_positive(apix, "apix")
-    lowpass, highpass = _check_cutoffs(apix, resolve_lowpass(apix, lowpass)[0], highpass)
+    cutoff, highpass = _check_cutoffs(apix, resolve_lowpass(apix, lowpass)[0], highpass)
     dst = np.empty(volume.shape, np.float32)
-    bandpass_into(volume, dst, apix, lowpass, highpass, slab_mb=128.0, tick=lambda: None)
+    bandpass_into(volume, dst, apix, cutoff, highpass, slab_mb=128.0, tick=lambda: None)
     return dst
 
 
