@@ -281,7 +281,7 @@ def figures(maps, aligned, classes, labels, pre) -> None:
         ax.set_title(f"z={z}: ribosome (orange), membrane (blue)", fontsize=9)
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(OUT / "membrane.png", dpi=70)
+    fig.savefig(OUT / "membrane.png", dpi=45)
     plt.close(fig)
 
 
