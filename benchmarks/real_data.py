@@ -46,8 +46,6 @@ OUT = ROOT / "benchmarks" / "results" / "real_data"
 sys.path.insert(0, str(SETS))
 import annotate  # noqa: E402  (the membrane traces used for the annotation)
 
-#: Picking at 20 Å: the defaults are voxels at 10 Å (300 voxels, 10 voxels apart), scaled by 2.
-MIN_SIZE, MIN_DISTANCE = 300 // 8, 5.0
 BOX_20, BOX_10 = 24, 48  # 480 Å boxes: a 250 Å ribosome and its surroundings
 GALLERY = 50
 #: Microtubule: 25 nm tube = radius 12 voxels at 10.52 Å; its axis (y, x) at the crops' ends, in
@@ -218,8 +216,8 @@ def main() -> None:
         labels = tw.merge(scores)
     results["membrane"] = envelope_coverage(np.asarray(labels.data), labels.names.index("membrane") + 1)
     with timed(times, "pick"):
-        picks = tw.pick_particles(scores["ribosome"], min_size=MIN_SIZE, min_distance=MIN_DISTANCE,
-                                  feature="ribosome", tomogram="TS00254")
+        # the defaults are physical sizes (3·10⁵ Å³, 100 Å apart): 38 voxels, 5 apart at 20 Å
+        picks = tw.pick_particles(scores["ribosome"], feature="ribosome", tomogram="TS00254")
     results["picks"] = len(picks)
     results["gallery"] = gallery(pre, picks, OUT / "gallery.png", rng)
     with timed(times, "2D classes"):

@@ -379,3 +379,14 @@ def test_picks_made_on_a_binned_tomogram_regrid_onto_the_fine_one(small_cell):
     assert list(moved.columns) == list(picks.columns) and moved["score"].equals(picks["score"])
     with pytest.raises(ValueError, match="do not cover the same volume"):
         regrid(picks, coarse_labels, Tomogram(np.zeros((40, 128, 128), np.float32), 20.0))
+
+
+def test_picking_defaults_follow_the_voxel_size_of_the_score_map():
+    """300 voxels and 10 voxels apart at 10 Å are 3·10⁵ Å³ and 100 Å: 38 voxels and 5 apart at 20 Å."""
+    scores = np.zeros((30, 30, 30), np.float32)
+    scores[5:9, 5:9, 5:9] = 2.0                        # 64 voxels: a particle at 20 Å, a speck at 10 Å
+    scores[5:9, 5:9, 16:20] = 1.5                      # 11 voxels from the first: two picks at 20 Å
+    assert len(pick_particles(Tomogram(scores, 20.0))) == 2
+    assert len(pick_particles(Tomogram(scores, 10.0))) == 0
+    assert len(pick_particles(scores)) == 0            # a bare array is taken to be at 10 Å
+    assert len(pick_particles(Tomogram(scores, 20.0), min_size=100)) == 0

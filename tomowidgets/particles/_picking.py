@@ -71,21 +71,26 @@ __all__ = [
     "write_particles",
 ]
 
-#: Default smallest region kept by :func:`pick_particles`, in voxels: 100 voxels at 10 Å is a
-#: sphere of ~58 Å diameter, well below a 70S ribosome (~3000 voxels at 10 Å) but above noise specks.
-DEFAULT_MIN_SIZE = 300
-#: Default smallest distance between picks, in voxels: 10 voxels = 100 Å at 10 Å/voxel, about the
-#: radius of a ribosome, so two picks in one ribosome merge but touching neighbours do not.
-DEFAULT_MIN_DISTANCE = 10.0
+#: Default smallest region kept by :func:`pick_particles`, in Å³: 300 voxels at 10 Å, about a tenth
+#: of a 70S ribosome's envelope (~3000 voxels at 10 Å), well above the specks a network leaves.
+DEFAULT_MIN_VOLUME = 300 * 10.0**3
+#: Default smallest distance between picks, in Å: about the radius of a ribosome, so two picks in
+#: one ribosome merge but touching neighbours do not.
+DEFAULT_MIN_SEPARATION = 100.0
+#: The voxel size the defaults assume for a bare array (no voxel size of its own).
+_DEFAULT_APIX = 10.0
+#: The defaults in voxels at 10 Å/voxel.
+DEFAULT_MIN_SIZE = round(DEFAULT_MIN_VOLUME / _DEFAULT_APIX**3)
+DEFAULT_MIN_DISTANCE = DEFAULT_MIN_SEPARATION / _DEFAULT_APIX
 
 
 def pick_particles(
     scores: Tomogram | ArrayLike,
     threshold: float = THRESHOLD,
     *,
-    min_size: int = DEFAULT_MIN_SIZE,
+    min_size: int | None = None,
     max_size: int | None = None,
-    min_distance: float = DEFAULT_MIN_DISTANCE,
+    min_distance: float | None = None,
     feature: str = DEFAULT_FEATURE,
     tomogram: str | None = None,
     position: str = "centroid",
@@ -111,15 +116,17 @@ def pick_particles(
         memory as float32.
     threshold : float, default 1.0
         Lowest score that belongs to a region (the paper's 1.0).
-    min_size : int, default 300
-        Smallest region kept, in voxels: about a tenth of a ribosome's envelope at 10 Å/voxel, which
-        drops the small specks a network leaves on other structures (scale by ``(10 / apix) ** 3``
-        at other voxel sizes).
+    min_size : int, optional
+        Smallest region kept, in voxels. Default :data:`DEFAULT_MIN_VOLUME` (3·10⁵ Å³, about a tenth
+        of a ribosome's envelope, which drops the small specks a network leaves on other
+        structures) at the voxel size of `scores`: 300 voxels at 10 Å, 38 at 20 Å (a bare array
+        is taken to be at 10 Å).
     max_size : int, optional
         Largest region kept, in voxels (e.g. to drop merged clusters or membranes); no limit by default.
-    min_distance : float, default 10.0
-        Smallest distance between picks in voxels (about a ribosome's radius at 10 Å/voxel); 0 keeps
-        all regions.
+    min_distance : float, optional
+        Smallest distance between picks in voxels; 0 keeps all regions. Default
+        :data:`DEFAULT_MIN_SEPARATION` (100 Å, about a ribosome's radius) at the voxel size of
+        `scores`: 10 voxels at 10 Å, 5 at 20 Å.
     feature : str, default "particle"
         Value of the ``feature`` column.
     tomogram : str, optional
@@ -146,6 +153,11 @@ def pick_particles(
     if position not in ("centroid", "maximum"):
         raise ValueError(f'`position` must be "centroid" or "maximum", got {position!r}')
     volume, name = _scores(scores, tomogram)
+    apix = scores.apix if isinstance(scores, Tomogram) else _DEFAULT_APIX
+    if min_size is None:
+        min_size = max(1, round(DEFAULT_MIN_VOLUME / apix**3))
+    if min_distance is None:
+        min_distance = DEFAULT_MIN_SEPARATION / apix
     threshold = check_number(threshold, "threshold", hint="; the paper uses 1.0 on calibrated scores")
     min_size = check_int(min_size, "min_size", minimum=1, hint=" voxels")
     if max_size is not None:
