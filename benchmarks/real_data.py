@@ -30,9 +30,12 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 import tomowidgets as tw
 from tomowidgets.average import compare_to_reference
@@ -54,15 +57,12 @@ TUBES = {"cylindra_13pf_MT": ((0, 79), (205, 21)), "cylindra_14pf_MT": ((0, 65),
 TUBE_RADIUS = 12.0
 
 
-def timed(times: dict[str, float], name: str):
-    class Timer:
-        def __enter__(self):
-            self.t0 = time.perf_counter()
-
-        def __exit__(self, *exc):
-            times[name] = time.perf_counter() - self.t0
-
-    return Timer()
+@contextmanager
+def timed(times: dict[str, float], name: str) -> Iterator[None]:
+    """Record the wall time of the block as ``times[name]`` (seconds)."""
+    t0 = time.perf_counter()
+    yield
+    times[name] = time.perf_counter() - t0
 
 
 def quiet(call, *args, **kwargs):
@@ -81,8 +81,6 @@ def envelope_coverage(labels: np.ndarray, index: int) -> dict[str, float]:
     """Share of the traced envelope (both membranes, slices 50-95, rows 40-280) with a membrane
     voxel within 2 voxels, and the number of separate membrane pieces per slice there."""
     hits, total, pieces = 0, 0, []
-    from scipy import ndimage
-
     for z in range(50, 96, 5):
         m = ndimage.binary_dilation(labels[z] == index, iterations=2)
         for y in range(40, 281, 4):
@@ -101,7 +99,6 @@ def gallery(tomo: tw.Tomogram, picks, path: Path, rng: np.random.Generator) -> l
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy import ndimage
 
     chosen = sorted(rng.choice(len(picks), size=min(GALLERY, len(picks)), replace=False).tolist())
     boxes = tw.extract_subvolumes(tomo, picks.iloc[chosen], BOX_20)

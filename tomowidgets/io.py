@@ -269,7 +269,6 @@ class NewMrc:
     """
 
     def __init__(self, mrc: Any) -> None:
-        self.mrc = mrc
         self.data: np.ndarray = mrc.data
         self.moments: Moments | None = None
 

@@ -26,8 +26,8 @@ from tomowidgets.io import WRITABLE_MODES, Tomogram, atomic_path, read_tomogram,
 #: Value of the sidecar's "format" key, and its version.
 SIDECAR_FORMAT = "tomowidgets.apply.partial"
 SIDECAR_VERSION = 1
-#: Slices read at a time by the final statistics pass (bounded memory).
-_STATS_SLAB = 16
+#: Slices hashed at a time for an in-memory tomogram's fingerprint (bounded memory).
+_HASH_SLAB = 16
 
 
 def partial_paths(out: Path) -> tuple[Path, Path]:
@@ -46,8 +46,8 @@ def tomogram_fingerprint(tomo: Tomogram, file: Path | None) -> dict[str, Any]:
         return {"path": str(file), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                 "shape": list(tomo.shape)}
     digest = hashlib.blake2b(digest_size=20)
-    for start in range(0, tomo.shape[0], _STATS_SLAB):
-        digest.update(np.ascontiguousarray(tomo.data[start:start + _STATS_SLAB]).tobytes())
+    for start in range(0, tomo.shape[0], _HASH_SLAB):
+        digest.update(np.ascontiguousarray(tomo.data[start:start + _HASH_SLAB]).tobytes())
     return {"sha": digest.hexdigest(), "dtype": str(tomo.data.dtype), "shape": list(tomo.shape)}
 
 

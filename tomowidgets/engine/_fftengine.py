@@ -122,8 +122,7 @@ class FFTEngine:
         if workers is None:
             workers = os.cpu_count() or 1
         self.workers = check_positive_int(workers, "workers")
-        self._weights = {name: [kernel, bias]
-                         for name, kernel, bias in zip(LAYERS, kernels, biases, strict=True)}
+        self._weights = checked
         self._biases = biases
         self._window1 = max(_LAYER1_WINDOW, 2 * self.kernel_size + 2)
         m = tile // 2

@@ -52,7 +52,7 @@ from tomowidgets.network._cnn import (
     mean_log_squared_residual,
     min_one,
 )
-from tomowidgets.network.netfile import LAYERS, NetworkRecord, read_metadata, read_network, read_weights
+from tomowidgets.network.netfile import LAYERS, read_metadata, read_network, read_weights
 
 if TYPE_CHECKING:
     import keras
@@ -362,11 +362,6 @@ class FeatureNet:
         :func:`read_weights` returns them (the FFT engine's input)."""
         return {name: [np.array(w, np.float32) for w in self.model.get_layer(name).get_weights()]
                 for name in LAYERS}
-
-    def record(self) -> NetworkRecord:
-        """The trained network as plain data (weights + :meth:`metadata`), as :func:`tomowidgets.apply`
-        and the FFT engine take it."""
-        return NetworkRecord(self.weights(), self.metadata())
 
     def metadata(self) -> dict[str, Any]:
         """What :meth:`save` writes to ``tomowidgets.json`` (JSON-able)."""

@@ -235,9 +235,9 @@ def weights_digest(weights: Mapping[str, Sequence[Any]]) -> str:
 class NetworkRecord:
     """A trained network as plain data: checked weights and the metadata to reuse them.
 
-    Build it with :func:`read_network` (a file) or :meth:`tomowidgets.FeatureNet.record` (in
-    memory); the weights are checked once, here, and every user (the FFT engine, apply, Keras)
-    trusts them.
+    Built by :func:`read_network` from a file, or from a trained network's weights and metadata (as
+    :func:`tomowidgets.apply` does for a FeatureNet); the weights are checked once, here, and every
+    user (the FFT engine, apply, Keras) trusts them.
 
     Parameters
     ----------
