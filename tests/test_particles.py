@@ -88,6 +88,32 @@ def test_min_distance_keeps_the_higher_score():
     assert len(pick_particles(scores, min_size=1, min_distance=0)) == 3
 
 
+def test_touching_particles_are_split_at_their_maxima():
+    # Two balls 10 voxels apart whose blurred scores merge into one region above the threshold,
+    # as ribosomes do in a crowded cytoplasm: one pick each, not one between them.
+    balls = np.zeros((24, 24, 40), np.float32)
+    balls[12, 12, [15, 25]] = 1.0
+    scores = ndimage.gaussian_filter(balls, 3.0) / ndimage.gaussian_filter(balls, 3.0).max() * 3.0
+    assert ndimage.label(scores >= 1.0)[1] == 1
+    split = pick_particles(scores, min_size=1, min_distance=6)
+    assert sorted(np.round(split["x"]).tolist()) == [15.0, 25.0]
+    assert np.allclose(split[["z", "y"]], 12.0, atol=0.01)
+    whole = pick_particles(scores, min_size=1, min_distance=6, split=False)
+    assert np.round(whole["x"]).tolist() == [20.0]
+    # maxima closer than min_distance stay one particle
+    assert len(pick_particles(scores, min_size=1, min_distance=12)) == 1
+
+
+def test_a_flat_region_still_gives_one_pick():
+    scores = np.zeros((12, 12, 12), np.float32)
+    scores[3:9, 3:9, 3:9] = 1.0                     # a small binary mask
+    picks = pick_particles(scores, min_size=1)
+    assert len(picks) == 1 and np.allclose(picks[["z", "y", "x"]], 5.5)
+    everywhere = np.full((12, 12, 12), 2.0, np.float32)  # no voxel above the map's minimum
+    picks = pick_particles(everywhere, min_size=1)
+    assert len(picks) == 1 and np.allclose(picks[["z", "y", "x"]], 5.5) and picks["size"][0] == 12**3
+
+
 def test_picks_recover_synthetic_ribosome_centres(cell):
     # A CNN's output is a blurred annotation: smooth the exact labels and scale the inside to ~1.8.
     scores = ndimage.gaussian_filter(cell.labels["ribosome"].astype(np.float32), 3.0) * 2.0

@@ -2,7 +2,9 @@
 
 Discrete objects (ribosomes, proteasomes) are picked as in the paper: every connected region of voxels
 scoring at least the threshold (1.0 on calibrated maps) gives one particle, at the region's
-score-weighted centroid (default) or at its maximum (the paper's choice).
+score-weighted centroid (default) or at its maximum (the paper's choice). Unlike the paper, regions
+are first cut at the maxima of the score (a watershed), since touching particles in a crowded
+cytoplasm merge into one region.
 Continuous features (microtubules, membranes) get points seeded at random on the annotation with a
 minimum spacing. Both return a particle table (a pandas DataFrame):
 
@@ -94,11 +96,15 @@ def pick_particles(
     feature: str = DEFAULT_FEATURE,
     tomogram: str | None = None,
     position: str = "centroid",
+    split: bool = True,
 ) -> pd.DataFrame:
     """Pick one particle per connected region of a score map, at its centroid or maximum.
 
     Voxels with ``score >= threshold`` are grouped into regions connected through faces (the
-    6-neighbourhood, :func:`scipy.ndimage.label`). Each region gives a particle at its
+    6-neighbourhood, :func:`scipy.ndimage.label`). With `split` (the default), a region is then cut
+    into one basin per maximum of the score (smoothed by a Gaussian of sd ``min_distance / 5``;
+    maxima at least `min_distance` apart) by a watershed, so touching particles in a crowded
+    cytoplasm give one pick each instead of one pick at the centre of the cluster. Each region gives a particle at its
     score-weighted centroid (default) or, as in the paper, at the voxel of its highest score (the
     first such voxel in ``(z, y, x)`` order when several share the maximum, so flat maps such as
     binary masks should be smoothed first), with its ``mass`` (sum of the region's scores) and
@@ -134,6 +140,12 @@ def pick_particles(
         from a file, else ``"tomogram"``.
     position : {"centroid", "maximum"}, default "centroid"
         Where in its region a particle is placed.
+    split : bool, default True
+        Cut regions at the maxima of the smoothed score (:func:`skimage.segmentation.watershed`);
+        False keeps whole connected regions, as the paper did (on the real EMPIAR-10499 cell, one
+        region then spans 250 000 voxels of touching ribosomes). Needs ``min_distance > 0``. A
+        large flat region (a binary mask) is cut into pieces about `min_distance` apart: smooth
+        masks first, or pass False.
 
     Returns
     -------
@@ -167,6 +179,8 @@ def pick_particles(
     feature = check_name(feature, "feature")
 
     regions, count = ndimage.label(volume >= threshold)
+    if split and count and min_distance > 0:
+        regions, count = _split_at_maxima(volume, regions, min_distance)
     if count == 0:
         return make_table(name, feature, np.empty((0, 3)), np.empty(0), mass=np.empty(0),
                           size=np.empty(0, np.int64))
@@ -293,6 +307,28 @@ def _region_peaks(volume: np.ndarray, regions: np.ndarray, index: np.ndarray
         centroid[k] = [s.start + (g * weights).sum() / weights.sum()
                        for s, g in zip(box, grid, strict=True)]
     return zyx, top, mass, centroid
+
+
+def _split_at_maxima(volume: np.ndarray, regions: np.ndarray, min_distance: float
+                     ) -> tuple[np.ndarray, int]:
+    """Regions cut into watershed basins around the maxima of the smoothed score that lie at
+    least `min_distance` voxels apart (each region keeps at least its highest maximum)."""
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    smooth = ndimage.gaussian_filter(volume, min_distance / 5)
+    peaks = peak_local_max(smooth, min_distance=max(1, int(min_distance)), labels=regions,
+                           exclude_border=False)
+    # A region without a maximum above the map's minimum (a constant map) is seeded at its highest voxel.
+    count = int(regions.max())
+    bare = np.setdiff1d(np.arange(1, count + 1), regions[tuple(peaks.T)])
+    if bare.size:
+        seeds = ndimage.maximum_position(smooth, regions, bare)
+        peaks = np.concatenate([peaks, np.asarray(seeds, np.int64).reshape(-1, 3)])
+    markers = np.zeros(regions.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1, dtype=np.int32)
+    basins = watershed(-smooth, markers, mask=regions > 0)
+    return basins, len(peaks)
 
 
 def _thin(zyx: np.ndarray, min_distance: float) -> np.ndarray:
