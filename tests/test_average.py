@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.fft
+from scipy import ndimage
 from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 
@@ -16,6 +17,7 @@ from tomowidgets.average import (
     average,
     classify_2d,
     compare_to_reference,
+    envelope_mask,
     fsc,
     resolution,
     rotate_volume,
@@ -330,3 +332,22 @@ def test_compare_to_reference_finds_inverted_contrast_and_the_mirror_hand():
     assert list(fixed.scores) == [(True, False)] and not fixed.mirrored
     with pytest.raises(ValueError, match="`hand`"):
         compare_to_reference(volume, reference, 20.0, hand="left")
+
+
+def test_reference_fsc_is_taken_inside_the_envelope_so_neighbours_do_not_count():
+    """An average from a crowded cell: the 4V5D ribosome plus strong, unrelated density in the box
+    corners (its neighbours). Inside the reference's envelope the FSC is that of the ribosome; over
+    the whole box the neighbours drag it down."""
+    reference = np.pad(ribosome_template(20.0), 4)
+    n = reference.shape[0]
+    rng = np.random.default_rng(1)
+    neighbours = ndimage.gaussian_filter(rng.standard_normal(reference.shape).astype(np.float32), 1.5)
+    far = np.linalg.norm(np.indices(reference.shape) - n // 2, axis=0) > 0.45 * n
+    crowded = reference + 3 * reference.std() / neighbours.std() * neighbours * far
+    masked = compare_to_reference(crowded, reference, 20.0, contrast="same", hand="same")
+    whole = compare_to_reference(crowded, reference, 20.0, contrast="same", hand="same", mask=None)
+    assert masked.resolution <= 45.0 < whole.resolution
+    mask = envelope_mask(reference, 20.0)
+    assert mask.max() == pytest.approx(1.0) and mask[far].max() < 0.05
+    with pytest.raises(ValueError, match="`mask`"):
+        compare_to_reference(crowded, reference, 20.0, mask="sphere")

@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["AverageResult", "Classification2D", "MapAlignment", "ReferenceComparison", "align_map",
-           "average", "classify_2d", "compare_to_reference", "fsc", "resolution", "rotate_volume"]
+           "average", "classify_2d", "compare_to_reference", "envelope_mask", "fsc", "resolution",
+           "rotate_volume"]
 
 #: How :func:`compare_to_reference` may take a map's contrast and hand.
 _CONTRASTS = ("auto", "same", "inverted")
@@ -253,13 +254,16 @@ class ReferenceComparison(NamedTuple):
 
 def compare_to_reference(volume: ArrayLike, reference: ArrayLike, apix: float, *,
                          threshold: float = 0.5, contrast: str = "auto", hand: str = "auto",
-                         angular_step: float = 15.0) -> ReferenceComparison:
+                         angular_step: float = 15.0, mask: ArrayLike | str | None = "envelope"
+                         ) -> ReferenceComparison:
     """FSC of a map against a known structure, with its contrast and handedness settled explicitly.
 
     A subtomogram average has the tomogram's contrast (protein dark in raw reconstructions) and its
     handedness (mirrored when the tilt angles' sign is flipped), neither of which a reference need
     share. Each allowed combination is aligned onto the reference (:func:`align_map`) and the one
-    that correlates best is reported, with its FSC.
+    that correlates best is reported, with its FSC. The FSC is taken inside the reference's soft
+    envelope by default: an average from a crowded cell carries its neighbours' density around the
+    particle, which an isolated reference lacks (as RELION's post-processing masks both maps).
 
     Parameters
     ----------
@@ -275,6 +279,9 @@ def compare_to_reference(volume: ArrayLike, reference: ArrayLike, apix: float, *
         Try both hands, or take the one given.
     angular_step : float, default 15.0
         Global search step of the alignment, degrees.
+    mask : "envelope", ndarray of shape (n, n, n) or None, default "envelope"
+        Multiplied into both maps for the FSC: ``"envelope"`` is :func:`envelope_mask` of the
+        reference; None compares the whole boxes.
 
     Returns
     -------
@@ -298,11 +305,56 @@ def compare_to_reference(volume: ArrayLike, reference: ArrayLike, apix: float, *
             candidate = -volume if inverted else volume
             candidate = np.ascontiguousarray(candidate[::-1]) if mirrored else candidate
             trials[(inverted, mirrored)] = align_map(candidate, reference, angular_step=angular_step)
+    if isinstance(mask, str):
+        if mask != "envelope":
+            raise ValueError(f'`mask` must be "envelope", an array of shape {volume.shape} or None, '
+                             f"got {mask!r}")
+        mask = envelope_mask(reference, apix)
     best = max(trials, key=lambda key: trials[key].score)
-    freqs, curve = fsc(trials[best].volume, reference, apix)
+    freqs, curve = fsc(trials[best].volume, reference, apix, mask=mask)
     return ReferenceComparison(trials[best].volume, best[0], best[1],
                                {key: float(t.score) for key, t in trials.items()}, (freqs, curve),
                                resolution(freqs, curve, threshold))
+
+
+def envelope_mask(density: ArrayLike, apix: float, *, padding: float = 20.0, edge: float = 15.0
+                  ) -> NDArray[np.float32]:
+    """A soft mask around a map's molecule, for FSC against a known structure.
+
+    The map (dense = positive, e.g. a reference) smoothed by one voxel and cut at 10 % of its
+    maximum, dilated by `padding` Å and softened over about `edge` Å (a Gaussian of sd ``edge / 2``).
+
+    Parameters
+    ----------
+    density : ndarray of shape (n, n, n)
+        Map with the molecule positive.
+    apix : float
+        Voxel size in Å.
+    padding, edge : float
+        Dilation and width of the soft edge, in Å.
+
+    Returns
+    -------
+    ndarray of float32, shape (n, n, n)
+        Values from 0 (far outside) to 1 (inside).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ball = (np.linalg.norm(np.indices((24,) * 3) - 12, axis=0) <= 5).astype(np.float32)
+    >>> m = envelope_mask(ball, 10.0)
+    >>> float(m[12, 12, 12]) > 0.99, float(m[12, 12, 0]) < 0.01
+    (True, True)
+    """
+    from scipy import ndimage
+
+    density = check_map(density, "density")
+    apix = check_positive(apix, "apix")
+    smooth = ndimage.gaussian_filter(density, 1.0)
+    inside = smooth > 0.1 * smooth.max()
+    if padding > 0:
+        inside = ndimage.binary_dilation(inside, iterations=max(1, round(padding / apix)))
+    return ndimage.gaussian_filter(inside.astype(np.float32), edge / apix / 2).clip(0, 1)
 
 
 @dataclass(frozen=True, repr=False, eq=False)
