@@ -104,6 +104,20 @@ def test_touching_particles_are_split_at_their_maxima():
     assert len(pick_particles(scores, min_size=1, min_distance=12)) == 1
 
 
+def test_picks_outside_the_allowed_region_are_dropped_before_thinning():
+    scores = np.zeros((10, 10, 30), np.float32)
+    scores[5, 5, 9], scores[5, 5, 12] = 3.0, 2.0          # 3 voxels apart: thinning keeps only x=9
+    assert pick_particles(scores, min_size=1, min_distance=5)["x"].tolist() == [9.0]
+    cell = np.zeros(scores.shape, bool)
+    cell[:, :, 11:] = True                                 # x = 9 lies outside the cell
+    assert pick_particles(scores, min_size=1, min_distance=5, within=cell)["x"].tolist() == [12.0]
+    assert pick_particles(Tomogram(scores, 10.0), min_size=1, within=Tomogram(cell, 10.0))["x"].tolist() == [12.0]
+    with pytest.raises(ValueError, match="`within` must have the score map's shape"):
+        pick_particles(scores, within=cell[:5])
+    with pytest.raises(ValueError, match="boolean mask"):
+        pick_particles(scores, within=cell.astype(np.float32))
+
+
 def test_a_flat_region_still_gives_one_pick():
     scores = np.zeros((12, 12, 12), np.float32)
     scores[3:9, 3:9, 3:9] = 1.0                     # a small binary mask

@@ -4,7 +4,8 @@ The tiles below were chosen by looking at slices of the gold-erased, preprocesse
 (20 Å/voxel; ``../shared/data/real/empiar10499_TS00254_20A.mrc``), shown as the mean of 5 slices
 smoothed by 1.6 voxels, 64×64 tiles with an 8-voxel grid. Each ribosome was judged by eye as a dark
 blob 8-12 voxels across (160-240 Å) and painted as a disk; the membrane was traced as a line along
-the cell envelope. This script replays those choices through the same gestures a user makes in
+the cell envelope; the cytoplasm (added in a second round, after the first ribosome network was
+seen to fire in the ice above and beside the cell) was painted as whole tiles. This script replays those choices through the same gestures a user makes in
 JupyterLab: ``TileSelector.click`` on the slice, ``MaskPainter.press/release`` with the brush and
 the eraser (the placeholder disk of a new positive tile is erased, as issue #20 asks users to do).
 
@@ -12,8 +13,8 @@ Run from the repository root::
 
     python notebooks/real_cell/annotate.py [REAL_CELL.mrc]
 
-It writes ``ribosome.tiles.npz`` and ``membrane.tiles.npz`` next to itself (autosaved on every
-gesture, as in the notebook).
+It writes ``ribosome.tiles.npz``, ``membrane.tiles.npz`` and ``cytoplasm.tiles.npz`` next to itself
+(autosaved on every gesture, as in the notebook).
 """
 
 from __future__ import annotations
@@ -66,6 +67,16 @@ MEMBRANE_TILES = [
     ((80, 280, 110), [(0, 15), (16, 23), (32, 31), (48, 37), (63, 41)]),
     ((60, 250, 100), [(0, 17), (16, 25), (32, 34), (48, 41), (63, 47)]),
 ]
+
+
+#: Cytoplasm tiles: (z, y, x) of tile centres at least 40 voxels inside both envelope lines, chosen at
+#: random among :func:`inside_the_cell` (seed 0); each is painted whole with four broad strokes (the
+#: painter's widest brush, 16 pixels), so the network learns the crowded texture of the cell's
+#: inside against the ice, the carbon and the tomogram's edges. Its smoothed score outlines the cell,
+#: inside which ribosomes are picked.
+CYTOPLASM_TILES = [(55, 60, 57), (55, 60, 216), (55, 120, 160), (55, 240, 206), (65, 60, 216),
+                   (65, 120, 160), (75, 120, 82), (75, 240, 133), (85, 180, 183), (95, 60, 57)]
+FILL_STROKES = [([(row, 0), (row, 63)], 16.0) for row in (8, 24, 40, 56)]
 
 
 def left_membrane(y: float) -> float:
@@ -189,9 +200,11 @@ def main(raw_path: Path = REAL_CELL) -> None:
     gold = gold_tiles(raw)
     ribosomes = [(centre, [([(r, c)], radius) for r, c, radius in blobs]) for centre, blobs in RIBOSOME_TILES]
     membranes = [(centre, [(line, 1.5)]) for centre, line in MEMBRANE_TILES]
+    cytoplasm = [(centre, FILL_STROKES) for centre in CYTOPLASM_TILES]
     for feature, positives, negatives in (("ribosome", ribosomes, outside_the_cell() + gold),
                                           ("membrane", membranes, outside_the_cell()[:40] + inside_the_cell()
-                                           + gold)):
+                                           + gold),
+                                          ("cytoplasm", cytoplasm, outside_the_cell() + gold)):
         ts = annotate(feature, pre, positives, negatives, HERE / f"{feature}.tiles.npz")
         print(f"{ts!r} -> {feature}.tiles.npz")
     print(f"replayed in {time.perf_counter() - t0:.0f} s")

@@ -97,6 +97,7 @@ def pick_particles(
     tomogram: str | None = None,
     position: str = "centroid",
     split: bool = True,
+    within: ArrayLike | None = None,
 ) -> pd.DataFrame:
     """Pick one particle per connected region of a score map, at its centroid or maximum.
 
@@ -146,6 +147,10 @@ def pick_particles(
         region then spans 250 000 voxels of touching ribosomes). Needs ``min_distance > 0``. A
         large flat region (a binary mask) is cut into pieces about `min_distance` apart: smooth
         masks first, or pass False.
+    within : ndarray of bool, shape (z, y, x), optional
+        Where particles may lie, e.g. the cell's inside, so that a network's false positives in
+        the ice are not picked; a pick is kept when its nearest voxel is True. Applied before
+        `min_distance`, so a pick outside never suppresses one inside.
 
     Returns
     -------
@@ -159,8 +164,9 @@ def pick_particles(
     ------
     ValueError
         If `scores` is not 3D or holds NaN/inf, `threshold`/`min_distance` is not a finite number
-        (`min_distance` >= 0), `min_size` < 1, `max_size` < `min_size`, a name is empty, or
-        `position` is not "centroid" or "maximum".
+        (`min_distance` >= 0), `min_size` < 1, `max_size` < `min_size`, a name is empty,
+        `position` is not "centroid" or "maximum", or `within` is not a boolean mask of the score
+        map's shape.
     """
     if position not in ("centroid", "maximum"):
         raise ValueError(f'`position` must be "centroid" or "maximum", got {position!r}')
@@ -177,6 +183,7 @@ def pick_particles(
                              hint=f" voxels (it must be >= min_size={min_size}), or None for no limit")
     min_distance = check_number(min_distance, "min_distance", minimum=0.0, hint=" voxels")
     feature = check_name(feature, "feature")
+    allowed = None if within is None else _region_mask(within, volume.shape)
 
     regions, count = ndimage.label(volume >= threshold)
     if split and count and min_distance > 0:
@@ -199,6 +206,9 @@ def pick_particles(
     # Best first: highest score, then largest mass, then position (a stable, deterministic order).
     order = np.lexsort((zyx[:, 2], zyx[:, 1], zyx[:, 0], -mass, -top))
     zyx, top, mass, size = zyx[order], top[order], mass[order], size[order]
+    if allowed is not None:
+        inside = allowed[tuple(np.rint(zyx).astype(np.int64).T)]
+        zyx, top, mass, size = zyx[inside], top[inside], mass[inside], size[inside]
     kept = _thin(zyx, min_distance)
     return make_table(name, feature, zyx[kept], top[kept], mass=mass[kept], size=size[kept])
 
@@ -307,6 +317,18 @@ def _region_peaks(volume: np.ndarray, regions: np.ndarray, index: np.ndarray
         centroid[k] = [s.start + (g * weights).sum() / weights.sum()
                        for s, g in zip(box, grid, strict=True)]
     return zyx, top, mass, centroid
+
+
+def _region_mask(within: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """`within` as a boolean array of the score map's shape, or a ValueError saying what differs."""
+    mask = np.asarray(within.data if isinstance(within, Tomogram) else within)
+    if mask.shape != shape:
+        raise ValueError(f"`within` must have the score map's shape {shape}, got {mask.shape}; "
+                         "make the mask on the same tomogram (or rescale it)")
+    if mask.dtype != bool:
+        raise ValueError(f"`within` must be a boolean mask, got dtype {mask.dtype}; e.g. pass "
+                         "`labels.data == labels.label('cytoplasm')` or `scores.data >= 1.0`")
+    return mask
 
 
 def _split_at_maxima(volume: np.ndarray, regions: np.ndarray, min_distance: float
