@@ -45,6 +45,22 @@ def test_reads_every_supported_mode_as_float32(tmp_path, dtype, mode):
     np.testing.assert_array_equal(tomo.data, data.astype(np.float32))
 
 
+@pytest.mark.parametrize(("imod", "flags", "expected"), [(True, 0, 200.0), (True, 1, -56.0),
+                                                       (False, 0, -56.0)])
+@pytest.mark.parametrize("mmap", [False, True])
+def test_mode_0_bytes_follow_imods_signed_flag(tmp_path, imod, flags, expected, mmap):
+    """IMOD writes mode-0 bytes unsigned and says so in its header (stamp set, bit 0 of the flags
+    clear); without IMOD's stamp, MRC2014 bytes are signed."""
+    path = tmp_path / "bytes.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.full((2, 3, 4), 200, np.uint8).view(np.int8))
+        words = np.frombuffer(bytes(mrc.header.extra2), dtype=mrc.header.dtype["nx"]).copy()
+        words[10:12] = (1146047817 if imod else 0, flags)
+        mrc.header.extra2 = words.tobytes()
+    tomo = tw.read_tomogram(path, apix=10.0, mmap=mmap)
+    assert np.asarray(tomo.data, np.float32).ravel().tolist() == [expected] * 24
+
+
 def test_single_2d_image_becomes_one_slice(tmp_path):
     with mrcfile.new(tmp_path / "i.mrc") as mrc:
         mrc.set_data(np.ones((5, 6), np.float32))

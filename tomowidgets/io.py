@@ -115,6 +115,9 @@ def read_tomogram(
 ) -> Tomogram:
     """Read an MRC file (modes 0, 1, 2, 6, 12; a 3D volume or a single 2D image).
 
+    Mode-0 bytes are signed (MRC2014) unless the header carries IMOD's stamp without its "signed"
+    flag: IMOD writes unsigned bytes (0-255), and they are read as such.
+
     Parameters
     ----------
     path : str or PathLike
@@ -172,6 +175,8 @@ def read_tomogram(
             )
         if data.ndim == 2:
             data = data[np.newaxis]
+        if mode == 0 and _imod_unsigned_bytes(mrc.header):
+            data = data.view(np.uint8)
         header_apix = float(mrc.voxel_size.x)
         o = mrc.header.origin
         origin = (float(o.z), float(o.y), float(o.x))
@@ -191,6 +196,19 @@ def read_tomogram(
         for start in range(0, data.shape[0], _CHECK_SLAB):
             check_finite(data[start : start + _CHECK_SLAB], "voxels", where=f"'{path}'")
     return Tomogram(data, float(apix), path, origin)
+
+
+#: IMOD's stamp in header bytes 152-155 ("IMOD" read as an int32); with it, bit 0 of the flags in
+#: bytes 156-159 says whether mode-0 bytes are signed. IMOD writes unsigned bytes by default, and
+#: the MRC2014 standard (and mrcfile) reads mode 0 as signed.
+_IMOD_STAMP = 1146047817
+
+
+def _imod_unsigned_bytes(header: Any) -> bool:
+    """True when an IMOD header marks its mode-0 bytes as unsigned (stamp set, signed flag clear)."""
+    words = np.frombuffer(bytes(header.extra2), dtype=header.dtype["nx"])   # header byte order
+    stamp, flags = int(words[10]), int(words[11])       # bytes 152 and 156 of the header
+    return stamp == _IMOD_STAMP and not flags & 1
 
 
 def write_tomogram(
