@@ -263,6 +263,21 @@ def test_missing_corrupt_and_foreign_files(trained, tmp_path):
         FeatureNet.load(mislaid)
 
 
+def test_a_damaged_member_is_a_value_error_naming_the_file(trained, tmp_path):
+    """A bit flipped inside the stored weights (a bad CRC, as after a failing disk or copy) raised
+    zipfile.BadZipFile through FeatureNet.load and read_weights."""
+    damaged = tmp_path / "damaged.keras"
+    data = bytearray(trained[4].read_bytes())
+    with zipfile.ZipFile(trained[4]) as zf:
+        info = zf.getinfo("model.weights.h5")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + info.compress_size // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    for load in (FeatureNet.load, read_weights):
+        with pytest.raises(ValueError, match="damaged.keras' is damaged: its model.weights.h5"):
+            load(damaged)
+
+
 @quick
 def test_callbacks_run_every_epoch_and_can_stop():
     import keras

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -60,6 +61,15 @@ def _open(path: Path) -> zipfile.ZipFile:
         raise ValueError(f"'{path}' is not a .keras network file (not a zip archive: {err})") from None
 
 
+def _read_member(zf: zipfile.ZipFile, name: str, path: Path) -> bytes:
+    """One file of the archive; a damaged one (bad CRC, broken compression) is a ValueError."""
+    try:
+        return zf.read(name)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+        raise ValueError(f"'{path}' is damaged: its {name} cannot be read ({err}); save or copy the "
+                         "network again") from None
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The tomowidgets metadata of a network file, without importing TensorFlow.
 
@@ -91,8 +101,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
                 "saved by FeatureNet.save (a plain Keras model lacks the calibration amplitude)"
             )
         try:
-            meta = json.loads(zf.read(METADATA_NAME).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError, zipfile.BadZipFile) as err:
+            meta = json.loads(_read_member(zf, METADATA_NAME, path).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as err:
             raise ValueError(f"'{path}' has corrupt tomowidgets metadata ({err})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"'{path}' has metadata that is not a tomowidgets network description")
@@ -131,8 +141,8 @@ def read_weights(path: str | os.PathLike) -> dict[str, list[np.ndarray]]:
         if _WEIGHTS_NAME not in names or _CONFIG_NAME not in names:
             raise ValueError(f"'{path}' holds no {_WEIGHTS_NAME} or {_CONFIG_NAME}; it is not a "
                              "Keras 3 .keras file")
-        blob = zf.read(_WEIGHTS_NAME)
-        config = zf.read(_CONFIG_NAME)
+        blob = _read_member(zf, _WEIGHTS_NAME, path)
+        config = _read_member(zf, _CONFIG_NAME, path)
     weights: dict[str, list[np.ndarray]] = {}
     try:
         groups = _weight_groups(json.loads(config.decode("utf-8")))
