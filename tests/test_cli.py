@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,6 +80,53 @@ def test_errors_are_reported_without_a_traceback(tmp_path, capsys):
     (tmp_path / "text.mrc").write_text("not an MRC file" * 100)
     assert main(["info", str(tmp_path / "text.mrc")]) == 2
     assert "not a readable MRC" in capsys.readouterr().err
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_output(cell_dir, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r.mrc"
+    out.write_bytes(b"the previous output")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert main(["rescale", str(cell_dir / "tomogram.mrc"), str(out), "--to", "18"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "No space left on device; the disk is full" in err.splitlines()[-1]
+    assert out.read_bytes() == b"the previous output" and sorted(tmp_path.iterdir()) == [out]
+    with pytest.raises(OSError):
+        main(["--debug", "rescale", str(cell_dir / "tomogram.mrc"), str(out), "--to", "18"])
+
+
+def test_system_errors_name_the_file_and_lost_workers_say_rerun(tmp_path, capsys, monkeypatch):
+    import tomowidgets.cli as cli
+    from distributed.client import FutureCancelledError
+
+    for error, expected in ((PermissionError(errno.EACCES, "Permission denied", "/data/out.mrc"),
+                             "'/data/out.mrc': Permission denied; permission denied: write elsewhere"),
+                            (OSError(errno.EROFS, "Read-only file system", "/ro/x.mrc"),
+                             "'/ro/x.mrc': Read-only file system; the file system is read-only"),
+                            (OverflowError("negative dimensions are not allowed"), "negative dimensions"),
+                            (FutureCancelledError("apply-slab-3", "lost"), "run again to resume")):
+        def fail(args, error=error):
+            raise error
+
+        monkeypatch.setattr(cli, "cmd_info", fail)
+        assert main(["info", str(tmp_path / "x.mrc")]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("tomowidgets info: error: ") and expected in err and err.count("\n") == 1
+
+
+def test_writes_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
+    import tomowidgets.io as twio
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append("rename"), real_replace(a, b))[1])
+    with twio.atomic_path(tmp_path / "a.bin") as tmp:
+        tmp.write_bytes(b"data")
+    assert events == ["fsync", "rename", "fsync"] and (tmp_path / "a.bin").read_bytes() == b"data"
 
 
 def test_preprocess_rejects_a_lowpass_below_nyquist(cell_dir, capsys):

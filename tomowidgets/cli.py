@@ -7,10 +7,12 @@ imported only by the commands that need them.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import time
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,27 @@ Volumes are MRC files; sizes and filter cut-offs are in Å, using the voxel size
 """
 
 
+#: What the system says, turned into what to do (by errno).
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free space or write elsewhere",
+    errno.EDQUOT: "the disk quota is used up: free space or write elsewhere",
+    errno.EROFS: "the file system is read-only: write elsewhere",
+    errno.EACCES: "permission denied: write elsewhere or check the file's permissions",
+    errno.EPERM: "not permitted: write elsewhere or check the file's permissions",
+}
+
+
+def _os_message(err: OSError) -> str:
+    """An OSError as one line: the file, what happened and what to do."""
+    where = f"'{err.filename}': " if err.filename else ""
+    hint = _OS_HINTS.get(err.errno or 0)
+    return f"{where}{err.strerror or err}" + (f"; {hint}" if hint else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 on success, 2 on bad input)."""
+    """Run the command line; returns the exit status: 0 on success, 2 on bad input (arguments,
+    files), 1 when the system fails the run (disk full or read-only, permissions, lost workers).
+    Errors are one line; ``--debug`` shows the traceback instead."""
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -47,8 +68,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             args.func(args)
         except (ValueError, FileNotFoundError) as err:
+            if args.debug:
+                raise
             print(f"tomowidgets {args.command}: error: {err}", file=sys.stderr)
             return 2
+        except (OSError, OverflowError, CancelledError) as err:
+            if args.debug:
+                raise
+            message = _os_message(err) if isinstance(err, OSError) else (
+                f"{err or 'cancelled'}; the Dask workers were lost: the finished part is kept, run "
+                "again to resume" if isinstance(err, CancelledError) else f"{err}")
+            print(f"tomowidgets {args.command}: error: {message}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -56,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tomowidgets", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("info", help="describe an MRC file, a training set (.npz) or a network (.keras)")

@@ -6,6 +6,7 @@ A :class:`Tomogram` is a ``(z, y, x)`` array plus its voxel size in Å. MRC head
 
 from __future__ import annotations
 
+import errno
 import math
 import mmap
 import os
@@ -434,6 +435,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp.chmod(0o666 & ~umask)
     try:
         yield tmp
-        os.replace(tmp, path)
+        _fsync(tmp)            # the data reach the disk before the name does: a power cut after
+        os.replace(tmp, path)  # the rename must not leave an empty file behind it
+        _fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') pending writes to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        if err.errno != errno.EINVAL or not path.is_dir():   # some file systems cannot sync folders
+            raise
+    finally:
+        os.close(fd)
