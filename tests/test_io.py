@@ -61,6 +61,36 @@ def test_mode_0_bytes_follow_imods_signed_flag(tmp_path, imod, flags, expected, 
     assert np.asarray(tomo.data, np.float32).ravel().tolist() == [expected] * 24
 
 
+def _mrc_with(path, **header):
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.arange(24, dtype=np.float32).reshape(2, 3, 4))
+        mrc.voxel_size = 10.0
+        for name, value in header.items():
+            setattr(mrc.header, name, value) if name != "voxel_size" else setattr(mrc, name, value)
+    return path
+
+
+def test_anisotropic_voxels_are_refused_unless_the_voxel_size_is_given(tmp_path):
+    path = _mrc_with(tmp_path / "aniso.mrc", voxel_size=(10.0, 10.0, 15.0))
+    with pytest.raises(ValueError, match="aniso.mrc' has voxels of 10 × 10 × 15 Å .* not cubic"):
+        tw.read_tomogram(path)
+    assert tw.read_tomogram(path, apix=10.0).apix == 10.0
+    assert tw.read_tomogram(_mrc_with(tmp_path / "cubic.mrc", voxel_size=(10.0, 10.0, 10.005))).apix == 10.0
+
+
+def test_a_permuted_axis_order_is_refused(tmp_path):
+    path = _mrc_with(tmp_path / "yxz.mrc", mapc=2, mapr=1, maps=3)
+    with pytest.raises(ValueError, match=r"yxz.mrc' stores its axes in the order .* = \(2, 1, 3\)"):
+        tw.read_tomogram(path)
+
+
+def test_a_start_index_without_origin_places_the_volume(tmp_path):
+    path = _mrc_with(tmp_path / "sub.mrc", nxstart=4, nystart=2, nzstart=1)
+    assert tw.read_tomogram(path).origin == (10.0, 20.0, 40.0)
+    both = _mrc_with(tmp_path / "both.mrc", nxstart=4, origin=(100.0, 0.0, 0.0))
+    assert tw.read_tomogram(both).origin == (0.0, 0.0, 100.0)          # the origin wins
+
+
 def test_single_2d_image_becomes_one_slice(tmp_path):
     with mrcfile.new(tmp_path / "i.mrc") as mrc:
         mrc.set_data(np.ones((5, 6), np.float32))

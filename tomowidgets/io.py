@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import mrcfile
 import numpy as np
 
-from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive
+from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive, same_voxel_size
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -178,9 +178,14 @@ def read_tomogram(
             data = data[np.newaxis]
         if mode == 0 and _imod_unsigned_bytes(mrc.header):
             data = data.view(np.uint8)
-        header_apix = float(mrc.voxel_size.x)
+        _check_axis_order(mrc.header, path)
+        size = mrc.voxel_size
+        header_apix = float(size.x)
+        if apix is None:
+            _check_cubic_voxels((float(size.z), float(size.y), header_apix), data.shape, path)
         o = mrc.header.origin
         origin = (float(o.z), float(o.y), float(o.x))
+        start = (int(mrc.header.nzstart), int(mrc.header.nystart), int(mrc.header.nxstart))
         if not mmap:
             data = as_float32(data).copy()
     if apix is None:
@@ -193,10 +198,36 @@ def read_tomogram(
             )
             header_apix = 1.0
         apix = header_apix
+    if not any(origin) and any(start):
+        # No origin, but a start index (a subvolume cut by IMOD or CCP4 tools): place it as
+        # UCSF Chimera does, at start · voxel size.
+        origin = tuple(float(k * apix) for k in start)
     if check_values and mode in (2, 12):
         for start in range(0, data.shape[0], _CHECK_SLAB):
             check_finite(data[start : start + _CHECK_SLAB], "voxels", where=f"'{path}'")
     return Tomogram(data, float(apix), path, origin)
+
+
+def _check_axis_order(header: Any, path: Path) -> None:
+    """Refuse files whose columns, rows and sections are not x, y and z (mapc/mapr/maps)."""
+    order = (int(header.mapc), int(header.mapr), int(header.maps))
+    if order != (1, 2, 3) and order != (0, 0, 0):      # 0: an old writer that left them unset
+        raise ValueError(
+            f"'{path}' stores its axes in the order (mapc, mapr, maps) = {order}, not x, y, z "
+            "(1, 2, 3); reorder it first, e.g. with IMOD `clip rotx` or `trimvol -yz`, or "
+            "CCP4 `mapmask axis X Y Z`")
+
+
+def _check_cubic_voxels(sizes: tuple[float, float, float], shape: tuple[int, ...], path: Path) -> None:
+    """Refuse voxel sizes (z, y, x) that differ by more than APIX_RTOL (unset ones, 0, are ignored;
+    so is z for a single image)."""
+    known = [a for axis, a in enumerate(sizes) if a > 0 and np.isfinite(a) and (axis or shape[0] > 1)]
+    if any(not same_voxel_size(a, known[0]) for a in known):
+        z, y, x = sizes
+        raise ValueError(
+            f"'{path}' has voxels of {x:g} × {y:g} × {z:g} Å (x × y × z), not cubic; tomowidgets "
+            "filters and networks assume one voxel size: resample it to cubic voxels (e.g. IMOD "
+            "`squeezevol`), or pass apix=... (CLI: --apix) if the header is wrong")
 
 
 #: IMOD's stamp in header bytes 152-155 ("IMOD" read as an int32); with it, bit 0 of the flags in
