@@ -174,6 +174,7 @@ def test_pick_command_writes_a_star_file_that_reads_back_at_the_ribosomes(score_
     truth = cell.particles[cell.particles["feature"] == "ribosome"]
     assert len(picks) == len(truth)
     assert set(picks["feature"]) == {"ribosome"}
+    assert set(picks["tomogram"]) == {"cell"}       # the tomogram's name (cell.mrc), for tomograms.star
     assert main(["pick", str(paths["membrane"]), "-o", str(out / "seeds.csv"), "--spacing", "10"]) == 0
     seeds = tw.read_particles(out / "seeds.csv")
     assert len(seeds) > 10 and (cell.labels["membrane"] | (

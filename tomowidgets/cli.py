@@ -209,7 +209,8 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
         "pick",
         help="pick particles from a score map (connected regions) or seed points on a continuous one",
         description="Discrete particles (ribosomes, ...): one pick per connected region scoring "
-        ">= threshold, at its score-weighted centroid. Continuous features (microtubules, "
+        ">= threshold (regions of touching particles cut at their score maxima), at its "
+        "score-weighted centroid. Continuous features (microtubules, "
         "membranes): --spacing seeds points on the annotation at least that far apart. Writes a "
         "RELION-5 .star (rlnCoordinateX/Y/Z in voxels from 0, and tomogram-centred Å) or a .csv; "
         "the file states its conventions in its header.",
@@ -223,7 +224,8 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spacing", type=float, default=None,
                    help="seed points this many voxels apart instead (continuous features)")
     p.add_argument("--feature", default=None, help="feature name for the table (default: from the file name)")
-    p.add_argument("--tomo-name", default=None, help="rlnTomoName (default: the tomogram's file stem)")
+    p.add_argument("--tomo-name", default=None, help="rlnTomoName (default: the tomogram's file stem, "
+                   "i.e. SCORES's without its .FEATURE, as apply names score maps)")
     p.set_defaults(func=cmd_pick)
 
     p = sub.add_parser(
@@ -280,7 +282,8 @@ def cmd_pick(args: argparse.Namespace) -> None:
 
     scores = read_tomogram(args.scores, mmap=True)
     feature = args.feature or next(iter(_named_scores([str(args.scores)])))
-    common = {"threshold": args.threshold, "feature": feature, "tomogram": args.tomo_name}
+    common = {"threshold": args.threshold, "feature": feature,
+              "tomogram": args.tomo_name or _tomogram_name(args.scores, feature)}
     if args.spacing is not None:
         table = seed_points(scores, args.spacing, **common)
     else:
@@ -289,6 +292,13 @@ def cmd_pick(args: argparse.Namespace) -> None:
         table = pick_particles(scores, **common, **options)
     write_particles(args.output, table, apix=scores.apix, origin=scores.origin, shape=scores.shape)
     print(f"{len(table)} {feature} positions written to {args.output}")
+
+
+def _tomogram_name(scores: Path, feature: str) -> str:
+    """The tomogram's name from its score map's: ``apply`` writes ``<tomogram>.<feature>.mrc``,
+    and RELION matches rlnTomoName against the tomogram's name in tomograms.star."""
+    stem = scores.stem
+    return stem[: -len(feature) - 1] if stem.endswith(f".{feature}") and len(stem) > len(feature) + 1 else stem
 
 
 def cmd_average(args: argparse.Namespace) -> None:
