@@ -230,3 +230,20 @@ def test_written_files_get_ordinary_permissions_not_private_temp_ones(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
+    """Temporaries carry their writer's process id; one whose process is gone (kill -9 mid-write)
+    is deleted when the file is next written, one of a running writer is left alone."""
+    from tomowidgets.io import atomic_path
+
+    orphan = tmp_path / ".a.mrc.4194309.k3j2.tmp"       # above Linux's largest process id
+    orphan.write_bytes(b"x" * 1000)
+    running = tmp_path / f".a.mrc.{os.getpid()}.q8w1.tmp"
+    running.write_bytes(b"y")
+    other = tmp_path / ".b.mrc.4194309.k3j2.tmp"         # another file's: not ours to judge now
+    other.write_bytes(b"z")
+    with atomic_path(tmp_path / "a.mrc") as tmp:
+        assert tmp.name.startswith(f".a.mrc.{os.getpid()}.")
+        tmp.write_bytes(b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.mrc", running.name, other.name])

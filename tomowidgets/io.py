@@ -7,6 +7,7 @@ A :class:`Tomogram` is a ``(z, y, x)`` array plus its voxel size in Å. MRC head
 from __future__ import annotations
 
 import errno
+import glob
 import math
 import mmap
 import os
@@ -457,7 +458,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_orphans(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     # mkstemp makes the file private (0600); give it the permissions a plain open() would.
@@ -471,6 +473,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         _fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _remove_orphans(path: Path) -> None:
+    """Delete the temporaries of `path` left by killed writers: their names carry the writer's
+    process id (``.<name>.<pid>.<random>.tmp``), and that process is gone."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):   # someone else's process, or not a valid id
+        return True
+    return True
 
 
 def _fsync(path: Path) -> None:
