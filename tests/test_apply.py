@@ -184,6 +184,35 @@ def test_an_interrupted_run_resumes_and_computes_only_the_remaining_slices(tmp_p
     assert not partial.exists() and not sidecar.exists()
 
 
+def test_a_second_run_into_the_same_output_is_refused_while_the_first_runs(tmp_path, tomo_file,
+                                                                           monkeypatch):
+    """Two runs into one output: the second (here with --restart, which truncates the partial
+    file) must not touch it while the first's process lives; a killed run's lock is taken over."""
+    import subprocess
+
+    out = tmp_path / "membrane.mrc"
+    count_slices(monkeypatch, stop_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        apply(FakeNet(), tomo_file, out=out, progress=False, tile=TILE, slab=4)
+    partial = tmp_path / "membrane.mrc.partial"
+    before = partial.read_bytes()
+    lock = tmp_path / "membrane.mrc.lock"
+    assert not lock.exists()                             # released when the run stopped
+    count_slices(monkeypatch)
+    first = subprocess.Popen(["sleep", "30"])           # a live process holds the output
+    try:
+        lock.write_text(f"{first.pid}\n")
+        with pytest.raises(FileExistsError, match=f"being written by another run \\(process {first.pid}\\)"):
+            apply(FakeNet(), tomo_file, out=out, progress=False, tile=TILE, resume=False)
+        assert partial.read_bytes() == before and lock.read_text() == f"{first.pid}\n"
+    finally:
+        first.kill()
+        first.wait()
+    result = apply(FakeNet(), tomo_file, out=out, progress=False, tile=TILE)   # the lock is stale now
+    np.testing.assert_array_equal(result.data, expected_scores(FakeNet(), read_tomogram(tomo_file).data))
+    assert not lock.exists() and not partial.exists()
+
+
 def test_a_changed_network_or_resume_false_starts_again(tmp_path, tomo_file, monkeypatch):
     out = tmp_path / "membrane.mrc"
     count_slices(monkeypatch, stop_after=1)

@@ -475,6 +475,53 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+class OutputLock:
+    """``<path>.lock``, holding the writer's process id, so that two runs never write one output.
+
+    Taken when made; a lock whose process is gone (a killed run) is taken over. :meth:`release`
+    removes it.
+
+    Raises
+    ------
+    FileExistsError
+        If a running process holds the lock: the message names it and what to do.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.target = Path(path)
+        self.path = self.target.with_name(self.target.name + ".lock")
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):   # a stale lock removed, then taken; a racing run may take it first
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self.owner()
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise FileExistsError(
+                        errno.EEXIST, f"'{self.target}' is being written by another run (process "
+                        f"{owner}); wait for it to finish or write elsewhere (if no such run "
+                        "exists, delete the lock file)", str(self.path)) from None
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as file:
+                file.write(f"{os.getpid()}\n")
+            return
+        raise FileExistsError(errno.EEXIST, f"'{self.target}' is contended by other runs; try again",
+                              str(self.path))
+
+    def owner(self) -> int | None:
+        """The process id in the lock file, or None if it is unreadable."""
+        try:
+            return int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def release(self) -> None:
+        """Remove the lock if this process holds it."""
+        if self.owner() == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+
 def _remove_orphans(path: Path) -> None:
     """Delete the temporaries of `path` left by killed writers: their names carry the writer's
     process id (``.<name>.<pid>.<random>.tmp``), and that process is gone."""

@@ -21,7 +21,15 @@ from typing import Any
 import mrcfile
 import numpy as np
 
-from tomowidgets.io import WRITABLE_MODES, Tomogram, atomic_path, read_tomogram, release_pages, write_header
+from tomowidgets.io import (
+    WRITABLE_MODES,
+    OutputLock,
+    Tomogram,
+    atomic_path,
+    read_tomogram,
+    release_pages,
+    write_header,
+)
 
 #: Value of the sidecar's "format" key, and its version.
 SIDECAR_FORMAT = "tomowidgets.apply.partial"
@@ -103,15 +111,20 @@ class FileOutput:
         self.fingerprint = json.loads(json.dumps(fingerprint))
         self.todo = np.ones(shape[0], bool)
         self.restarted: str | None = None
-        # mrcfile is untyped; the MrcMemmap is None only after finish() or close(), past which the
-        # other methods are not called (as before, they would then fail on None)
-        self._mrc: Any = self._reopen(shape, dtype) if resume else None
-        if self._mrc is None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.sidecar.unlink(missing_ok=True)
-            self._mrc = mrcfile.new_mmap(self.partial, shape=shape, mrc_mode=WRITABLE_MODES[dtype],
-                                         overwrite=True)
-            self._save_sidecar()
+        self._mrc: Any = None
+        self._lock = OutputLock(path)   # before touching the partial file another run may own
+        try:
+            # mrcfile is untyped; the MrcMemmap is None only after finish() or close(), past which
+            # the other methods are not called (as before, they would then fail on None)
+            self._mrc = self._reopen(shape, dtype) if resume else None
+            if self._mrc is None:
+                self.sidecar.unlink(missing_ok=True)
+                self._mrc = mrcfile.new_mmap(self.partial, shape=shape,
+                                             mrc_mode=WRITABLE_MODES[dtype], overwrite=True)
+                self._save_sidecar()
+        except BaseException:
+            self.close()
+            raise
         self.resumed = int(np.count_nonzero(~self.todo))
 
     @property
@@ -190,7 +203,8 @@ class FileOutput:
         return read_tomogram(self.path, mmap=True, check_values=False)
 
     def close(self) -> None:
-        """Flush and close the partial file, keeping it and its sidecar for a rerun."""
+        """Flush and close the partial file, keeping it and its sidecar for a rerun; unlock."""
         if self._mrc is not None:
             self._mrc.close()
             self._mrc = None
+        self._lock.release()
