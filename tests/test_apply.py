@@ -213,6 +213,22 @@ def test_a_second_run_into_the_same_output_is_refused_while_the_first_runs(tmp_p
     assert not lock.exists() and not partial.exists()
 
 
+def test_a_full_disk_stops_apply_before_any_slice_and_leaves_nothing(tmp_path, tomo_file,
+                                                                    monkeypatch):
+    import errno
+    import os
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    computed = count_slices(monkeypatch)
+    with pytest.raises(OSError, match="No space left on device") as err:
+        apply(FakeNet(), tomo_file, out=tmp_path / "membrane.mrc", progress=False, tile=TILE)
+    assert err.value.filename == str(tmp_path / "membrane.mrc") and sum(computed) == 0
+    assert [p.name for p in tmp_path.iterdir()] == [tomo_file.name]     # no partial, lock or temp
+
+
 def test_a_changed_network_or_resume_false_starts_again(tmp_path, tomo_file, monkeypatch):
     out = tmp_path / "membrane.mrc"
     count_slices(monkeypatch, stop_after=1)

@@ -98,6 +98,21 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_output(cell_dir, tmp_pat
         main(["--debug", "rescale", str(cell_dir / "tomogram.mrc"), str(out), "--to", "18"])
 
 
+def test_a_disk_too_small_for_the_output_is_found_before_any_work(cell_dir, tmp_path, capsys,
+                                                                   monkeypatch):
+    """Outputs written through memory maps are sparse: on a full disk the process died of SIGBUS
+    half-way. Now the space is reserved first, and a full disk is one line naming the output."""
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    out = tmp_path / "pre.mrc"
+    assert main(["preprocess", str(cell_dir / "tomogram.mrc"), str(out)]) == 1
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert f"'{out}': No space left on device: 0.00 GiB are needed; the disk is full" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_system_errors_name_the_file_and_lost_workers_say_rerun(tmp_path, capsys, monkeypatch):
     import tomowidgets.cli as cli
     from distributed.client import FutureCancelledError

@@ -356,9 +356,42 @@ def new_mrc(path: str | os.PathLike, shape: tuple[int, ...], dtype: Any = np.flo
     with atomic_path(path) as tmp:
         with mrcfile.new_mmap(tmp, shape=tuple(shape), mrc_mode=WRITABLE_MODES[np.dtype(dtype)],
                               overwrite=True) as mrc:
+            reserve_space(tmp, name=path)
             out = NewMrc(mrc)
             yield out
             write_header(mrc, apix=apix, origin=origin, labels=labels, stats=out.moments)
+
+
+def reserve_space(file: str | os.PathLike, *, name: str | os.PathLike | None = None) -> None:
+    """Allocate a (sparse) file's full size on the disk now.
+
+    Files written through a memory map are created sparse: when the disk fills up while the map is
+    written, the process dies of SIGBUS, with no message and a full-size file left behind. Reserving
+    the blocks first turns that into an OSError (ENOSPC) here, before any work.
+
+    Parameters
+    ----------
+    file : str or PathLike
+        The file, already at its final size.
+    name : str or PathLike, optional
+        The file to name in the error (e.g. the output a temporary stands for); default `file`.
+
+    Raises
+    ------
+    OSError
+        ``errno.ENOSPC`` (or the quota's) when the disk cannot hold the file.
+    """
+    size = os.path.getsize(file)
+    fd = os.open(file, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as err:
+        if err.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            return  # a file system without allocation: the old behaviour, nothing better to do
+        raise OSError(err.errno, f"{err.strerror}: {size / 2**30:.2f} GiB are needed",
+                      str(name if name is not None else file)) from None
+    finally:
+        os.close(fd)
 
 
 def write_header(mrc: Any, *, apix: float, origin: tuple[float, float, float],

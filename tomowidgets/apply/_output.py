@@ -28,6 +28,7 @@ from tomowidgets.io import (
     atomic_path,
     read_tomogram,
     release_pages,
+    reserve_space,
     write_header,
 )
 
@@ -121,6 +122,13 @@ class FileOutput:
                 self.sidecar.unlink(missing_ok=True)
                 self._mrc = mrcfile.new_mmap(self.partial, shape=shape,
                                              mrc_mode=WRITABLE_MODES[dtype], overwrite=True)
+                try:
+                    reserve_space(self.partial, name=path)
+                except OSError:   # the disk cannot hold it: leave no full-size empty file behind
+                    self._mrc.close()
+                    self._mrc = None
+                    self.partial.unlink(missing_ok=True)
+                    raise
                 self._save_sidecar()
         except BaseException:
             self.close()
