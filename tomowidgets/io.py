@@ -206,6 +206,7 @@ def read_tomogram(
     if check_values and mode in (2, 12):
         for start in range(0, data.shape[0], _CHECK_SLAB):
             check_finite(data[start : start + _CHECK_SLAB], "voxels", where=f"'{path}'")
+            release_pages(data)   # a memory map's scan must not keep the whole file resident
     return Tomogram(data, float(apix), path, origin)
 
 
