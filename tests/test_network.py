@@ -12,6 +12,7 @@ import pytest
 
 from tomowidgets import network
 from tomowidgets.network import FeatureNet, read_metadata, read_weights
+from tomowidgets.network.netfile import read_network
 
 TILE = 32  # small tiles keep the tests fast; the network is fully convolutional
 
@@ -261,6 +262,33 @@ def test_missing_corrupt_and_foreign_files(trained, tmp_path):
         read_weights(mislaid)
     with pytest.raises(ValueError, match="paper's"):
         FeatureNet.load(mislaid)
+
+
+@pytest.mark.parametrize(("key", "value", "match"), [
+    ("amplitude", 0.0, "amplitude must be a number > 0, got 0.0"),
+    ("amplitude", -1.0, "amplitude must be a number > 0"),
+    ("amplitude", "1", "amplitude must be a number > 0"),
+    ("feature", "../../evil", "feature name must be a short name"),
+    ("feature", "", "feature name must be a short name"),
+])
+def test_metadata_that_would_mis_scale_or_misplace_outputs_is_refused(trained, tmp_path, key, value,
+                                                                      match):
+    """A zero or negative amplitude divides scores into nonsense; a feature name with a path
+    writes score maps outside the output folder (apply names them <tomogram>.<feature>.mrc)."""
+    forged = tmp_path / "forged.keras"
+    with zipfile.ZipFile(trained[4]) as src, zipfile.ZipFile(forged, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "tomowidgets.json":
+                meta = json.loads(data)
+                meta[key] = value
+                data = json.dumps(meta).encode()
+            dst.writestr(item, data)
+    for load in (FeatureNet.load, read_network):
+        with pytest.raises(ValueError, match=f"forged.keras' has invalid metadata: .*{match}"):
+            load(forged)
+    with pytest.raises(ValueError, match="feature name"):
+        FeatureNet("../membrane")
 
 
 def test_a_damaged_member_is_a_value_error_naming_the_file(trained, tmp_path):

@@ -52,7 +52,13 @@ from tomowidgets.network._cnn import (
     mean_log_squared_residual,
     min_one,
 )
-from tomowidgets.network.netfile import LAYERS, read_metadata, read_network, read_weights
+from tomowidgets.network.netfile import (
+    LAYERS,
+    check_feature_name,
+    read_metadata,
+    read_network,
+    read_weights,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -127,8 +133,10 @@ class FeatureNet:
     def __init__(self, feature: str = "membrane", *, apix: float | None = None,
                  preprocessing: Mapping[str, Any] | None = None, seed: int = 0,
                  context: int = 0, **hyper: Any) -> None:
-        if not isinstance(feature, str) or not feature:
-            raise ValueError(f"`feature` must be a name such as 'membrane', got {feature!r}")
+        try:
+            check_feature_name(feature)
+        except ValueError as err:
+            raise ValueError(f"`feature`: {err}") from None
         unknown = sorted(set(hyper) - set(HYPER))
         if unknown:
             raise ValueError(f"unknown keyword(s) {unknown}; FeatureNet accepts {list(HYPER)} "

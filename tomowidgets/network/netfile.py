@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import zipfile
@@ -52,6 +53,16 @@ def check_file(path: str | os.PathLike) -> Path:
             "FeatureNet.save('<feature>.keras') or `tomowidgets train ... -o <feature>.keras`"
         )
     return path
+
+
+def check_feature_name(name: Any) -> str:
+    """`name` if it can name a feature, and so a file (``<tomogram>.<feature>.mrc``): a non-empty,
+    printable string of at most 64 characters, without path separators or a leading dot."""
+    if (not isinstance(name, str) or not name.strip() or not name.isprintable() or len(name) > 64
+            or "/" in name or "\\" in name or name.startswith(".")):
+        raise ValueError(f"a feature name must be a short name such as 'membrane' (no '/', '\\' "
+                         f"or leading '.'), got {name!r}")
+    return name
 
 
 def _open(path: Path) -> zipfile.ZipFile:
@@ -106,6 +117,14 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             raise ValueError(f"'{path}' has corrupt tomowidgets metadata ({err})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"'{path}' has metadata that is not a tomowidgets network description")
+    try:
+        check_feature_name(meta.get("feature"))
+        amplitude = meta.get("amplitude")
+        if amplitude is not None and (isinstance(amplitude, bool) or not isinstance(amplitude, (int, float))
+                                      or not math.isfinite(amplitude) or amplitude <= 0):
+            raise ValueError(f"its calibration amplitude must be a number > 0, got {amplitude!r}")
+    except ValueError as err:
+        raise ValueError(f"'{path}' has invalid metadata: {err}") from None
     return meta
 
 
