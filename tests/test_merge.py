@@ -103,6 +103,17 @@ def test_tomogram_inputs_keep_voxel_size_and_origin():
     assert merge(_scores()).apix == 1.0
 
 
+def test_maps_of_different_parts_of_the_cell_are_not_merged():
+    """Same shape and voxel size, but another origin: another crop of the cell, whose voxels do not
+    lie on the same places; merging them silently labelled nonsense."""
+    maps = _scores()
+    names = list(maps)
+    scores = {names[0]: Tomogram(maps[names[0]], 8.0, origin=(0.0, 0.0, 0.0)),
+              names[1]: Tomogram(maps[names[1]], 8.0, origin=(0.0, 80.0, 0.0))}
+    with pytest.raises(ValueError, match=rf"`scores\[{names[1]!r}\]` has origin \(0.0, 80.0, 0.0\)"):
+        merge(scores)
+
+
 def test_label_map_round_trip_keeps_names_voxel_size_origin_and_data(tmp_path):
     scores = {k: Tomogram(v, 13.5, origin=(10.0, 20.0, 30.0)) for k, v in _scores(n=4).items()}
     labels = merge(scores, 1.3)
