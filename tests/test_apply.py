@@ -229,6 +229,12 @@ def test_a_full_disk_stops_apply_before_any_slice_and_leaves_nothing(tmp_path, t
     assert [p.name for p in tmp_path.iterdir()] == [tomo_file.name]     # no partial, lock or temp
 
 
+@pytest.mark.parametrize("shape", [(0, 40, 40), (3, 5, 5), (3, 40, 8)])
+def test_a_tomogram_without_slices_or_too_small_for_the_kernels_is_refused(shape):
+    with pytest.raises(ValueError, match=rf"shape \({shape[0]}, {shape[1]}, {shape[2]}\): the networks need"):
+        apply(FakeNet(), Tomogram(np.zeros(shape, np.float32), 10.0), progress=False)
+
+
 def test_a_changed_network_or_resume_false_starts_again(tmp_path, tomo_file, monkeypatch):
     out = tmp_path / "membrane.mrc"
     count_slices(monkeypatch, stop_after=1)

@@ -74,14 +74,21 @@ def _network(net: Any, name: str | None) -> NetworkRecord:
     return NetworkRecord(net.weights(), meta, label=name)
 
 
+#: Smallest slice (rows and columns) worth annotating: the networks' first kernels are 15×15, and a
+#: slice smaller than that is mostly zero padding.
+MIN_SLICE = 16
+
+
 def open_tomogram(tomo: Any) -> tuple[Tomogram, Path | None]:
     """The tomogram, and the MRC file its voxels are memory-mapped from (None if in memory)."""
     if isinstance(tomo, (str, os.PathLike)):
         opened = read_tomogram(tomo, mmap=True, check_values=False)  # the engine checks NaN/inf
+        check_size(opened)
         return opened, Path(tomo).resolve()
     if not isinstance(tomo, Tomogram):
         raise ValueError(f"`tomo` must be a Tomogram or the path of an MRC file, got "
                          f"{type(tomo).__name__}; wrap an array as Tomogram(data, apix)")
+    check_size(tomo)
     data, name = tomo.data, getattr(tomo.data, "filename", None)
     if not isinstance(data, np.memmap) or tomo.path is None or not name:
         return tomo, None
@@ -94,6 +101,15 @@ def open_tomogram(tomo: Any) -> tuple[Tomogram, Path | None]:
 
 
 # -- checks --------------------------------------------------------------------------------------
+
+
+def check_size(tomo: Tomogram) -> None:
+    """Refuse a tomogram without slices, or with slices smaller than the network's reach."""
+    where = f"'{tomo.path}'" if tomo.path is not None else "the tomogram"
+    nz, ny, nx = tomo.shape
+    if nz == 0 or ny < MIN_SLICE or nx < MIN_SLICE:
+        raise ValueError(f"{where} has shape {tomo.shape}: the networks need at least one slice of "
+                         f"{MIN_SLICE}×{MIN_SLICE} voxels or more (their kernels are 15 voxels across)")
 
 
 def check_voxel_size(network: NetworkRecord, tomo: Tomogram, tolerance: float) -> None:
