@@ -4,10 +4,12 @@ ribosome average, plus a microtubule network carried from one real crop to anoth
 Steps, each timed (this machine, 2 cores):
 
 1. erase gold and preprocess the 20 Å cell with the defaults (the 20 Å low-pass becomes Nyquist);
-2. train a ribosome and a membrane network on the training sets annotated through the widgets
-   (``notebooks/real_cell/*.tiles.npz``, made by ``notebooks/real_cell/annotate.py``);
-3. apply both, merge, and measure how much of the traced cell envelope the membrane label covers;
-4. pick ribosomes, save a gallery of 50 random picks (judge it by eye, as the paper did), 2D classes;
+2. train ribosome, membrane and cytoplasm networks on the training sets annotated through the
+   widgets (``notebooks/real_cell/*.tiles.npz``, made by ``notebooks/real_cell/annotate.py``);
+3. apply them, merge ribosomes and membrane, and measure how much of the traced cell envelope the
+   membrane label covers; outline the cell with the cytoplasm network (smoothed score >= 1);
+4. pick ribosomes inside the cell, save a gallery of 50 random picks (judge it by eye, as the paper
+   did), 2D classes;
 5. average all picks reference-free at 20 Å and compare with the 4V5D ribosome (both contrasts and
    hands tried); with ``--fine`` (the 10 Å reconstruction, see ``../shared/data/real/README.md``)
    move the picks there through Å, re-extract, average and compare again;
@@ -49,7 +51,7 @@ OUT = ROOT / "benchmarks" / "results" / "real_data"
 sys.path.insert(0, str(SETS))
 import annotate  # noqa: E402  (the membrane traces used for the annotation)
 
-BOX_20, BOX_10 = 24, 48  # 480 Å boxes: a 250 Å ribosome and its surroundings
+BOX_20, BOX_10 = 16, 32  # 320 Å boxes: a 250 Å ribosome and little of its crowded neighbours
 GALLERY = 50
 #: Microtubule: 25 nm tube = radius 12 voxels at 10.52 Å; its axis (y, x) at the crops' ends, in
 #: the middle slice (read off the slices: walls at x = 70/88 and 12/30 in the 13-pf crop).
@@ -95,25 +97,47 @@ def envelope_coverage(labels: np.ndarray, index: int) -> dict[str, float]:
 
 
 def gallery(tomo: tw.Tomogram, picks, path: Path, rng: np.random.Generator) -> list[int]:
-    """50 random picks: central slice (5-slice mean) of each box, numbered, for judging by eye."""
+    """50 random picks, numbered, for judging by eye: the central slices (5-slice mean, smoothed) of
+    a 400 Å box in the tomogram given (the 10 Å one when there is one: ribosomes are clearer)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     chosen = sorted(rng.choice(len(picks), size=min(GALLERY, len(picks)), replace=False).tolist())
-    boxes = tw.extract_subvolumes(tomo, picks.iloc[chosen], BOX_20)
+    box = round(400 / tomo.apix)
+    boxes = tw.extract_subvolumes(tomo, picks.iloc[chosen], box)
     fig, axes = plt.subplots(5, 10, figsize=(15, 8))
-    for ax, i, box in zip(axes.flat, chosen, boxes, strict=False):
-        v = ndimage.gaussian_filter(box[BOX_20 // 2 - 2:BOX_20 // 2 + 3].mean(0), 1.0)
+    for ax, i, cube in zip(axes.flat, chosen, boxes, strict=False):
+        v = ndimage.gaussian_filter(cube[box // 2 - 2:box // 2 + 3].mean(0), 20 / tomo.apix)
         ax.imshow(v, cmap="gray", vmin=-2.5 * v.std(), vmax=2.5 * v.std())
+        ax.plot([box / 2 - 0.5], [box / 2 - 0.5], "r+", ms=6)
         ax.set_title(str(i), fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
-    fig.suptitle("50 random ribosome picks (20 Å; central 5 slices; protein dark)")
+    fig.suptitle(f"50 random ribosome picks ({tomo.apix:g} Å/voxel, 400 Å boxes; central 5 slices; "
+                 "protein dark; + marks the pick)")
     fig.tight_layout()
     fig.savefig(path, dpi=70)
     plt.close(fig)
     return chosen
+
+
+def cell_mask(cytoplasm: tw.Tomogram) -> np.ndarray:
+    """The cell: where the cytoplasm network's score, smoothed by a Gaussian of sd 60 Å, reaches 1;
+    its largest piece with the holes (dense clusters the network leaves out) filled."""
+    smooth = ndimage.gaussian_filter(np.asarray(cytoplasm.data, np.float32), 60 / cytoplasm.apix)
+    pieces, _ = ndimage.label(smooth >= tw.THRESHOLD)
+    sizes = np.bincount(pieces.ravel())
+    sizes[0] = 0
+    return ndimage.binary_fill_holes(pieces == sizes.argmax())
+
+
+def inside_the_cell(picks) -> float:
+    """Share of the picks between the traced envelope lines, in the slices the cell spans (z 40-115
+    at 20 Å, read off xz slices)."""
+    z, y, x = (picks[c].to_numpy() for c in "zyx")
+    inside = (z >= 40) & (z <= 115) & (x > annotate.left_membrane(y)) & (x < annotate.right_membrane(y))
+    return float(inside.mean())
 
 
 def reference_at(apix: float, box: int) -> np.ndarray:
@@ -196,7 +220,7 @@ def main() -> None:
         gold = tw.find_gold(raw)
         pre = quiet(tw.preprocess, tw.erase_gold(raw, gold), progress=False)
     results["gold_voxels"] = float(gold.mean())
-    sets = {f: tw.TrainingSet.load(SETS / f"{f}.tiles.npz") for f in ("ribosome", "membrane")}
+    sets = {f: tw.TrainingSet.load(SETS / f"{f}.tiles.npz") for f in ("ribosome", "membrane", "cytoplasm")}
     nets = {}
     for feature, ts in sets.items():
         cached = OUT / "networks" / f"{feature}.keras"     # ignored by git; --retrain to redo
@@ -207,16 +231,21 @@ def main() -> None:
             else:
                 nets[feature] = train(ts, args.seed)
                 nets[feature].save(cached)
-    with timed(times, "apply 2 networks"):
+    with timed(times, "apply 3 networks"):
         scores = tw.apply(list(nets.values()), pre, progress=False)
     with timed(times, "merge"):
-        labels = tw.merge(scores)
+        labels = tw.merge({f: scores[f] for f in ("ribosome", "membrane")})
     results["membrane"] = envelope_coverage(np.asarray(labels.data), labels.names.index("membrane") + 1)
+    cell = cell_mask(scores["cytoplasm"])
+    results["cell_voxels"] = float(cell.mean())
     with timed(times, "pick"):
         # the defaults are physical sizes (3·10⁵ Å³, 100 Å apart): 38 voxels, 5 apart at 20 Å
-        picks = tw.pick_particles(scores["ribosome"], feature="ribosome", tomogram="TS00254")
+        everywhere = tw.pick_particles(scores["ribosome"], feature="ribosome", tomogram="TS00254")
+        picks = tw.pick_particles(scores["ribosome"], feature="ribosome", tomogram="TS00254", within=cell)
+    results["picks_anywhere"] = len(everywhere)
+    results["inside_the_cell_anywhere"] = inside_the_cell(everywhere)
     results["picks"] = len(picks)
-    results["gallery"] = gallery(pre, picks, OUT / "gallery.png", rng)
+    results["inside_the_cell"] = inside_the_cell(picks)
     with timed(times, "2D classes"):
         classes = tw.classify_2d(tw.extract_subvolumes(pre, picks, BOX_20), n_classes=4, rng=args.seed)
     results["class_sizes"] = [int(n) for n in classes.counts]
@@ -225,6 +254,7 @@ def main() -> None:
     maps = {"20 Å": coarse.pop("map")}
     aligned = {"20 Å": coarse.pop("aligned")}
     results["average_20A"] = coarse
+    judged = (pre, picks)       # the picks shown in the gallery, on the finest tomogram there is
     if args.fine:
         fine_raw = tw.read_tomogram(args.fine, mmap=True)
         with timed(times, "erase gold + preprocess (10 Å)"):
@@ -234,14 +264,16 @@ def main() -> None:
             detail = average_and_compare(fine, moved, BOX_10, args.seed)
         maps["10 Å"], aligned["10 Å"] = detail.pop("map"), detail.pop("aligned")
         results["average_10A"] = detail
+        judged = (fine, moved)
+    results["gallery"] = gallery(*judged, OUT / "gallery.png", rng)
     with timed(times, "microtubules: train + apply"):
         results["microtubules"] = microtubules(args.seed)
-    figures(maps, aligned, classes, np.asarray(labels.data), np.asarray(pre.data))
+    figures(maps, aligned, classes, np.asarray(labels.data), np.asarray(pre.data), cell)
     (OUT / "results.json").write_text(json.dumps(results, indent=1, default=float))
     print(table(results))
 
 
-def figures(maps, aligned, classes, labels, pre) -> None:
+def figures(maps, aligned, classes, labels, pre, cell) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -273,7 +305,8 @@ def figures(maps, aligned, classes, labels, pre) -> None:
         overlay[labels[z] == 1] = (1.0, 0.5, 0.0, 0.6)
         overlay[labels[z] == 2] = (0.0, 0.8, 1.0, 0.6)
         ax.imshow(overlay)
-        ax.set_title(f"z={z}: ribosome (orange), membrane (blue)", fontsize=9)
+        ax.contour(cell[z], [0.5], colors="yellow", linewidths=1.5)
+        ax.set_title(f"z={z}: ribosome (orange), membrane (blue), cell outline (yellow)", fontsize=9)
         ax.axis("off")
     fig.tight_layout()
     fig.savefig(OUT / "membrane.png", dpi=45)
@@ -286,14 +319,18 @@ def table(r: dict) -> str:
              f"| cell envelope covered by the membrane label (within 2 voxels, slices 50-95) | "
              f"{r['membrane']['envelope_covered']:.0%}, "
              f"{r['membrane']['pieces_per_slice']:.0f} pieces per slice |",
-             f"| ribosome picks | {r['picks']} |",
+             f"| ribosome picks anywhere | {r['picks_anywhere']}, {r['inside_the_cell_anywhere']:.0%} of "
+             f"them inside the traced envelope (z 40-115) |",
+             f"| ribosome picks inside the cytoplasm network's cell ({r['cell_voxels']:.0%} of the "
+             f"voxels) | {r['picks']}, {r['inside_the_cell']:.0%} inside the traced envelope |",
              f"| 2D classes (sizes) | {r['class_sizes']} |"]
     for key, name in (("average_20A", "20 Å"), ("average_10A", "10 Å re-extraction")):
         if key in r:
             a = r[key]
             lines.append(f"| average at {name}: {a['particles']} particles | half maps "
                          f"{a['half_map_A']:.0f} Å "
-                         f"(FSC 0.143); vs 4V5D {a['fsc05_vs_4v5d_A']:.0f} Å (FSC 0.5); contrast "
+                         f"(FSC 0.143); vs 4V5D {a['fsc05_vs_4v5d_A']:.0f} Å (FSC 0.5 in its envelope); "
+                         f"contrast "
                          f"{'inverted' if a['inverted'] else 'same'}, hand "
                          f"{'mirrored' if a['mirrored'] else 'as reconstructed'} |")
     mt = r["microtubules"]
