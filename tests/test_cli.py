@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -114,8 +115,9 @@ def test_a_disk_too_small_for_the_output_is_found_before_any_work(cell_dir, tmp_
 
 
 def test_system_errors_name_the_file_and_lost_workers_say_rerun(tmp_path, capsys, monkeypatch):
-    import tomowidgets.cli as cli
     from distributed.client import FutureCancelledError
+
+    import tomowidgets.cli as cli
 
     for error, expected in ((PermissionError(errno.EACCES, "Permission denied", "/data/out.mrc"),
                              "'/data/out.mrc': Permission denied; permission denied: write elsewhere"),

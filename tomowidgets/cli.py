@@ -297,8 +297,8 @@ def cmd_pick(args: argparse.Namespace) -> None:
 def _tomogram_name(scores: Path, feature: str) -> str:
     """The tomogram's name from its score map's: ``apply`` writes ``<tomogram>.<feature>.mrc``,
     and RELION matches rlnTomoName against the tomogram's name in tomograms.star."""
-    stem = scores.stem
-    return stem[: -len(feature) - 1] if stem.endswith(f".{feature}") and len(stem) > len(feature) + 1 else stem
+    stem, suffix = scores.stem, f".{feature}"
+    return stem[: -len(suffix)] if stem.endswith(suffix) and len(stem) > len(suffix) else stem
 
 
 def cmd_average(args: argparse.Namespace) -> None:
