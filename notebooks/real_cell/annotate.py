@@ -4,10 +4,11 @@ The tiles below were chosen by looking at slices of the gold-erased, preprocesse
 (20 Å/voxel; ``../shared/data/real/empiar10499_TS00254_20A.mrc``), shown as the mean of 5 slices
 smoothed by 1.6 voxels, 64×64 tiles with an 8-voxel grid. Each ribosome was judged by eye as a dark
 blob 8-12 voxels across (160-240 Å) and painted as a disk; the membrane was traced as a line along
-the cell envelope; the cytoplasm (added in a second round, after the first ribosome network was
-seen to fire in the ice above and beside the cell) was painted as whole tiles. This script replays
-those choices through the same gestures a user makes in JupyterLab: ``TileSelector.click`` on the
-slice, ``MaskPainter.press/release`` with the brush and the eraser (the placeholder disk of a new positive tile is erased, as issue #20 asks users to do).
+the cell envelope; the cytoplasm (added in a second round, after the first ribosome network was seen
+to fire in the ice above and beside the cell) was painted as whole tiles. This script replays those
+choices through the same gestures a user makes in JupyterLab: ``TileSelector.click`` on the slice,
+``MaskPainter.press/release`` with the brush and the eraser (the placeholder disk of a new positive
+tile is erased, as issue #20 asks users to do).
 
 Run from the repository root::
 

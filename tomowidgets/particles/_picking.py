@@ -105,12 +105,12 @@ def pick_particles(
     6-neighbourhood, :func:`scipy.ndimage.label`). With `split` (the default), a region is then cut
     into one basin per maximum of the score (smoothed by a Gaussian of sd ``min_distance / 5``;
     maxima at least `min_distance` apart) by a watershed, so touching particles in a crowded
-    cytoplasm give one pick each instead of one pick at the centre of the cluster. Each region
-    gives a particle at its score-weighted centroid (default) or, as in the paper, at the voxel of
-    its highest score (the first such voxel in ``(z, y, x)`` order when several share the maximum,
-    so flat maps such as binary masks should be smoothed first), with its ``mass`` (sum of the region's scores) and
-    ``size`` (voxel count). Regions outside ``[min_size, max_size]`` are dropped; then, from the
-    highest score down, a pick closer than `min_distance` to a kept pick is dropped.
+    cytoplasm give one pick each instead of one pick at the centre of the cluster. Each region gives
+    a particle at its score-weighted centroid (default) or, as in the paper, at the voxel of its
+    highest score (the first such voxel in ``(z, y, x)`` order when several share the maximum, so
+    flat maps such as binary masks should be smoothed first), with its ``mass`` (sum of the region's
+    scores) and ``size`` (voxel count). Regions outside ``[min_size, max_size]`` are dropped; then,
+    from the highest score down, a pick closer than `min_distance` to a kept pick is dropped.
 
     The centroid is the default because a network's maximum falls anywhere on a particle's dense
     parts: on a synthetic cell, ribosome picks at the maximum were within half a ribosome radius of
