@@ -202,10 +202,10 @@ def read_tomogram(
     if not any(origin) and any(start):
         # No origin, but a start index (a subvolume cut by IMOD or CCP4 tools): place it as
         # UCSF Chimera does, at start · voxel size.
-        origin = tuple(float(k * apix) for k in start)
+        origin = (start[0] * apix, start[1] * apix, start[2] * apix)
     if check_values and mode in (2, 12):
-        for start in range(0, data.shape[0], _CHECK_SLAB):
-            check_finite(data[start : start + _CHECK_SLAB], "voxels", where=f"'{path}'")
+        for z0 in range(0, data.shape[0], _CHECK_SLAB):
+            check_finite(data[z0 : z0 + _CHECK_SLAB], "voxels", where=f"'{path}'")
             release_pages(data)   # a memory map's scan must not keep the whole file resident
     return Tomogram(data, float(apix), path, origin)
 
