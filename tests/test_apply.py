@@ -406,6 +406,21 @@ def test_cli_apply_writes_a_score_map_per_tomogram_and_feature(tmp_path, tomo_fi
                                        rtol=1e-3, atol=1e-3)
 
 
+def test_cli_apply_takes_the_voxel_size_its_voxel_size_error_asks_for(tmp_path, keras_files, capsys):
+    """A tomogram whose header says 1 Å/voxel (never set): refused with the voxel-size error;
+    --apix gives the right one, as for preprocess and rescale."""
+    unset = tmp_path / "unset.mrc"
+    write_tomogram(unset, make_tomogram(3).data, apix=1.0)
+    files = [str(keras_files[0]), str(unset)]
+    assert main(["apply", *files, "-o", str(tmp_path / "out")]) == 2
+    assert "voxel" in capsys.readouterr().err
+    assert main(["apply", *files, "-o", str(tmp_path / "out"), "--apix", str(APIX)]) == 0
+    scores = read_tomogram(tmp_path / "out" / "unset.membrane.mrc")
+    assert scores.apix == pytest.approx(APIX)
+    np.testing.assert_allclose(scores.data, expected_scores(FakeNet("membrane", 0, 0.37),
+                                                            make_tomogram(3).data), rtol=1e-3, atol=1e-3)
+
+
 @pytest.mark.tensorflow
 def test_cli_apply_with_a_scheduler_spreads_the_slabs_over_its_workers(tmp_path, tomo_file,
                                                                        keras_files, cluster):

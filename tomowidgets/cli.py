@@ -177,6 +177,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="Dask scheduler (e.g. tcp://10.0.0.1:8786) whose workers share these files: "
                    "slices are spread over them (start it with `dask scheduler`, then `dask worker "
                    "ADDRESS --nworkers auto --nthreads 1` on each machine)")
+    p.add_argument("--apix", type=float, default=None,
+                   help="voxel size of the tomograms in Å, overriding their MRC headers")
     p.add_argument("--float16", action="store_true",
                    help="store scores as float16 (half the disk space, 3 significant digits)")
     p.add_argument("--slab", type=int, default=None, metavar="N",
@@ -484,6 +486,11 @@ def cmd_apply(args: argparse.Namespace) -> None:
                          f"({', '.join(suffixes)}); rename or convert them")
     if not nets or not tomos:
         raise ValueError("give at least one network (.keras) and one tomogram (.mrc)")
+    inputs: list[Any] = list(tomos)
+    if args.apix is not None:    # the headers' voxel sizes are wrong or missing: use the one given
+        from tomowidgets.io import read_tomogram
+
+        inputs = [read_tomogram(t, mmap=True, apix=args.apix, check_values=False) for t in tomos]
     client = None
     if args.scheduler:
         try:
@@ -497,7 +504,7 @@ def cmd_apply(args: argparse.Namespace) -> None:
                              "it with `dask scheduler` and workers with `dask worker ADDRESS`") from None
     t0 = time.perf_counter()
     try:
-        results = apply_many(nets, tomos, args.out_dir, client=client, slab=args.slab,
+        results = apply_many(nets, inputs, args.out_dir, client=client, slab=args.slab,
                              threads=args.threads, dtype=np.float16 if args.float16 else np.float32,
                              resume=not args.restart)
     except KeyboardInterrupt:
