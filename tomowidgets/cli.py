@@ -44,11 +44,16 @@ _OS_HINTS = {
 }
 
 
-def _os_message(err: OSError) -> str:
-    """An OSError as one line: the file, what happened and what to do."""
-    where = f"'{err.filename}': " if err.filename else ""
-    hint = _OS_HINTS.get(err.errno or 0)
-    return f"{where}{err.strerror or err}" + (f"; {hint}" if hint else "")
+def _system_message(err: BaseException) -> str:
+    """A failure of the system as one line: the file, what happened and what to do."""
+    if isinstance(err, OSError):
+        where = f"'{err.filename}': " if err.filename else ""
+        hint = _OS_HINTS.get(err.errno or 0)
+        return f"{where}{err.strerror or err}" + (f"; {hint}" if hint else "")
+    if isinstance(err, CancelledError):
+        return (f"{err or 'cancelled'}; the Dask workers were lost: the finished part is kept, "
+                "run again to resume")
+    return str(err)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,10 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, OverflowError, CancelledError) as err:
             if args.debug:
                 raise
-            message = _os_message(err) if isinstance(err, OSError) else (
-                f"{err or 'cancelled'}; the Dask workers were lost: the finished part is kept, run "
-                "again to resume" if isinstance(err, CancelledError) else f"{err}")
-            print(f"tomowidgets {args.command}: error: {message}", file=sys.stderr)
+            print(f"tomowidgets {args.command}: error: {_system_message(err)}", file=sys.stderr)
             return 1
     return 0
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from tomowidgets._validate import check_positive, same_voxel_size
 from tomowidgets.io import Tomogram, read_tomogram
-from tomowidgets.network.netfile import NetworkRecord, read_metadata, read_network
+from tomowidgets.network.netfile import NetworkRecord, check_feature_name, read_metadata, read_network
 
 #: Relative voxel-size difference tolerated between a tomogram and a network's training data: looser
 #: on purpose than the package's APIX_RTOL (0.1 %), since a network still recognises a feature 1 %
@@ -59,10 +59,11 @@ def _network(net: Any, name: str | None) -> NetworkRecord:
         raise ValueError(f"`net` must be a FeatureNet or the path of a .keras file saved by "
                          f"FeatureNet.save, got {type(net).__name__}")
     name = meta.get("feature") if name is None else name
-    if not isinstance(name, str) or not name or name.startswith(".") or any(
-            c in name for c in "/\\:"):
+    try:
+        check_feature_name(name)
+    except ValueError:
         raise ValueError(f"network name {name!r}{where} cannot name a file; use letters, digits, "
-                         "'-' and '_' (pass a dict {name: network})")
+                         "'-' and '_' (pass a dict {name: network})") from None
     if meta.get("amplitude") is None:
         raise ValueError(f"the {name!r} network{where} is not calibrated (amplitude None): train "
                          "it (FeatureNet.train calibrates at the end) or call net.calibrate(ts); "

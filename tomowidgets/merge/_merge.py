@@ -240,11 +240,10 @@ def _check_scores(scores: Any, apix: float | None
         if isinstance(value, Tomogram):
             apix_of[name] = value.apix
             if origin is not None and not np.allclose(value.origin, origin, atol=1e-3 * value.apix):
-                first = next(n for n in names if isinstance(scores[n], Tomogram))
                 raise ValueError(
-                    f"`scores[{name!r}]` has origin {value.origin} Å but `scores[{first!r}]` has "
-                    f"{origin} Å: they cover different parts of the cell; apply every network to "
-                    "the same preprocessed tomogram")
+                    f"`scores[{name!r}]` has origin {value.origin} Å but "
+                    f"`scores[{next(iter(apix_of))!r}]` has {origin} Å: they cover different parts "
+                    "of the cell; apply every network to the same preprocessed tomogram")
             origin = value.origin if origin is None else origin
             array = value.data
         else:

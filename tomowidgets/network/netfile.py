@@ -57,11 +57,12 @@ def check_file(path: str | os.PathLike) -> Path:
 
 def check_feature_name(name: Any) -> str:
     """`name` if it can name a feature, and so a file (``<tomogram>.<feature>.mrc``): a non-empty,
-    printable string of at most 64 characters, without path separators or a leading dot."""
+    printable string of at most 64 characters, without path separators (``/ \\ :``) or a leading
+    dot."""
     if (not isinstance(name, str) or not name.strip() or not name.isprintable() or len(name) > 64
-            or "/" in name or "\\" in name or name.startswith(".")):
-        raise ValueError(f"a feature name must be a short name such as 'membrane' (no '/', '\\' "
-                         f"or leading '.'), got {name!r}")
+            or any(c in name for c in "/\\:") or name.startswith(".")):
+        raise ValueError(f"a feature name must be a short name such as 'membrane' (no '/', '\\', "
+                         f"':' or leading '.'), got {name!r}")
     return name
 
 
