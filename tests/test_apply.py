@@ -412,7 +412,7 @@ def test_cli_apply_takes_the_voxel_size_its_voxel_size_error_asks_for(tmp_path, 
     unset = tmp_path / "unset.mrc"
     write_tomogram(unset, make_tomogram(3).data, apix=1.0)
     files = [str(keras_files[0]), str(unset)]
-    assert main(["apply", *files, "-o", str(tmp_path / "out")]) == 2
+    assert main(["apply", *files, "-o", str(tmp_path / "out")]) == 1
     assert "voxel" in capsys.readouterr().err
     assert main(["apply", *files, "-o", str(tmp_path / "out"), "--apix", str(APIX)]) == 0
     scores = read_tomogram(tmp_path / "out" / "unset.membrane.mrc")
@@ -433,9 +433,9 @@ def test_cli_apply_with_a_scheduler_spreads_the_slabs_over_its_workers(tmp_path,
 
 def test_cli_apply_rejects_files_it_cannot_tell_apart(tmp_path, capsys):
     (tmp_path / "net.h5").write_bytes(b"")
-    assert main(["apply", str(tmp_path / "net.h5"), "-o", str(tmp_path)]) == 2
+    assert main(["apply", str(tmp_path / "net.h5"), "-o", str(tmp_path)]) == 1
     assert "neither networks (.keras) nor tomograms" in capsys.readouterr().err
-    assert main(["apply", str(tmp_path / "a.mrc"), "-o", str(tmp_path)]) == 2
+    assert main(["apply", str(tmp_path / "a.mrc"), "-o", str(tmp_path)]) == 1
     assert "at least one network" in capsys.readouterr().err
 
 

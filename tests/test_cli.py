@@ -76,10 +76,10 @@ def test_info_describes_an_mrc_file(cell_dir, capsys):
 
 
 def test_errors_are_reported_without_a_traceback(tmp_path, capsys):
-    assert main(["preprocess", str(tmp_path / "missing.mrc"), str(tmp_path / "o.mrc")]) == 2
+    assert main(["preprocess", str(tmp_path / "missing.mrc"), str(tmp_path / "o.mrc")]) == 1
     assert "missing.mrc" in capsys.readouterr().err
     (tmp_path / "text.mrc").write_text("not an MRC file" * 100)
-    assert main(["info", str(tmp_path / "text.mrc")]) == 2
+    assert main(["info", str(tmp_path / "text.mrc")]) == 1
     assert "not a readable MRC" in capsys.readouterr().err
 
 
@@ -148,7 +148,7 @@ def test_writes_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
 
 def test_preprocess_rejects_a_lowpass_below_nyquist(cell_dir, capsys):
     code = main(["preprocess", str(cell_dir / "tomogram.mrc"), str(cell_dir / "x.mrc"), "--lowpass", "10"])
-    assert code == 2
+    assert code == 1
     assert "Nyquist" in capsys.readouterr().err
     assert not (cell_dir / "x.mrc").exists()
 

@@ -57,9 +57,9 @@ def _system_message(err: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status: 0 on success, 2 on bad input (arguments,
-    files), 1 when the system fails the run (disk full or read-only, permissions, lost workers).
-    Errors are one line; ``--debug`` shows the traceback instead."""
+    """Run the command line; returns the exit status: 0 on success, 1 on any expected failure (bad
+    input, a full or read-only disk, permissions, lost workers). argparse keeps 2 for a wrong command
+    line. Errors are one line naming the file and what to do; ``--debug`` shows the traceback."""
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.debug:
                 raise
             print(f"tomowidgets {args.command}: error: {err}", file=sys.stderr)
-            return 2
+            return 1
         except (OSError, OverflowError, CancelledError) as err:
             if args.debug:
                 raise
