@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+import mrcfile
 import numpy as np
 import pytest
 from conftest import random_weights as shared_random_weights
@@ -404,6 +405,18 @@ def test_cli_apply_writes_a_score_map_per_tomogram_and_feature(tmp_path, tomo_fi
             assert scores.apix == pytest.approx(APIX)
             np.testing.assert_allclose(scores.data, expected_scores(fake, read_tomogram(source).data),
                                        rtol=1e-3, atol=1e-3)
+
+
+def test_cli_apply_reads_compressed_tomograms_and_names_the_output_without_their_endings(
+        tmp_path, keras_files):
+    packed = tmp_path / "packed.rec.gz"
+    with mrcfile.new(packed, compression="gzip") as mrc:
+        mrc.set_data(make_tomogram(4).data)
+        mrc.voxel_size = APIX
+    assert main(["apply", str(keras_files[0]), str(packed), "-o", str(tmp_path / "out")]) == 0
+    scores = read_tomogram(tmp_path / "out" / "packed.membrane.mrc")
+    np.testing.assert_allclose(scores.data, expected_scores(FakeNet("membrane", 0, 0.37),
+                                                            make_tomogram(4).data), rtol=1e-3, atol=1e-3)
 
 
 def test_cli_apply_takes_the_voxel_size_its_voxel_size_error_asks_for(tmp_path, keras_files, capsys):

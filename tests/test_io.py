@@ -61,6 +61,27 @@ def test_mode_0_bytes_follow_imods_signed_flag(tmp_path, imod, flags, expected, 
     assert np.asarray(tomo.data, np.float32).ravel().tolist() == [expected] * 24
 
 
+@pytest.mark.parametrize("compression", ["gzip", "bzip2"])
+@pytest.mark.parametrize("mmap", [False, True])
+def test_compressed_files_are_read_even_when_a_memory_map_is_asked_for(tmp_path, compression, mmap):
+    """A compressed file cannot be mapped: it is read into memory instead of being called not MRC."""
+    path = tmp_path / ("t.mrc.gz" if compression == "gzip" else "t.mrc.bz2")
+    with mrcfile.new(path, compression=compression) as mrc:
+        mrc.set_data(_volume())
+        mrc.voxel_size = 12.0
+    tomo = tw.read_tomogram(path, mmap=mmap)
+    np.testing.assert_array_equal(tomo.data, _volume())
+    assert tomo.apix == pytest.approx(12.0)
+
+
+@pytest.mark.parametrize(("name", "stem", "is_mrc"), [
+    ("cell.mrc", "cell", True), ("cell.mrc.gz", "cell", True), ("run1.cell.REC.bz2", "run1.cell", True),
+    ("cell.map", "cell", True), ("net.keras", "net", False), ("notes.gz", "notes", False),
+    (".mrc", ".mrc", False)])
+def test_mrc_names_lose_their_compressed_endings_too(name, stem, is_mrc):
+    assert tw.io.mrc_stem(name) == stem and tw.io.is_mrc_name(name) == is_mrc
+
+
 def _mrc_with(path, **header):
     with mrcfile.new(path) as mrc:
         mrc.set_data(np.arange(24, dtype=np.float32).reshape(2, 3, 4))

@@ -172,7 +172,8 @@ def _parser() -> argparse.ArgumentParser:
         "time limit), run the same command again: finished slices are kept. No TensorFlow needed.",
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE",
-                   help="networks (.keras) and tomograms (.mrc, .rec, .map), told apart by suffix")
+                   help="networks (.keras) and tomograms (.mrc, .rec, .map, also .gz or .bz2), "
+                   "told apart by their names")
     p.add_argument("-o", "--out-dir", type=Path, required=True, metavar="DIR",
                    help="directory for the score maps (created if needed)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
@@ -255,15 +256,14 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _named_scores(items: Sequence[str]) -> dict:
-    from tomowidgets.io import read_tomogram
+    from tomowidgets.io import mrc_stem, read_tomogram
 
     scores = {}
     for item in items:
         name, _, file = item.rpartition("=")
         path = Path(file)
         if not name:
-            stem = path.name.removesuffix(path.suffix)
-            name = stem.rsplit(".", 1)[-1] if "." in stem else stem
+            name = mrc_stem(path).rsplit(".", 1)[-1]
         if name in scores:
             raise ValueError(f"feature {name!r} is given twice; name the maps as NAME=FILE")
         scores[name] = read_tomogram(path, mmap=True)
@@ -301,7 +301,9 @@ def cmd_pick(args: argparse.Namespace) -> None:
 def _tomogram_name(scores: Path, feature: str) -> str:
     """The tomogram's name from its score map's: ``apply`` writes ``<tomogram>.<feature>.mrc``,
     and RELION matches rlnTomoName against the tomogram's name in tomograms.star."""
-    stem, suffix = scores.stem, f".{feature}"
+    from tomowidgets.io import mrc_stem
+
+    stem, suffix = mrc_stem(scores), f".{feature}"
     return stem[: -len(suffix)] if stem.endswith(suffix) and len(stem) > len(suffix) else stem
 
 
@@ -478,14 +480,14 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_apply(args: argparse.Namespace) -> None:
     """Apply networks to tomograms, writing one score map per feature and tomogram."""
     from tomowidgets.apply import apply_many
+    from tomowidgets.io import MRC_SUFFIXES, is_mrc_name
 
-    suffixes = (".mrc", ".rec", ".map")  # tomograms; networks end with .keras
     nets = [f for f in args.files if f.suffix.lower() == ".keras"]
-    tomos = [f for f in args.files if f.suffix.lower() in suffixes]
+    tomos = [f for f in args.files if is_mrc_name(f)]
     other = [str(f) for f in args.files if f not in nets and f not in tomos]
     if other:
         raise ValueError(f"{other} are neither networks (.keras) nor tomograms "
-                         f"({', '.join(suffixes)}); rename or convert them")
+                         f"({', '.join(MRC_SUFFIXES)}, maybe .gz or .bz2); rename or convert them")
     if not nets or not tomos:
         raise ValueError("give at least one network (.keras) and one tomogram (.mrc)")
     inputs: list[Any] = list(tomos)

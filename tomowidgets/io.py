@@ -27,14 +27,19 @@ from tomowidgets._validate import as_float32, check_finite, check_ndim, check_po
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["Moments", "Tomogram", "atomic_path", "moments", "new_mrc", "read_tomogram", "release_pages",
-           "write_header", "write_tomogram"]
+__all__ = ["Moments", "Tomogram", "atomic_path", "is_mrc_name", "moments", "mrc_stem", "new_mrc",
+           "read_tomogram", "release_pages", "write_header", "write_tomogram"]
 
 #: MRC modes we read, and what they hold.
 READABLE_MODES = {0: "int8", 1: "int16", 2: "float32", 6: "uint16", 12: "float16"}
 #: Data types we write, with their MRC mode: float16 halves a tomogram or score map, and int8 holds
 #: masks and label maps (values -128..127).
 WRITABLE_MODES = {np.dtype(np.float32): 2, np.dtype(np.float16): 12, np.dtype(np.int8): 0}
+#: File-name endings of MRC volumes, each also readable gzip- or bzip2-compressed (``cell.mrc.gz``).
+MRC_SUFFIXES = (".mrc", ".rec", ".map")
+COMPRESSED_SUFFIXES = (".gz", ".bz2")
+#: Magic bytes that open gzip and bzip2 streams.
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh")
 #: Slices checked at a time for NaN/inf in a memory-mapped file, so the check stays in bounded memory.
 _CHECK_SLAB = 16
 
@@ -126,7 +131,8 @@ def read_tomogram(
         The ``.mrc``/``.rec``/``.map`` file.
     mmap : bool, default False
         Memory-map the voxels instead of loading them: they are read slice by slice when used, so
-        tomograms larger than memory can be processed. The data then keep the file's dtype.
+        tomograms larger than memory can be processed. The data then keep the file's dtype. A
+        gzip- or bzip2-compressed file cannot be mapped and is read into memory.
     apix : float, optional
         Voxel size in Å to use instead of the header's (for files whose header is wrong).
     check_values : bool, default True
@@ -153,6 +159,8 @@ def read_tomogram(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No tomogram at '{path}'; check the path (cwd is '{Path.cwd()}')")
+    if mmap and _is_compressed(path):
+        mmap = False
     try:
         if mmap:
             mrc = mrcfile.mmap(path, mode="r")
@@ -208,6 +216,33 @@ def read_tomogram(
             check_finite(data[z0 : z0 + _CHECK_SLAB], "voxels", where=f"'{path}'")
             release_pages(data)   # a memory map's scan must not keep the whole file resident
     return Tomogram(data, float(apix), path, origin)
+
+
+def _is_compressed(path: Path) -> bool:
+    """Whether the file is a gzip or bzip2 stream (by its first bytes, not its name)."""
+    with open(path, "rb") as f:
+        return f.read(3).startswith(_COMPRESSED_MAGIC)
+
+
+def is_mrc_name(path: str | os.PathLike) -> bool:
+    """Whether a file name is an MRC volume's: ``.mrc``, ``.rec`` or ``.map``, maybe then ``.gz``/``.bz2``."""
+    return _mrc_ending(Path(path).name) is not None
+
+
+def mrc_stem(path: str | os.PathLike) -> str:
+    """A file's name without its MRC ending (``cell.mrc.gz`` -> ``cell``), else without its suffix."""
+    name = Path(path).name
+    ending = _mrc_ending(name) or Path(name).suffix
+    return name[: len(name) - len(ending)]
+
+
+def _mrc_ending(name: str) -> str | None:
+    for packed in ("", *COMPRESSED_SUFFIXES):
+        for suffix in MRC_SUFFIXES:
+            ending = suffix + packed
+            if name.lower().endswith(ending) and len(name) > len(ending):
+                return name[-len(ending):]
+    return None
 
 
 def _check_axis_order(header: Any, path: Path) -> None:

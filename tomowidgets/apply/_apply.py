@@ -41,7 +41,7 @@ from tomowidgets.apply._inputs import (
 from tomowidgets.apply._output import FileOutput, MemoryOutput, tomogram_fingerprint
 from tomowidgets.apply._slabs import context, run_dask, scores
 from tomowidgets.engine import DEFAULT_TILE, FFTEngine
-from tomowidgets.io import Tomogram, release_pages
+from tomowidgets.io import Tomogram, mrc_stem, release_pages
 from tomowidgets.network.netfile import NetworkRecord
 
 if TYPE_CHECKING:
@@ -351,7 +351,7 @@ def _output_paths(networks: list[NetworkRecord], tomos: list[Tomogram], files: l
     if single_file and not out.is_dir():
         paths = [{networks[0].name: out}]
     else:
-        stems = [t.path.stem if t.path is not None else "tomogram" for t in tomos]
+        stems = [mrc_stem(t.path) if t.path is not None else "tomogram" for t in tomos]
         paths = [{n.name: out / f"{stem}.{n.name}.mrc" for n in networks} for stem in stems]
     seen: dict[Path, int] = {}
     for index, (where, file) in enumerate(zip(paths, files, strict=True)):
