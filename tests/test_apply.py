@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -255,6 +256,24 @@ def test_a_changed_network_or_resume_false_starts_again(tmp_path, tomo_file, mon
     assert sum(computed) == SHAPE[0]
 
 
+def test_a_tomogram_replaced_with_its_old_size_and_mtime_is_not_resumed(tmp_path, monkeypatch):
+    """``cp -p`` or ``rsync -t`` give a new tomogram the old one's size and mtime: the stale slices
+    of the first run must not be reused (the status-change time tells them apart)."""
+    tomo_file, out = tmp_path / "cell.mrc", tmp_path / "m.mrc"
+    write_tomogram(tomo_file, make_tomogram(1))
+    count_slices(monkeypatch, stop_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        apply(FakeNet(), tomo_file, out=out, progress=False, tile=TILE, slab=4)
+    before = os.stat(tomo_file)
+    write_tomogram(tomo_file, make_tomogram(2))              # same shape, so the same size
+    os.utime(tomo_file, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(tomo_file).st_size == before.st_size
+    count_slices(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="tomogram changed since it was started"):
+        result = apply(FakeNet(), tomo_file, out=out, progress=False, tile=TILE, slab=4)
+    np.testing.assert_array_equal(result.data, expected_scores(FakeNet(), make_tomogram(2).data))
+
+
 def test_an_interrupted_in_memory_tomogram_resumes_through_its_data_hash(tmp_path, monkeypatch):
     tomo, out = make_tomogram(3), tmp_path / "m.mrc"
     count_slices(monkeypatch, stop_after=1)
@@ -264,6 +283,18 @@ def test_an_interrupted_in_memory_tomogram_resumes_through_its_data_hash(tmp_pat
     result = apply(FakeNet(), tomo, out=out, progress=False, tile=TILE, slab=5)
     assert sum(computed) == 5
     np.testing.assert_array_equal(result.data, expected_scores(FakeNet(), tomo.data))
+
+
+def test_nan_voxels_in_a_file_are_reported_with_the_file_and_the_slices(tmp_path, capsys):
+    data = make_tomogram().data.copy()
+    data[7, 3, 4] = np.nan
+    with mrcfile.new(tmp_path / "holey.mrc") as mrc, warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # mrcfile's own NaN warning
+        mrc.set_data(data)
+        mrc.voxel_size = APIX
+    with pytest.raises(ValueError, match=r"in slices 6-8 of '.*holey.mrc' contains 1 NaN"):
+        apply(FakeNet(), tmp_path / "holey.mrc", out=tmp_path / "m.mrc", progress=False, tile=TILE,
+              slab=3)
 
 
 def test_nan_voxels_raise_when_reached_and_finished_slabs_are_kept(tmp_path):

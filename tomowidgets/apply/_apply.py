@@ -39,7 +39,7 @@ from tomowidgets.apply._inputs import (
     warn_if_not_preprocessed,
 )
 from tomowidgets.apply._output import FileOutput, MemoryOutput, tomogram_fingerprint
-from tomowidgets.apply._slabs import context, run_dask, scores
+from tomowidgets.apply._slabs import check_slab, context, run_dask, scores
 from tomowidgets.engine import DEFAULT_TILE, FFTEngine
 from tomowidgets.io import Tomogram, mrc_stem, release_pages
 from tomowidgets.network.netfile import NetworkRecord
@@ -144,10 +144,10 @@ def apply(net: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkLike],
     built once per call); the outputs are written side by side and one progress bar counts slices.
 
     Resuming: next to ``<out>.partial`` a JSON sidecar ``<out>.partial.json`` records the slices
-    done and a fingerprint (network weights SHA-256 and amplitude, tomogram path, size and mtime or
-    a hash of in-memory data, `dtype`, `tile`). A rerun with the same fingerprint skips the done
-    slices; another fingerprint starts again (with a warning). Do not run two calls on one `out`
-    at the same time.
+    done and a fingerprint (network weights SHA-256 and amplitude, tomogram path, size,
+    modification and status-change times, or a hash of in-memory data, `dtype`, `tile`). A rerun
+    with the same fingerprint skips the done slices; another fingerprint starts again (with a
+    warning). A second call on an `out` that a live process is writing is refused (``<out>.lock``).
 
     With a client, each slab is one task that reads its slices from the tomogram's MRC file itself
     (workers must see the same file system; in-memory tomograms are sent slab by slab), runs every
@@ -264,8 +264,10 @@ def _apply(networks: list[NetworkRecord], tomos: list[Any], out: Any, *, single_
             if client is None:
                 for index, z0, z1, names in tasks:
                     extra = context([engines[name] for name in names])
-                    data = jobs[index].tomo.slab(z0, z1, extra)
-                    release_pages(jobs[index].tomo.data)   # a memory map's pages, once read
+                    tomo = jobs[index].tomo
+                    data = tomo.slab(z0, z1, extra)
+                    release_pages(tomo.data)   # a memory map's pages, once read
+                    check_slab(data, z0, z1, f"'{tomo.path}'" if tomo.path else "the tomogram")
                     for name in names:
                         jobs[index].outputs[name].write(
                             z0, z1, scores(engines[name], amplitudes[name], data, dtype, extra))

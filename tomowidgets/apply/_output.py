@@ -44,16 +44,23 @@ def partial_paths(out: Path) -> tuple[Path, Path]:
     return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")
 
 
+def file_identity(file: Path) -> list[int]:
+    """Size, modification and status-change times (ns) of a file: any write to it, or a file put
+    in its place, changes the status-change time (ctime), which no tool can set back, unlike the
+    mtime that ``cp -p`` or ``rsync -t`` copy over. (A chmod changes it too: that only restarts.)"""
+    stat = file.stat()
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+
+
 def tomogram_fingerprint(tomo: Tomogram, file: Path | None) -> dict[str, Any]:
-    """What identifies the input voxels: the file's path, size and mtime, or a hash of the data.
+    """What identifies the input voxels: the file's path and :func:`file_identity`, or a hash of
+    the data.
 
     `file` is the MRC file the voxels are memory-mapped from (None for data in memory, which are
     then hashed slab by slab).
     """
     if file is not None:
-        stat = file.stat()
-        return {"path": str(file), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                "shape": list(tomo.shape)}
+        return {"path": str(file), "identity": file_identity(file), "shape": list(tomo.shape)}
     digest = hashlib.blake2b(digest_size=20)
     for start in range(0, tomo.shape[0], _HASH_SLAB):
         digest.update(np.ascontiguousarray(tomo.data[start:start + _HASH_SLAB]).tobytes())

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from tomowidgets._validate import check_finite
+from tomowidgets.apply._output import file_identity
 from tomowidgets.engine import FFTEngine, unbin
 from tomowidgets.io import read_tomogram
 
@@ -46,6 +48,11 @@ def scores(engine: FFTEngine, amplitude: float, data: np.ndarray, dtype: Any,
     return full
 
 
+def check_slab(data: np.ndarray, z0: int, z1: int, where: str) -> None:
+    """Refuse NaN/inf voxels, naming the slices and the file (`where`) that hold them."""
+    check_finite(data, "voxels", where=f"slices {z0}-{z1 - 1} of {where}")
+
+
 def remote_slab(source: Any, z0: int, z1: int, names: Sequence[str],
                 engines: Sequence[FFTEngine], amplitudes: Sequence[float],
                 dtype: str) -> dict[str, np.ndarray]:
@@ -54,7 +61,7 @@ def remote_slab(source: Any, z0: int, z1: int, names: Sequence[str],
     Parameters
     ----------
     source : tuple or ndarray
-        ``("mrc", path, size, mtime_ns)`` to read the slices from the file (checked to be the one
+        ``("mrc", path, file_identity)`` to read the slices from the file (checked to be the one
         the client saw), or the slices themselves, ``Tomogram.slab(z0, z1, context=k)`` for the
         largest context k of `engines`.
     z0, z1 : int
@@ -77,15 +84,16 @@ def remote_slab(source: Any, z0: int, z1: int, names: Sequence[str],
     """
     extra = context(engines)
     if isinstance(source, tuple):
-        _, path, size, mtime_ns = source
-        stat = Path(path).stat()
-        if (stat.st_size, stat.st_mtime_ns) != (size, mtime_ns):
+        _, path, identity = source
+        if file_identity(Path(path)) != identity:
             raise ValueError(f"the Dask worker sees another '{path}' than the client (size or "
-                             "modification time differ); workers must share the file system and "
+                             "modification times differ); workers must share the file system and "
                              "the tomogram must not change during apply")
         data = read_tomogram(path, mmap=True, apix=1.0, check_values=False).slab(z0, z1, extra)
+        check_slab(data, z0, z1, f"'{path}'")
     else:
         data = np.asarray(source, dtype=np.float32)
+        check_slab(data, z0, z1, "the tomogram")
     return {name: scores(engine, amplitude, data, dtype, extra)
             for name, engine, amplitude in zip(names, engines, amplitudes, strict=True)}
 
@@ -111,8 +119,7 @@ def run_dask(client: Any, jobs: Sequence[Any], tasks: Sequence[tuple[int, int, i
         index, z0, z1, names = task
         job = jobs[index]
         if job.file is not None:
-            stat = job.file.stat()
-            source: Any = ("mrc", str(job.file), stat.st_size, stat.st_mtime_ns)
+            source: Any = ("mrc", str(job.file), file_identity(job.file))
         else:
             extra = context([engines[n] for n in names])
             source = client.scatter(job.tomo.slab(z0, z1, extra), hash=False)
