@@ -215,6 +215,10 @@ def test_average_command_writes_the_map_fsc_and_oriented_particles(score_files, 
                  "--box", "24", "--iterations", "2", "--skip-edges"]) == 0
     captured = capsys.readouterr()
     assert "AverageResult(5 particles" in captured.out and "skipped 2 of 7 particles" in captured.err
+    truth.iloc[:3].to_csv(out / "three.csv", index=False)
+    assert main(["average", str(out / "cell.mrc"), str(out / "three.csv"), "-o", str(out / "a.mrc"),
+                 "--box", "24"]) == 1
+    assert "three.csv' in '" in capsys.readouterr().err and not (out / "a.mrc").exists()
 
 
 def test_info_statistics_are_exact_for_a_known_volume(tmp_path, capsys):

@@ -279,6 +279,30 @@ def test_reads_a_relion5_file_with_centred_coordinates_and_shifts(tmp_path):
     assert back["rot"].tolist() == [1.0, 2.0] and back["feature"].tolist() == ["particle"] * 2
 
 
+def test_reads_the_pixel_shifts_of_a_relion3_file(tmp_path):
+    """RELION 3.0 wrote rlnOriginX/Y/Z in pixels; the refined position is coordinate - origin."""
+    star = pd.DataFrame({"rlnMicrographName": ["TS_01"] * 2, "rlnCoordinateX": [50.0, 60.0],
+                         "rlnCoordinateY": [10.0, 20.0], "rlnCoordinateZ": [16.0, 16.0],
+                         "rlnOriginX": [0.0, 2.0], "rlnOriginY": [0.0, -1.5], "rlnOriginZ": [0.0, 1.0]})
+    path = tmp_path / "relion3.star"
+    starfile.write({"particles": star}, path)
+    back = read_particles(path)
+    assert back[["z", "y", "x"]].to_numpy().tolist() == [[16.0, 10.0, 50.0], [15.0, 21.5, 58.0]]
+    assert back["tomogram"].tolist() == ["TS_01"] * 2
+
+
+@pytest.mark.parametrize(("text", "name", "match"), [
+    ("data_\nloop_\n_rlnCoordinateX\n_rlnCoordinateY\n_rlnCoordinateZ\n1 2 abc\n", "p.star",
+     r"'.*p.star' cannot be read as a particle table: could not convert string to float: 'abc'"),
+    ("z_voxel,y_voxel,x_voxel\n1,2,three\n", "p.csv", r"'.*p.csv' cannot be read"),
+    ("", "p.csv", r"'.*p.csv' is empty"),
+])
+def test_unreadable_particle_files_are_named_in_the_error(tmp_path, text, name, match):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ValueError, match=match):
+        read_particles(tmp_path / name)
+
+
 def test_synthetic_ground_truth_table_can_be_written(tmp_path, cell):
     path = write_particles(tmp_path / "truth.star", cell.particles, apix=cell.apix, shape=cell.shape)
     back = read_particles(path)

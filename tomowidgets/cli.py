@@ -318,8 +318,11 @@ def cmd_average(args: argparse.Namespace) -> None:
     table = read_particles(args.particles, **grid)
     # skipped particles are a warning, which main() prints as a note
     boxes, kept = extract_subvolumes(tomo, table, args.box, pad=not args.skip_edges, return_table=True)
-    result = average(boxes, apix=tomo.apix, iterations=args.iterations, symmetry=args.symmetry,
-                     tilt_range=args.tilt_range, rng=args.seed, particles=kept)
+    try:
+        result = average(boxes, apix=tomo.apix, iterations=args.iterations, symmetry=args.symmetry,
+                         tilt_range=args.tilt_range, rng=args.seed, particles=kept)
+    except ValueError as err:
+        raise ValueError(f"'{args.particles}' in '{args.tomogram}': {err}") from None
     write_tomogram(args.output, result.map, apix=tomo.apix, labels=["tomowidgets average"])
     stem = args.output.with_suffix("")
     with atomic_path(stem.with_name(stem.name + "_fsc.csv")) as tmp:

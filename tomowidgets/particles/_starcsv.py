@@ -25,6 +25,7 @@ _XYZ = ("x", "y", "z")
 _STAR_VOXEL = tuple(f"rlnCoordinate{a.upper()}" for a in _XYZ)
 _STAR_CENTRED = tuple(f"rlnCenteredCoordinate{a.upper()}Angst" for a in _XYZ)
 _STAR_SHIFT = tuple(f"rlnOrigin{a.upper()}Angst" for a in _XYZ)
+_STAR_SHIFT_PIXELS = tuple(f"rlnOrigin{a.upper()}" for a in _XYZ)    # RELION 3.0, in voxels
 _STAR_ANGLES = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
 _STAR_SCORE = "rlnAutopickFigureOfMerit"
 _STAR_FEATURE = "twFeature"
@@ -154,7 +155,8 @@ def read_particles(
     convert through Å: ``.star`` from the RELION-5 centred coordinates, ``voxel = centred / apix +
     n / 2`` (needs `apix` and `shape`; the origin is not used), ``.csv`` from the absolute ones,
     ``voxel = (angstrom - origin) / apix``. A RELION-5 file with only centred coordinates needs `apix`
-    and `shape` of the tomogram; RELION's ``rlnOriginX/Y/ZAngst`` shifts are subtracted (the refined
+    and `shape` of the tomogram; RELION's ``rlnOriginX/Y/ZAngst`` shifts (RELION 3.1 and later), or
+    else RELION 3.0's ``rlnOriginX/Y/Z`` (in voxels of the coordinates), are subtracted (the refined
     position). A ``.star`` file without a tomowidgets-grid line and without centred coordinates is
     read from ``rlnCoordinateX/Y/Z`` as 0-based voxels.
 
@@ -180,8 +182,9 @@ def read_particles(
     FileNotFoundError
         If `path` does not exist.
     ValueError
-        If the suffix is not .star/.csv, the file has no coordinates, or converting needs an `apix`
-        or `shape` that neither the keywords nor the file give.
+        If the suffix is not .star/.csv, the file is empty, has no coordinates or values that are
+        not numbers, or converting needs an `apix` or `shape` that neither the keywords nor the file
+        give. The message names the file.
     """
     path = Path(path)
     kind = _kind(path)
@@ -191,11 +194,19 @@ def read_particles(
     apix = None if apix is None else check_positive(apix, "apix")
     origin = None if origin is None else check_triple(origin, "origin")
     shape = None if shape is None else check_triple(shape, "shape", integer=True)
-    if kind == "star":
-        table = _star_table(path, grid, apix, shape)
-    else:
-        table = _csv_table(path, grid, apix, origin)
-    return check_table(table.reset_index(drop=True))
+    try:
+        if kind == "star":
+            table = _star_table(path, grid, apix, shape)
+        else:
+            table = _csv_table(path, grid, apix, origin)
+        return check_table(table.reset_index(drop=True))
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"'{path}' is empty: no column names and no particles") from None
+    except (ValueError, TypeError) as err:   # pandas' parser errors are ValueErrors too
+        if str(path) in str(err):
+            raise
+        raise ValueError(f"'{path}' cannot be read as a particle table: {err}; every coordinate, "
+                         "angle and score must be a number") from None
 
 
 def _kind(path: Path) -> str:
@@ -279,6 +290,8 @@ def _star_table(path: Path, grid: dict[str, Any], apix: float | None,
                 raise ValueError(f"'{path}' has rlnOriginX/Y/ZAngst shifts; pass `apix` to convert them "
                                  "to voxels")
             xyz = xyz - shift / apix_t
+    elif set(_STAR_SHIFT_PIXELS) <= set(star.columns):
+        xyz = xyz - star[list(_STAR_SHIFT_PIXELS)].to_numpy(np.float64)
     name_column = "rlnTomoName" if "rlnTomoName" in star.columns else "rlnMicrographName"
     table = pd.DataFrame({"z": xyz[:, 2], "y": xyz[:, 1], "x": xyz[:, 0]})
     if name_column in star.columns:
