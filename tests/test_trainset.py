@@ -457,6 +457,36 @@ def test_truncated_file_raises_value_error(tmp_path, keep):
         TrainingSet.load(path)
 
 
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(tmp_path):
+    """A small file whose 'images' unpack to 64 MB for a set that records 2 tiles of 16²: refused from
+    the sizes the zip declares, before anything of that size is allocated."""
+    import tracemalloc
+    import zipfile
+
+    path = _small_set(n_pos=1, n_neg=1).save(tmp_path / "t.tiles.npz")
+    with np.load(path) as npz:
+        metadata = npz["metadata"]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, array in (("masks", np.zeros((2, T, T), bool)), ("metadata", metadata)):
+            with archive.open(f"{name}.npy", "w") as member:
+                np.save(member, array)
+        with archive.open("images.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array_header_1_0(member, {"descr": "<f4", "fortran_order": False,
+                                                          "shape": (65536, T, T)})
+            zeros = bytes(2**20)
+            for _ in range(65536 * T * T * 4 // 2**20):
+                member.write(zeros)
+    assert path.stat().st_size < 2**20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"'images' would unpack to 67,108,\d+ bytes, more than"):
+            TrainingSet.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**24
+
+
 def test_tampered_metadata_raises_value_error(tmp_path):
     path = _small_set(n_pos=1, n_neg=1).save(tmp_path / "t.tiles.npz")
     with np.load(path) as npz:

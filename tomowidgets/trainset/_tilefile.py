@@ -28,6 +28,9 @@ FORMAT_VERSION = 1
 #: rather than load them as 2D sets.
 CONTEXT_VERSION = 2
 KINDS = ("positive", "negative")
+#: Largest unpacked metadata (JSON of the tile records: ~100 bytes a tile) and .npy header accepted.
+_MAX_METADATA_BYTES = 64 * 2**20
+_NPY_HEADER_BYTES = 4096
 _LOAD_ERRORS = (ValueError, OSError, EOFError, KeyError, TypeError, zipfile.BadZipFile, zlib.error)
 
 T = TypeVar("T")
@@ -75,14 +78,23 @@ def load_tiles(path: str | os.PathLike,
             missing = {"images", "masks", "metadata"} - set(npz.files)
             if missing:
                 raise ValueError(f"arrays {sorted(missing)} are missing")
-            images, masks = npz["images"], npz["masks"]
-            slices = npz["slices"] if "slices" in npz.files else None
+            _check_unpacked_size(npz.zip, "metadata", _MAX_METADATA_BYTES)
             meta = json.loads(npz["metadata"].tobytes().decode("utf-8"))
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ValueError("its metadata has no tomowidgets training-set marker")
-        if meta.get("version") not in (FORMAT_VERSION, CONTEXT_VERSION):
-            raise ValueError(f"format version {meta.get('version')!r} is not "
-                             f"{FORMAT_VERSION} or {CONTEXT_VERSION}; upgrade tomowidgets")
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise ValueError("its metadata has no tomowidgets training-set marker")
+            if meta.get("version") not in (FORMAT_VERSION, CONTEXT_VERSION):
+                raise ValueError(f"format version {meta.get('version')!r} is not "
+                                 f"{FORMAT_VERSION} or {CONTEXT_VERSION}; upgrade tomowidgets")
+            # nothing larger than the recorded tiles need is unpacked (a zip bomb stops here)
+            pixels = len(meta["tiles"]) * int(meta["tile"]) ** 2
+            _check_unpacked_size(npz.zip, "images", 4 * pixels)
+            _check_unpacked_size(npz.zip, "masks", pixels)
+            images, masks = npz["images"], npz["masks"]
+            slices = None
+            if "slices" in npz.files:
+                _check_unpacked_size(npz.zip, "slices",
+                                     4 * pixels * (2 * int(meta.get("context", 0)) + 1))
+                slices = npz["slices"]
         return build(images, masks, slices, meta)
     except _LOAD_ERRORS as err:
         raise ValueError(f"{bad}, or it is corrupt ({type(err).__name__}: {err})") from None
@@ -121,6 +133,15 @@ def unpack_tiles(images: np.ndarray, masks: np.ndarray, slices: np.ndarray | Non
         tiles.append((info["kind"], centre, source, frozen(image.copy()), frozen(mask.copy()),
                       around))
     return tiles
+
+
+def _check_unpacked_size(archive: zipfile.ZipFile, name: str, data_bytes: int) -> None:
+    """Refuse a member whose declared unpacked size exceeds `data_bytes` plus an .npy header
+    (zipfile never unpacks more than a member declares)."""
+    size = archive.getinfo(f"{name}.npy").file_size
+    if size > data_bytes + _NPY_HEADER_BYTES:
+        raise ValueError(f"array '{name}' would unpack to {size:,} bytes, more than the "
+                         f"{data_bytes:,} its tile records need")
 
 
 def _as_npz(loaded: Any) -> Any:
