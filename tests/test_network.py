@@ -363,6 +363,13 @@ def test_trains_from_a_training_set():
     assert np.mean(scores[labels]) == pytest.approx(1.0, rel=1e-3)   # calibrated on these, unaugmented
     with pytest.raises(ValueError, match="12 Å/voxel.*network is for 10"):
         FeatureNet("disk", apix=10.0).train(ts, epochs=1, progress=False)
+    positives_only = TrainingSet(32, feature="disk")
+    for record in ts:
+        if record.kind == "positive":
+            positives_only.add_positive(tomo, *record.centre, record.mask)
+    with pytest.warns(RuntimeWarning, match="4 positive tile.*and no negative one") as caught:
+        FeatureNet("disk").train(positives_only, epochs=1, progress=False)
+    assert caught[0].filename == __file__          # points at the call that trains
 
 
 def test_a_25d_network_learns_from_the_neighbouring_slices(tmp_path):

@@ -233,7 +233,8 @@ class FeatureNet:
         Warns
         -----
         RuntimeWarning
-            If the network learned nothing (see :meth:`calibrate`) or training diverged.
+            If the set has no negative tile, the network learned nothing (see :meth:`calibrate`)
+            or training diverged.
         """
         _training.check_training_options(epochs=epochs, batch_size=batch_size,
                                          learning_rate=learning_rate, decay=decay, l1=l1, engine=engine)

@@ -58,8 +58,19 @@ def training_arrays(ts: Any, *, seed: int, copies: int | None, negative_copies: 
         options["negative_copies"] = check_positive_int(negative_copies, "negative_copies")
     if scale is not None:
         options["scale"] = scale
+    warn_if_no_negatives(ts)
     # a TrainingSet checked each tile when it was added (or loaded): its arrays are trusted
     return ts.training_arrays(rng=seed, **options)
+
+
+def warn_if_no_negatives(ts: Any) -> None:
+    """Warn when a TrainingSet has positive tiles but no negative one: the network then learns
+    what the feature is from the unpainted pixels around it alone, and fires on everything alike."""
+    if ts.n_positive and not ts.n_negative:
+        warnings.warn(f"the training set has {ts.n_positive} positive tile(s) and no negative one: "
+                      "the network will not learn what the feature is not and will fire on other "
+                      "structures; add negative tiles (the paper uses ~100, including gold, ice and "
+                      "other features)", RuntimeWarning, stacklevel=4)
 
 
 def check_context(x: np.ndarray, context: int, what: str = "training tiles") -> None:
