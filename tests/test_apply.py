@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -473,6 +474,54 @@ def test_cli_apply_with_a_scheduler_spreads_the_slabs_over_its_workers(tmp_path,
                  cluster.scheduler_address]) == 0
     expected = expected_scores(FakeNet(), read_tomogram(tomo_file).data, tile=DEFAULT_TILE)
     np.testing.assert_array_equal(read_tomogram(out / "cell.membrane.mrc").data, expected)
+
+
+def test_when_every_dask_worker_is_lost_apply_says_so_keeps_its_slices_and_resumes(
+        tmp_path, tomo_file, keras_files, monkeypatch, capsys):
+    """Workers leave after the first slab: the CLI stops with one line, the finished slices
+    stay, and a rerun computes only the rest."""
+    distributed = pytest.importorskip("distributed")
+    from tomowidgets.apply._output import FileOutput
+
+    out = tmp_path / "out"
+    args = ["apply", str(keras_files[0]), str(tomo_file), "-o", str(out), "--slab", "2"]
+    write = FileOutput.write
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        def write_then_lose_the_workers(self, z0, z1, scores):
+            write(self, z0, z1, scores)
+            cluster.scale(0)
+            while client.nthreads():
+                time.sleep(0.05)
+
+        monkeypatch.setattr(FileOutput, "write", write_then_lose_the_workers)
+        assert main([*args, "--scheduler", cluster.scheduler_address]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("tomowidgets apply: error: the Dask scheduler cancelled slices ")
+    assert "every worker holding the networks was lost" in err
+    assert err.endswith("run the same command again to resume")
+    done = json.loads((out / "cell.membrane.mrc.partial.json").read_text())["done"]
+    assert done and done[0][0] == 0 and not (out / "cell.membrane.mrc").exists()
+    monkeypatch.setattr(FileOutput, "write", write)
+    computed = count_slices(monkeypatch)
+    assert main(args) == 0
+    assert sum(computed) == SHAPE[0] - sum(z1 - z0 for z0, z1 in done)
+    expected = expected_scores(FakeNet(), read_tomogram(tomo_file).data, tile=DEFAULT_TILE)
+    np.testing.assert_allclose(read_tomogram(out / "cell.membrane.mrc").data, expected, rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_a_scheduler_without_workers_is_reported_after_the_grace_time(tmp_path, tomo_file,
+                                                                      keras_files, monkeypatch, capsys):
+    distributed = pytest.importorskip("distributed")
+    from tomowidgets.apply import _slabs as slabs
+
+    monkeypatch.setattr(slabs, "WAIT_FOR_WORKERS_SECONDS", 0.5)
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster:
+        assert main(["apply", str(keras_files[0]), str(tomo_file), "-o", str(tmp_path / "out"),
+                     "--scheduler", cluster.scheduler_address]) == 1
+    assert "the Dask scheduler has had no worker for 0 s; start workers" in capsys.readouterr().err
 
 
 def test_cli_apply_rejects_files_it_cannot_tell_apart(tmp_path, capsys):

@@ -10,9 +10,11 @@ from tomowidgets.apply._apply import (
     apply,
     apply_many,
 )
+from tomowidgets.apply._slabs import WorkersLostError
 
 __all__ = [
     "NETWORK_APIX_RTOL",
     "apply",
     "apply_many",
+    "WorkersLostError",
 ]

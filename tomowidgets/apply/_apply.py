@@ -123,6 +123,11 @@ def apply(net: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkLike],
         raise when their slab is reached (finished slabs are kept for a resume).
     FileNotFoundError
         If a network or tomogram file does not exist.
+    FileExistsError
+        If another live process is writing `out` (its ``<out>.lock``).
+    WorkersLostError
+        With a `client`: every Dask worker was gone for ``WORKERS_GRACE_SECONDS``, a slab killed
+        its workers, or the scheduler was lost (finished slabs are kept for a resume).
 
     Warns
     -----

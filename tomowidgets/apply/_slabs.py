@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import CancelledError
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,9 @@ from tomowidgets.io import read_tomogram
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 #: Tasks in flight per Dask worker thread (one running, one queued).
 _IN_FLIGHT_PER_THREAD = 2
+#: How long apply waits for a first Dask worker to connect before it gives up.
+WAIT_FOR_WORKERS_SECONDS = 120.0
+_RESUME = "the finished slices are kept: run the same command again to resume"
 
 
 def context(engines: Sequence[FFTEngine]) -> int:
@@ -98,17 +103,35 @@ def remote_slab(source: Any, z0: int, z1: int, names: Sequence[str],
             for name, engine, amplitude in zip(names, engines, amplitudes, strict=True)}
 
 
+class WorkersLostError(CancelledError):
+    """The Dask workers (or the scheduler) went away before every slab was computed.
+
+    The slabs already written are kept; running the same call again resumes from them.
+    """
+
+
 def run_dask(client: Any, jobs: Sequence[Any], tasks: Sequence[tuple[int, int, int, tuple[str, ...]]],
              engines: Mapping[str, FFTEngine], amplitudes: Mapping[str, float], dtype: np.dtype,
              update: Callable[[int], Any]) -> None:
     """Run `tasks` on the client's workers, writing each result into its job's outputs.
 
-    Raises whatever a task raised (the first one to be collected); pending tasks are cancelled and
-    slabs already written stay written (they are kept for a resume).
+    Raises whatever a task raised (the first one to be collected), or :class:`WorkersLostError`
+    when no worker connects within :data:`WAIT_FOR_WORKERS_SECONDS`, a slab killed its workers, or the
+    scheduler cancelled the tasks (every worker, and the networks with them, lost; or the
+    scheduler itself); pending tasks are cancelled and slabs already written stay written (they
+    are kept for a resume).
     """
     from distributed import as_completed
 
-    remote = {name: client.scatter(engine, hash=False) for name, engine in engines.items()}
+    try:
+        client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_SECONDS)
+    except TimeoutError:
+        raise WorkersLostError(f"the Dask scheduler has had no worker for "
+                               f"{WAIT_FOR_WORKERS_SECONDS:.0f} s; start workers (`dask worker "
+                               "SCHEDULER_ADDRESS`), then run again") from None
+    # every worker holds the networks: losing one loses no network (and no task waits to fetch one)
+    remote = {name: client.scatter(engine, hash=False, broadcast=True)
+              for name, engine in engines.items()}
     limit = max(2, _IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
     pending = deque(tasks)
     running: dict[Any, tuple[int, int, int, tuple[str, ...]]] = {}
@@ -123,9 +146,8 @@ def run_dask(client: Any, jobs: Sequence[Any], tasks: Sequence[tuple[int, int, i
         else:
             extra = context([engines[n] for n in names])
             source = client.scatter(job.tomo.slab(z0, z1, extra), hash=False)
-        future = client.submit(remote_slab, source, z0, z1, names,
-                               [remote[n] for n in names], [amplitudes[n] for n in names],
-                               dtype.name, pure=False)
+        future = client.submit(remote_slab, source, z0, z1, names, [remote[n] for n in names],
+                               [amplitudes[n] for n in names], dtype.name, pure=False)
         running[future] = task
         finished.add(future)
 
@@ -134,7 +156,7 @@ def run_dask(client: Any, jobs: Sequence[Any], tasks: Sequence[tuple[int, int, i
             submit()
         for future in finished:
             index, z0, z1, names = running.pop(future)
-            result = future.result()
+            result = _result(future, z0, z1)
             future.release()
             for name in names:
                 jobs[index].outputs[name].write(z0, z1, result[name])
@@ -143,6 +165,23 @@ def run_dask(client: Any, jobs: Sequence[Any], tasks: Sequence[tuple[int, int, i
                 submit()
     finally:
         if running:
-            client.cancel(list(running))
+            with suppress(OSError):      # a lost scheduler cannot cancel anything
+                client.cancel(list(running))
         for future in remote.values():
             future.release()
+
+
+def _result(future: Any, z0: int, z1: int) -> dict[str, np.ndarray]:
+    """A task's scores, with lost workers and cancelled tasks turned into WorkersLostError."""
+    from distributed import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker:
+        raise WorkersLostError(f"slices {z0}-{z1 - 1} killed every Dask worker that computed them "
+                               "(most often out of memory: give workers more memory or pass a "
+                               f"smaller slab); {_RESUME}") from None
+    except CancelledError:
+        raise WorkersLostError(f"the Dask scheduler cancelled slices {z0}-{z1 - 1}: every worker "
+                               "holding the networks was lost, or the connection to the "
+                               f"scheduler; {_RESUME}") from None
