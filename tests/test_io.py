@@ -253,6 +253,20 @@ def test_written_files_get_ordinary_permissions_not_private_temp_ones(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+def test_a_read_only_folder_is_reported_with_the_output_not_the_temporary(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    def read_only(prefix, suffix, dir):
+        name = os.path.join(dir, prefix + "x" + suffix)
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), name)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(OSError, match="Read-only file system") as err, atomic_path(tmp_path / "o.mrc"):
+        pass
+    assert err.value.filename == str(tmp_path / "o.mrc")
+
+
 def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
     """Temporaries carry their writer's process id; one whose process is gone (kill -9 mid-write)
     is deleted when the file is next written, one of a running writer is left alone."""

@@ -528,7 +528,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphans(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                    dir=path.parent)
+    except OSError as err:   # name the file the user asked for, not our temporary
+        raise OSError(err.errno, err.strerror, str(path)) from None
     os.close(fd)
     tmp = Path(name)
     # mkstemp makes the file private (0600); give it the permissions a plain open() would.
@@ -567,9 +571,9 @@ class OutputLock:
                 owner = self.owner()
                 if owner is not None and owner != os.getpid() and _alive(owner):
                     raise FileExistsError(
-                        errno.EEXIST, f"'{self.target}' is being written by another run (process "
-                        f"{owner}); wait for it to finish or write elsewhere (if no such run "
-                        "exists, delete the lock file)", str(self.path)) from None
+                        errno.EEXIST, f"is being written by another run (process {owner}); wait "
+                        f"for it to finish or write elsewhere (if no such run exists, delete "
+                        f"'{self.path}')", str(self.target)) from None
                 self.path.unlink(missing_ok=True)
                 continue
             with os.fdopen(fd, "w") as file:
