@@ -20,6 +20,8 @@ from tomowidgets.merge import LabelMap, consensus, merge
 from tomowidgets.network import FeatureNet
 from tomowidgets.particles import (
     extract_subvolumes,
+    filament_seeds,
+    membrane_seeds,
     pick_particles,
     read_particles,
     seed_points,
@@ -45,8 +47,10 @@ __all__ = [
     "classify_2d",
     "erase_gold",
     "extract_subvolumes",
+    "filament_seeds",
     "find_gold",
     "fsc",
+    "membrane_seeds",
     "merge",
     "normalize",
     "pick_particles",

@@ -1,10 +1,20 @@
 """Particles from annotations: picking, seeding, subvolume extraction and STAR/CSV tables.
 
-``_picking`` picks and seeds; ``_extract`` cuts subvolumes; ``_regrid`` moves picks between grids;
+``_picking`` picks and seeds; ``_orient`` gives seeds and picks an orientation (membrane normals,
+filament axes, long axes); ``_extract`` cuts subvolumes; ``_regrid`` moves picks between grids;
 ``_starcsv`` reads and writes RELION-5 STAR and CSV files; ``_table`` defines and checks the particle
 table.
 """
 
+from tomowidgets.particles._orient import (
+    FILAMENT_COLUMNS,
+    ORIENTATION_COLUMNS,
+    angle_directions,
+    direction_angles,
+    filament_seeds,
+    membrane_seeds,
+    orient_particles,
+)
 from tomowidgets.particles._picking import (
     ANGLE_COLUMNS,
     PARTICLE_COLUMNS,
@@ -20,10 +30,17 @@ from tomowidgets.particles._table import check_table
 
 __all__ = [
     "ANGLE_COLUMNS",
+    "FILAMENT_COLUMNS",
+    "ORIENTATION_COLUMNS",
     "PARTICLE_COLUMNS",
     "PICK_COLUMNS",
+    "angle_directions",
     "check_table",
+    "direction_angles",
     "extract_subvolumes",
+    "filament_seeds",
+    "membrane_seeds",
+    "orient_particles",
     "pick_particles",
     "read_particles",
     "regrid",

@@ -28,6 +28,9 @@ _STAR_SHIFT = tuple(f"rlnOrigin{a.upper()}Angst" for a in _XYZ)
 _STAR_SHIFT_PIXELS = tuple(f"rlnOrigin{a.upper()}" for a in _XYZ)    # RELION 3.0, in voxels
 _STAR_ANGLES = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
 _STAR_SCORE = "rlnAutopickFigureOfMerit"
+#: Table columns of oriented seeds (tomowidgets.particles._orient) and their RELION-5 labels.
+_STAR_EXTRA = {"tilt_prior": "rlnAngleTiltPrior", "psi_prior": "rlnAnglePsiPrior",
+               "filament": "rlnHelicalTubeID", "track_length": "rlnHelicalTrackLengthAngst"}
 _STAR_FEATURE = "twFeature"
 _CSV_VOXEL = tuple(f"{a}_voxel" for a in _XYZ)
 _CSV_ANGST = tuple(f"{a}_angstrom" for a in _XYZ)
@@ -40,6 +43,10 @@ _STAR_NOTES = (
     "#   (voxel - size / 2) * apix (written when the tomogram size is known); the MRC origin is not used.",
     "# rlnAngleRot/Tilt/Psi: RELION ZYZ Euler angles in degrees; rlnAutopickFigureOfMerit: score;",
     "#   twFeature: annotated feature (an extra label, kept but ignored by RELION).",
+    "# Oriented seeds: the reference's z axis points along the membrane normal or filament axis,",
+    "#   (-sin(tilt) cos(psi), sin(tilt) sin(psi), cos(tilt)) in (x, y, z); rot (the spin about it)",
+    "#   is unknown and 0. rlnAngleTiltPrior/rlnAnglePsiPrior: those tilt and psi;",
+    "#   rlnHelicalTubeID: filament number from 1; rlnHelicalTrackLengthAngst: Angstrom along it.",
 )
 _CSV_NOTES = (
     "# tomowidgets particle table.",
@@ -47,6 +54,9 @@ _CSV_NOTES = (
     "#   voxel is 0), on the voxel grid in the tomowidgets-grid line below.",
     "# x_angstrom, y_angstrom, z_angstrom: origin + voxel * apix, using the MRC header's origin (the",
     "#   position ChimeraX shows); rot_deg, tilt_deg, psi_deg: RELION ZYZ Euler angles in degrees.",
+    "# Oriented seeds: tilt_prior, psi_prior (degrees) put the reference's z axis along the membrane",
+    "#   normal or filament axis, (-sin(tilt) cos(psi), sin(tilt) sin(psi), cos(tilt)) in (x, y, z);",
+    "#   filament: filament number from 1; track_length: Angstrom along the filament.",
 )
 
 
@@ -67,8 +77,10 @@ def write_particles(
     (voxels, 0-based: the centre of the first voxel is 0), ``rlnCenteredCoordinateX/Y/ZAngst`` when
     `shape` is given (RELION-5: Å from the tomogram centre, ``(voxel - n / 2) * apix`` with ``n`` the
     size along that axis, as RELION-5 converts them back to pixels; the MRC origin plays no part),
-    ``rlnAngleRot/Tilt/Psi`` (degrees) when the table has ``rot, tilt, psi``, and
-    ``rlnAutopickFigureOfMerit`` (the score) when it has scores. Other columns are not written.
+    ``rlnAngleRot/Tilt/Psi`` (degrees) when the table has ``rot, tilt, psi``,
+    ``rlnAutopickFigureOfMerit`` (the score) when it has scores, and for oriented seeds
+    (:func:`membrane_seeds`, :func:`filament_seeds`) ``rlnAngleTiltPrior``, ``rlnAnglePsiPrior``,
+    ``rlnHelicalTubeID`` and ``rlnHelicalTrackLengthAngst``. Other columns are not written.
 
     ``.csv``: ``tomogram, feature, x_voxel, y_voxel, z_voxel`` (as above), ``x_angstrom, y_angstrom,
     z_angstrom`` (``origin + voxel * apix``, absolute Å with the MRC header's origin), ``score``,
@@ -121,6 +133,9 @@ def write_particles(
                 out[column] = table[a].to_numpy(np.float64)
         if table["score"].notna().any():
             out[_STAR_SCORE] = table["score"].to_numpy(np.float64)
+        for column, label in _STAR_EXTRA.items():
+            if column in table.columns:
+                out[label] = table[column].to_numpy()
         text = header + "\n\n" + starfile.to_string({"particles": out.reset_index(drop=True)}, na_rep="nan")
     else:
         out = pd.DataFrame({"tomogram": table["tomogram"], "feature": table["feature"]})
@@ -303,6 +318,9 @@ def _star_table(path: Path, grid: dict[str, Any], apix: float | None,
     if set(_STAR_ANGLES) <= set(star.columns):
         for a, column in zip(ANGLE_COLUMNS, _STAR_ANGLES, strict=True):
             table[a] = star[column].to_numpy(np.float64)
+    for column, label in _STAR_EXTRA.items():
+        if label in star.columns:
+            table[column] = star[label].to_numpy()
     return table
 
 
