@@ -199,6 +199,25 @@ def test_pick_command_writes_a_star_file_that_reads_back_at_the_ribosomes(score_
         tuple(seeds[["z", "y", "x"]].round().astype(int).to_numpy().T)].all()
 
 
+def test_pick_command_orients_seeds_along_membrane_normals_and_filaments(score_files, tmp_path):
+    out, paths, cell = score_files
+    assert main(["pick", str(paths["membrane"]), "-o", str(tmp_path / "normals.star"), "--spacing", "10",
+                 "--orient", "normal"]) == 0
+    seeds = tw.read_particles(tmp_path / "normals.star")
+    assert len(seeds) > 10 and {"tilt_prior", "psi_prior"} <= set(seeds.columns)
+    assert "_rlnAngleTiltPrior" in (tmp_path / "normals.star").read_text()
+    tube = np.zeros((24, 64, 64), np.float32)
+    tube[10:14, 30:34, 4:60] = 2.0                                  # a solid rod along x
+    tw.write_tomogram(tmp_path / "rod.actin.mrc", tube, apix=10.0)
+    assert main(["pick", str(tmp_path / "rod.actin.mrc"), "-o", str(tmp_path / "rod.csv"),
+                 "--spacing", "8", "--orient", "filament"]) == 0
+    seeds = tw.read_particles(tmp_path / "rod.csv")
+    assert (seeds["filament"] == 1).all() and len(seeds) >= 6
+    assert np.allclose(seeds["tilt"], 90.0, atol=2) and seeds["tomogram"].iloc[0] == "rod"
+    assert main(["pick", str(tmp_path / "rod.actin.mrc"), "-o", str(tmp_path / "x.csv"),
+                 "--orient", "filament"]) == 1
+
+
 def test_average_command_writes_the_map_fsc_and_oriented_particles(score_files, capsys):
     out, paths, cell = score_files
     truth = cell.particles[cell.particles["feature"] == "ribosome"].assign(tomogram="cell", score=1.0)

@@ -228,6 +228,13 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-distance", type=float, default=None, help="smallest distance between picks, voxels")
     p.add_argument("--spacing", type=float, default=None,
                    help="seed points this many voxels apart instead (continuous features)")
+    p.add_argument("--orient", choices=("normal", "filament"), default=None,
+                   help="with --spacing: seeds with the membrane normal (normal), or every SPACING "
+                   "along traced filaments with their axis and number (filament), written as RELION "
+                   "tilt/psi priors (rlnAngleTiltPrior, rlnAnglePsiPrior, rlnHelicalTubeID)")
+    p.add_argument("--lumen", type=float, default=0.0,
+                   help="with --orient filament: radius in Å of a hollow filament's unannotated lumen, "
+                   "filled before tracing (microtubule walls: 80)")
     p.add_argument("--feature", default=None, help="feature name for the table (default: from the file name)")
     p.add_argument("--tomo-name", default=None, help="rlnTomoName (default: the tomogram's file stem, "
                    "i.e. SCORES's without its .FEATURE, as apply names score maps)")
@@ -282,13 +289,25 @@ def cmd_merge(args: argparse.Namespace) -> None:
 def cmd_pick(args: argparse.Namespace) -> None:
     """Pick particles or seed points and write them as STAR or CSV."""
     from tomowidgets.io import read_tomogram
-    from tomowidgets.particles import pick_particles, seed_points, write_particles
+    from tomowidgets.particles import (
+        filament_seeds,
+        membrane_seeds,
+        pick_particles,
+        seed_points,
+        write_particles,
+    )
 
     scores = read_tomogram(args.scores, mmap=True)
     feature = args.feature or next(iter(_named_scores([str(args.scores)])))
     common = {"threshold": args.threshold, "feature": feature,
               "tomogram": args.tomo_name or _tomogram_name(args.scores, feature)}
-    if args.spacing is not None:
+    if args.orient and args.spacing is None:
+        raise ValueError("--orient needs --spacing (voxels between seeds)")
+    if args.orient == "normal":
+        table = membrane_seeds(scores, args.spacing * scores.apix, **common)
+    elif args.orient == "filament":
+        table = filament_seeds(scores, args.spacing * scores.apix, lumen=args.lumen, **common)
+    elif args.spacing is not None:
         table = seed_points(scores, args.spacing, **common)
     else:
         options = {k: v for k, v in (("min_size", args.min_size), ("min_distance", args.min_distance))
