@@ -241,6 +241,24 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_pick)
 
     p = sub.add_parser(
+        "tomograms",
+        help="write RELION-5's tomograms.star for tomograms, to import picks with them",
+        description="One row per tomogram: rlnTomoName (the file name without .mrc, as `pick` "
+        "names rlnTomoName), sizes in unbinned tilt-series pixels, pixel size and binning, "
+        "microscope and the tomogram's path. Add the tilt-series columns in RELION.",
+    )
+    p.add_argument("tomograms", nargs="+", type=Path, metavar="TOMO.mrc")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="tomograms.star")
+    p.add_argument("--tilt-series-apix", type=float, default=None,
+                   help="pixel size in Å of the unbinned tilt series (default: each tomogram's, "
+                   "binning 1)")
+    p.add_argument("--voltage", type=float, default=300.0, help="kV (300)")
+    p.add_argument("--cs", type=float, default=2.7, help="spherical aberration, mm (2.7)")
+    p.add_argument("--amplitude-contrast", type=float, default=0.1, help="fraction (0.1)")
+    p.add_argument("--hand", type=int, choices=(-1, 1), default=-1, help="rlnTomoHand (-1)")
+    p.set_defaults(func=cmd_tomograms)
+
+    p = sub.add_parser(
         "average",
         help="cut subtomograms at picked positions, align them without a reference and average",
         description="Reference-free subtomogram averaging with gold-standard half sets, missing-wedge "
@@ -324,6 +342,16 @@ def _tomogram_name(scores: Path, feature: str) -> str:
 
     stem, suffix = mrc_stem(scores), f".{feature}"
     return stem[: -len(suffix)] if stem.endswith(suffix) and len(stem) > len(suffix) else stem
+
+
+def cmd_tomograms(args: argparse.Namespace) -> None:
+    """Write RELION-5's tomograms.star."""
+    from tomowidgets.particles import write_tomograms_star
+
+    write_tomograms_star(args.output, list(args.tomograms), tilt_series_apix=args.tilt_series_apix,
+                         voltage=args.voltage, spherical_aberration=args.cs,
+                         amplitude_contrast=args.amplitude_contrast, hand=args.hand)
+    print(f"{len(args.tomograms)} tomogram(s) written to {args.output}")
 
 
 def cmd_average(args: argparse.Namespace) -> None:

@@ -2,7 +2,8 @@
 
 ``_picking`` picks and seeds; ``_orient`` gives seeds and picks an orientation (membrane normals,
 filament axes, long axes); ``_extract`` cuts subvolumes; ``_regrid`` moves picks between grids;
-``_starcsv`` reads and writes RELION-5 STAR and CSV files; ``_table`` defines and checks the particle
+``_starcsv`` reads and writes RELION-5 STAR and CSV files; ``_tomograms`` writes RELION-5's
+``tomograms.star``; ``_table`` defines and checks the particle
 table.
 """
 
@@ -27,6 +28,7 @@ from tomowidgets.particles._picking import (
 )
 from tomowidgets.particles._regrid import regrid
 from tomowidgets.particles._table import check_table
+from tomowidgets.particles._tomograms import write_tomograms_star
 
 __all__ = [
     "ANGLE_COLUMNS",
@@ -46,4 +48,5 @@ __all__ = [
     "regrid",
     "seed_points",
     "write_particles",
+    "write_tomograms_star",
 ]
