@@ -375,6 +375,7 @@ def cmd_average(args: argparse.Namespace) -> None:
     with atomic_path(stem.with_name(stem.name + "_fsc.csv")) as tmp:
         np.savetxt(tmp, np.column_stack(result.fsc), delimiter=",",
                    header="frequency_per_angstrom,fsc", comments="")
+    assert result.particles is not None   # average(particles=...) returns them updated
     write_particles(stem.with_name(stem.name + "_particles.star"), result.particles, **grid)
     print(f"{result!r}\nwritten: {args.output}, {stem.name}_fsc.csv, {stem.name}_particles.star")
 

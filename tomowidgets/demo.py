@@ -265,6 +265,7 @@ def _pick_and_average(out: Path, scores: Tomogram, cell, *, box: int, seed: int,
         freqs, values = result.fsc
         np.savetxt(tmp, np.column_stack([freqs, values]), delimiter=",",
                    header="frequency_per_angstrom,fsc", comments="")
+    assert result.particles is not None   # average(particles=...) returns them updated
     write_particles(out / "ribosomes_aligned.star", result.particles, **grid)
     say(f"[pick + average] {len(picks)} ribosomes picked (precision {picking['precision']:.0%}, "
         f"recall {picking['recall']:.0%}); {len(boxes)} boxes of {box}³{note}; {result!r}; "

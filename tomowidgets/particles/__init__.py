@@ -3,10 +3,17 @@
 ``_picking`` picks and seeds; ``_orient`` gives seeds and picks an orientation (membrane normals,
 filament axes, long axes); ``_extract`` cuts subvolumes; ``_regrid`` moves picks between grids;
 ``_starcsv`` reads and writes RELION-5 STAR and CSV files; ``_tomograms`` writes RELION-5's
-``tomograms.star``; ``_table`` defines and checks the particle
+``tomograms.star``; ``_copick`` reads and writes copick projects; ``_table`` defines and checks the particle
 table.
 """
 
+from tomowidgets.particles._copick import (
+    open_copick,
+    read_copick_picks,
+    read_copick_tomogram,
+    write_copick_picks,
+    write_copick_segmentation,
+)
 from tomowidgets.particles._orient import (
     FILAMENT_COLUMNS,
     ORIENTATION_COLUMNS,
@@ -42,11 +49,16 @@ __all__ = [
     "extract_subvolumes",
     "filament_seeds",
     "membrane_seeds",
+    "open_copick",
     "orient_particles",
     "pick_particles",
+    "read_copick_picks",
+    "read_copick_tomogram",
     "read_particles",
     "regrid",
     "seed_points",
+    "write_copick_picks",
+    "write_copick_segmentation",
     "write_particles",
     "write_tomograms_star",
 ]

@@ -358,8 +358,8 @@ def _csv_table(path: Path, grid: dict[str, Any], apix: float | None,
     rest = [c for c in csv.columns
             if c not in (*_CSV_VOXEL, *_CSV_ANGST, *_CSV_ANGLES, "x", "y", "z")]
     table = pd.DataFrame({"z": xyz[:, 2], "y": xyz[:, 1], "x": xyz[:, 0]})
-    for a, column in angles.items():
-        table[a] = column.to_numpy(np.float64)
+    for a, values in angles.items():
+        table[a] = values.to_numpy(np.float64)
     for column in rest:
         table[column] = csv[column].to_numpy()
     return table
