@@ -269,6 +269,10 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("particles", type=Path, metavar="PICKS.star|PICKS.csv")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="AVERAGE.mrc")
     p.add_argument("--box", type=int, default=32, help="box size in voxels (default 32)")
+    p.add_argument("--prior-range", type=float, default=None, metavar="DEG",
+                   help="use the particles' tilt/psi priors (rlnAngleTiltPrior, rlnAnglePsiPrior, "
+                   "as `pick --orient` writes them): search every spin about them but tilt them by "
+                   "at most DEG degrees")
     p.add_argument("--iterations", type=int, default=6, help="refinement iterations (default 6)")
     p.add_argument("--symmetry", default="c1", help="point-group symmetry about z: c1, c2, ... (default c1)")
     p.add_argument("--tilt-range", type=float, default=60.0,
@@ -367,7 +371,8 @@ def cmd_average(args: argparse.Namespace) -> None:
     boxes, kept = extract_subvolumes(tomo, table, args.box, pad=not args.skip_edges, return_table=True)
     try:
         result = average(boxes, apix=tomo.apix, iterations=args.iterations, symmetry=args.symmetry,
-                         tilt_range=args.tilt_range, rng=args.seed, particles=kept)
+                         tilt_range=args.tilt_range, rng=args.seed, particles=kept,
+                         prior_range=args.prior_range)
     except ValueError as err:
         raise ValueError(f"'{args.particles}' in '{args.tomogram}': {err}") from None
     write_tomogram(args.output, result.map, apix=tomo.apix, labels=["tomowidgets average"])

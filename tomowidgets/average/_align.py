@@ -49,6 +49,21 @@ def local_grid(step: float) -> NDArray[np.float64]:
     return Rotation.from_rotvec(np.deg2rad(step) * cube.reshape(-1, 3)).as_matrix()
 
 
+def prior_grid(step: float, cone: float) -> NDArray[np.float64]:
+    """Rotations ``Rz(spin) @ T`` that keep the map's z axis within `cone` degrees of where a prior
+    puts it: every spin about z (`step` apart) times tilts ``T`` of z by 0, step, 2 step, ... <= cone
+    degrees towards azimuths about `step` apart. Applied on the left of a prior's rotation."""
+    n_spin = max(1, int(round(360.0 / step)))
+    spin = np.arange(n_spin) * 360.0 / n_spin
+    spins = euler_to_matrix(np.column_stack([spin, np.zeros(n_spin), np.zeros(n_spin)]))
+    tilts = [np.eye(3)]
+    for alpha in np.arange(step, cone + 1e-9, step):
+        n_azimuth = max(3, int(round(2 * np.pi * np.sin(np.deg2rad(alpha)) / np.deg2rad(step))))
+        for beta in np.arange(n_azimuth) * 360.0 / n_azimuth:
+            tilts.append(euler_to_matrix([beta, alpha, -beta]))
+    return (spins[:, None] @ np.stack(tilts)[None]).reshape(-1, 3, 3)
+
+
 def cn_matrices(n: int) -> NDArray[np.float64]:
     """The `n` rotations of the cyclic group Cn about z."""
     return euler_to_matrix(np.stack([np.arange(n) * 360.0 / n, np.zeros(n), np.zeros(n)], axis=1))

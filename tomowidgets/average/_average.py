@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -409,12 +409,27 @@ class AverageResult:
                 f"half maps, {len(self.history)} iterations)")
 
 
+def _prior_rotations(particles: pd.DataFrame | None, prior_range: Any) -> NDArray[np.float64]:
+    """Rotations ``R`` with ``R.T @ z`` on each particle's (tilt_prior, psi_prior) direction."""
+    if not isinstance(prior_range, numbers.Real) or not 0 <= float(prior_range) <= 90:
+        raise ValueError(f"`prior_range` must be between 0 and 90 degrees, got {prior_range!r}")
+    columns = ["tilt_prior", "psi_prior"]
+    if particles is None or not set(columns) <= set(particles.columns):
+        raise ValueError("`prior_range` needs `particles` with tilt_prior and psi_prior columns (from "
+                         "membrane_seeds, filament_seeds or a STAR file with rlnAngleTiltPrior and "
+                         "rlnAnglePsiPrior)")
+    tilt_psi = particles[columns].to_numpy(np.float64)
+    if not np.isfinite(tilt_psi).all():
+        raise ValueError("`particles` has NaN or infinite tilt_prior/psi_prior values")
+    return euler_to_matrix(np.column_stack([np.zeros(len(tilt_psi)), tilt_psi]))
+
+
 def average(subvolumes: ArrayLike, *, apix: float | None = None, iterations: int = 6,
             angular_step: float = 30.0, symmetry: str = "c1", tilt_range: float = 60.0,
             wedge: bool = True, rng: int | np.random.Generator | None = None,
             reference: ArrayLike | None = None, progress: bool = True,
             particles: pd.DataFrame | None = None, mask_radius: float | None = None,
-            max_shift: float | None = None) -> AverageResult:
+            max_shift: float | None = None, prior_range: float | None = None) -> AverageResult:
     """Align and average subtomograms without a reference, with gold-standard half sets.
 
     Particles are normalised (mean 0, sd 1) and split into two half sets (even and odd indices)
@@ -468,6 +483,13 @@ def average(subvolumes: ArrayLike, *, apix: float | None = None, iterations: int
         cosine edge of ``max(2, box / 12)`` voxels.
     max_shift : float, optional
         Largest translation in voxels; default ``box // 6``.
+    prior_range : float, optional
+        Use the orientation priors of `particles` (``tilt_prior``, ``psi_prior``: the reference's z
+        axis along a membrane normal or filament axis, from :func:`~tomowidgets.membrane_seeds` or
+        :func:`~tomowidgets.filament_seeds`): particles start on their prior with a random spin
+        about it, and the global searches try every spin but tilt the axis by at most this many
+        degrees (RELION's helical and membrane-protein priors). The local refinement after them is
+        free. The map's z axis is then the prior's direction.
 
     Returns
     -------
@@ -505,6 +527,9 @@ def average(subvolumes: ArrayLike, *, apix: float | None = None, iterations: int
             check_map(reference, "reference", shape=(n, n, n))[None], "reference")[0])
     if particles is not None:
         check_particles_table(particles, len(subvolumes))
+    priors = None
+    if prior_range is not None:
+        priors = _prior_rotations(particles, prior_range)
     edge = max(2.0, n / 12)
     if mask_radius is None:
         mask_radius = n / 2 - edge - 1
@@ -515,7 +540,8 @@ def average(subvolumes: ArrayLike, *, apix: float | None = None, iterations: int
     parts = normalise_particles(subvolumes, "subvolumes")
     out = rf.refine(parts, iterations=iterations, angular_step=step, sym=sym_n, tilt_range=tilt,
                     rng=np.random.default_rng(rng), reference=reference, mask_radius=float(mask_radius),
-                    max_shift=float(max_shift), progress=progress)
+                    max_shift=float(max_shift), progress=progress, priors=priors,
+                    prior_range=float(prior_range or 0.0))
     scale = apix if apix is not None else 1.0
     freqs = out.shells / (n * scale)
     angles = matrix_to_euler(out.mats)

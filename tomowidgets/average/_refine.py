@@ -129,13 +129,18 @@ def _templates(ref: NDArray[np.float32], mats: NDArray[np.float64], filt: NDArra
 
 def search(spec: NDArray[np.complex64], ref: NDArray[np.float32], filt: NDArray[np.float32],
            mats: NDArray[np.float64], *, global_step: float | None, local_steps: Sequence[float],
-           max_shift: float) -> tuple[NDArray[np.float64], NDArray[np.float32], NDArray[np.float32]]:
+           max_shift: float, prior: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+           ) -> tuple[NDArray[np.float64], NDArray[np.float32], NDArray[np.float32]]:
     """Align particle spectra `spec` (p, m, m, m//2+1) to the masked reference `ref` (m³).
 
+    With `prior` ``(bases (p, 3, 3), grid (k, 3, 3))``, first each particle's best of
+    ``grid @ base`` (instead of a global search); then `global_step`, then `local_steps`.
     Returns the new rotations (p, 3, 3), shifts in voxels of this box (p, 3) and scores (p,).
     """
     window, window_shifts = al.shift_window(ref.shape[0], max_shift)
     mats = mats.copy()
+    if prior is not None:
+        mats = _best_of(spec, ref, filt, window, prior[0], prior[1])
     if global_step is not None:
         grid = al.rotation_grid(global_step)
         best = np.full(len(spec), -np.inf, dtype=np.float32)
@@ -145,12 +150,7 @@ def search(spec: NDArray[np.complex64], ref: NDArray[np.float32], filt: NDArray[
             better = score > best
             best[better], mats[better] = score[better], chunk[j[better]]
     for step in local_steps:
-        deltas = al.local_grid(step)
-        for p0 in range(0, len(spec), _LOCAL_BATCH):
-            cand = deltas[None] @ mats[p0:p0 + _LOCAL_BATCH, None]  # (p, 27, 3, 3)
-            tmpl = _templates(ref, cand.reshape(-1, 3, 3), filt).reshape(cand.shape[:2] + filt.shape)
-            pick, _ = al.best_match(spec[p0:p0 + _LOCAL_BATCH], tmpl, window)
-            mats[p0:p0 + _LOCAL_BATCH] = cand[np.arange(len(cand)), pick]
+        mats = _best_of(spec, ref, filt, window, mats, al.local_grid(step))
     shifts = np.zeros((len(spec), 3), dtype=np.float32)
     scores = np.zeros(len(spec), dtype=np.float32)
     for p0 in range(0, len(spec), _LOCAL_BATCH):
@@ -158,6 +158,20 @@ def search(spec: NDArray[np.complex64], ref: NDArray[np.float32], filt: NDArray[
         shifts[p0:p0 + _LOCAL_BATCH], scores[p0:p0 + _LOCAL_BATCH] = al.peak_shifts(
             spec[p0:p0 + _LOCAL_BATCH], tmpl, window, window_shifts)
     return mats, shifts, scores
+
+
+def _best_of(spec: NDArray[np.complex64], ref: NDArray[np.float32], filt: NDArray[np.float32],
+             window: NDArray[np.intp], starts: NDArray[np.float64], deltas: NDArray[np.float64]
+             ) -> NDArray[np.float64]:
+    """Each particle's best rotation among ``deltas @ start`` (its own candidates), in batches."""
+    mats = np.empty_like(starts)
+    batch = max(1, _LOCAL_BATCH * 27 // len(deltas))     # the memory of 16 particles' 27 candidates
+    for p0 in range(0, len(spec), batch):
+        cand = deltas[None] @ starts[p0:p0 + batch, None]  # (p, k, 3, 3)
+        tmpl = _templates(ref, cand.reshape(-1, 3, 3), filt).reshape(cand.shape[:2] + filt.shape)
+        pick, _ = al.best_match(spec[p0:p0 + batch], tmpl, window)
+        mats[p0:p0 + batch] = cand[np.arange(len(cand)), pick]
+    return mats
 
 
 def working_box(n: int, cutoff: float) -> int:
@@ -179,12 +193,14 @@ def _fsc_filter(n: int, shells: NDArray[np.float64], curve: NDArray[np.float64],
 
 def align_volumes(moving: NDArray[np.float32], fixed: NDArray[np.float32], *, mask: NDArray[np.float32],
                   cutoff: float, max_shift: float, global_step: float | None,
-                  local_steps: Sequence[float]) -> tuple[NDArray[np.float64], NDArray[np.float32], float]:
+                  local_steps: Sequence[float], grid: NDArray[np.float64] | None = None
+                  ) -> tuple[NDArray[np.float64], NDArray[np.float32], float]:
     """Rotation ``R`` and shift ``t`` (voxels, z y x) with ``moving(c + t + r) ≈ fixed(R @ r)``.
 
-    With `global_step`, first a global search on that grid (low-passed to a quarter of the box,
-    plus one local round at a third of the step); then local rounds at `local_steps` degrees with
-    the low-pass at `cutoff` shells. `fixed` is masked; the search starts from the identity.
+    With `global_step`, first a global search on that grid (or on `grid`, rotations near the
+    identity, when given), low-passed to a quarter of the box, plus one local round at a third of
+    the step; then local rounds at `local_steps` degrees with the low-pass at `cutoff` shells.
+    `fixed` is masked; the search starts from the identity.
     """
     n = moving.shape[0]
     spec_full = scipy.fft.rfftn(moving, workers=al.WORKERS)[None].astype(np.complex64)
@@ -198,15 +214,23 @@ def align_volumes(moving: NDArray[np.float32], fixed: NDArray[np.float32], *, ma
         filt = al.lowpass(m, cut, width=EDGE, highpass=HIGHPASS)
         spec = al.normalise_spectra(al.crop_spectrum(spec_full, m) * filt)
         ref = scipy.fft.irfftn(al.crop_spectrum(ref_full, m), s=(m, m, m)).astype(np.float32)
-        mats, shifts, scores = search(spec, ref, filt, mats, global_step=glob, local_steps=steps,
-                                      max_shift=max_shift * m / n)
+        prior = None if glob is None or grid is None else (mats, grid)
+        mats, shifts, scores = search(spec, ref, filt, mats, global_step=None if prior else glob,
+                                      local_steps=steps, max_shift=max_shift * m / n, prior=prior)
     return mats[0], (shifts[0] * n / m).astype(np.float32), float(scores[0])
 
 
 def refine(parts: NDArray[np.float32], *, iterations: int, angular_step: float, sym: int,
            tilt_range: float | None, rng: np.random.Generator, reference: NDArray[np.float32] | None,
-           mask_radius: float, max_shift: float, progress: bool) -> Refinement:
-    """Gold-standard refinement of two independent half sets; see the module docstring."""
+           mask_radius: float, max_shift: float, progress: bool,
+           priors: NDArray[np.float64] | None = None, prior_range: float = 0.0) -> Refinement:
+    """Gold-standard refinement of two independent half sets; see the module docstring.
+
+    With `priors` (count, 3, 3), rotations that put the map's z axis on each particle's prior
+    direction: particles start there with a random spin about it, and the global searches and the
+    one alignment of the half maps try every spin but tilt the axis by at most `prior_range`
+    degrees (:func:`_align.prior_grid`); the local refinement that follows is unrestricted.
+    """
     count, n = len(parts), parts.shape[-1]
     half = (np.arange(count) % 2).astype(np.int8)
     groups = [np.flatnonzero(half == h) for h in (0, 1)]
@@ -220,7 +244,12 @@ def refine(parts: NDArray[np.float32], *, iterations: int, angular_step: float, 
     local_floor = max(1.0, float(np.rad2deg(0.5 / (mask_radius + edge))))
     low = al.lowpass(n, model_cutoff, width=EDGE)
 
-    mats = Rotation.random(count, random_state=rng).as_matrix()
+    grid = None if priors is None else al.prior_grid(angular_step, prior_range)
+    if priors is None:
+        mats = Rotation.random(count, random_state=rng).as_matrix()
+    else:   # on the prior, with a random spin about it
+        spin = Rotation.from_euler("z", rng.uniform(0.0, 360.0, (count, 1)), degrees=True).as_matrix()
+        mats = spin @ priors
     shifts = np.zeros((count, 3), dtype=np.float32)
     scores = np.zeros(count, dtype=np.float32)
     if reference is None:  # each half starts from its own randomly rotated average
@@ -247,9 +276,12 @@ def refine(parts: NDArray[np.float32], *, iterations: int, angular_step: float, 
         for h, idx in enumerate(groups):
             ref_small = scipy.fft.irfftn(al.crop_spectrum(scipy.fft.rfftn(refs[h]), m), s=(m, m, m))
             ref_small = (ref_small * small_mask).astype(np.float32)
+            prior = (priors[idx], grid) if is_global and priors is not None and grid is not None \
+                else None
             mats[idx], sh, scores[idx] = search(
-                spec[idx], ref_small, filt, mats[idx], global_step=angular_step if is_global else None,
-                local_steps=steps, max_shift=max_shift * scale)
+                spec[idx], ref_small, filt, mats[idx],
+                global_step=angular_step if is_global and prior is None else None,
+                local_steps=steps, max_shift=max_shift * scale, prior=prior)
             shifts[idx] = sh / scale
         halves = [reconstruct(parts[idx], mats[idx], shifts[idx], sym_mats, tilt_range)
                   for idx in groups]
@@ -257,7 +289,9 @@ def refine(parts: NDArray[np.float32], *, iterations: int, angular_step: float, 
         if it + 1 == n_global:  # bring half 2 into half 1's frame, at the model's low-pass
             g, t, _ = align_volumes(maps[1], maps[0], mask=mask, max_shift=n / 4,
                                     cutoff=model_cutoff, global_step=angular_step / 2,
-                                    local_steps=[angular_step / 6, angular_step / 12, angular_step / 24])
+                                    local_steps=[angular_step / 6, angular_step / 12, angular_step / 24],
+                                    grid=None if priors is None else al.prior_grid(angular_step / 2,
+                                                                                   prior_range))
             idx = groups[1]
             shifts[idx] += ((FLIP @ np.transpose(mats[idx], (0, 2, 1)) @ FLIP) @ t).astype(np.float32)
             mats[idx] = g @ mats[idx]
