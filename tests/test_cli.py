@@ -216,6 +216,10 @@ def test_pick_command_orients_seeds_along_membrane_normals_and_filaments(score_f
     assert np.allclose(seeds["tilt"], 90.0, atol=2) and seeds["tomogram"].iloc[0] == "rod"
     assert main(["pick", str(tmp_path / "rod.actin.mrc"), "-o", str(tmp_path / "x.csv"),
                  "--orient", "filament"]) == 1
+    assert main(["pick", str(tmp_path / "rod.actin.mrc"), "-o", str(tmp_path / "long.star"),
+                 "--orient", "axis", "--axis-radius", "300"]) == 0
+    picks = tw.read_particles(tmp_path / "long.star")
+    assert len(picks) >= 1 and np.allclose(picks["tilt"], 90.0, atol=2)   # the rod lies along x
 
 
 def test_average_command_writes_the_map_fsc_and_oriented_particles(score_files, capsys):

@@ -228,10 +228,13 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-distance", type=float, default=None, help="smallest distance between picks, voxels")
     p.add_argument("--spacing", type=float, default=None,
                    help="seed points this many voxels apart instead (continuous features)")
-    p.add_argument("--orient", choices=("normal", "filament"), default=None,
+    p.add_argument("--orient", choices=("normal", "filament", "axis"), default=None,
                    help="with --spacing: seeds with the membrane normal (normal), or every SPACING "
-                   "along traced filaments with their axis and number (filament), written as RELION "
+                   "along traced filaments with their axis and number (filament); without: picks "
+                   "with the long axis of their blob (axis, within --axis-radius). Written as RELION "
                    "tilt/psi priors (rlnAngleTiltPrior, rlnAnglePsiPrior, rlnHelicalTubeID)")
+    p.add_argument("--axis-radius", type=float, default=100.0,
+                   help="with --orient axis: radius in Å around each pick, about the particle's size")
     p.add_argument("--lumen", type=float, default=0.0,
                    help="with --orient filament: radius in Å of a hollow filament's unannotated lumen, "
                    "filled before tracing (microtubule walls: 80)")
@@ -314,6 +317,7 @@ def cmd_pick(args: argparse.Namespace) -> None:
     from tomowidgets.particles import (
         filament_seeds,
         membrane_seeds,
+        orient_particles,
         pick_particles,
         seed_points,
         write_particles,
@@ -323,8 +327,10 @@ def cmd_pick(args: argparse.Namespace) -> None:
     feature = args.feature or next(iter(_named_scores([str(args.scores)])))
     common = {"threshold": args.threshold, "feature": feature,
               "tomogram": args.tomo_name or _tomogram_name(args.scores, feature)}
-    if args.orient and args.spacing is None:
-        raise ValueError("--orient needs --spacing (voxels between seeds)")
+    if args.orient in ("normal", "filament") and args.spacing is None:
+        raise ValueError(f"--orient {args.orient} needs --spacing (voxels between seeds)")
+    if args.orient == "axis" and args.spacing is not None:
+        raise ValueError("--orient axis orients picks: leave out --spacing")
     if args.orient == "normal":
         table = membrane_seeds(scores, args.spacing * scores.apix, **common)
     elif args.orient == "filament":
@@ -335,6 +341,8 @@ def cmd_pick(args: argparse.Namespace) -> None:
         options = {k: v for k, v in (("min_size", args.min_size), ("min_distance", args.min_distance))
                    if v is not None}
         table = pick_particles(scores, **common, **options)
+        if args.orient == "axis":
+            table = orient_particles(table, scores, args.axis_radius, threshold=args.threshold)
     write_particles(args.output, table, apix=scores.apix, origin=scores.origin, shape=scores.shape)
     print(f"{len(table)} {feature} positions written to {args.output}")
 
