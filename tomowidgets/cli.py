@@ -50,7 +50,9 @@ def _system_message(err: BaseException) -> str:
         where = f"'{err.filename}': " if err.filename else ""
         hint = _OS_HINTS.get(err.errno or 0)
         return f"{where}{err.strerror or err}" + (f"; {hint}" if hint else "")
-    if isinstance(err, CancelledError) and "resume" not in str(err):   # not apply's WorkersLostError
+    from tomowidgets.apply import WorkersLostError
+
+    if isinstance(err, CancelledError) and not isinstance(err, WorkersLostError):  # says it already
         return (f"{err or 'cancelled'}; the Dask workers were lost: the finished part is kept, "
                 "run again to resume")
     return str(err)

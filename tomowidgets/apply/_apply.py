@@ -126,8 +126,8 @@ def apply(net: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkLike],
     FileExistsError
         If another live process is writing `out` (its ``<out>.lock``).
     WorkersLostError
-        With a `client`: every Dask worker was gone for ``WORKERS_GRACE_SECONDS``, a slab killed
-        its workers, or the scheduler was lost (finished slabs are kept for a resume).
+        With a `client`: no worker connected within ``WAIT_FOR_WORKERS_SECONDS``, a slab killed its
+        workers, or the workers or the scheduler were lost (finished slabs are kept for a resume).
 
     Warns
     -----

@@ -53,9 +53,7 @@ def prior_grid(step: float, cone: float) -> NDArray[np.float64]:
     """Rotations ``Rz(spin) @ T`` that keep the map's z axis within `cone` degrees of where a prior
     puts it: every spin about z (`step` apart) times tilts ``T`` of z by 0, step, 2 step, ... <= cone
     degrees towards azimuths about `step` apart. Applied on the left of a prior's rotation."""
-    n_spin = max(1, int(round(360.0 / step)))
-    spin = np.arange(n_spin) * 360.0 / n_spin
-    spins = euler_to_matrix(np.column_stack([spin, np.zeros(n_spin), np.zeros(n_spin)]))
+    spins = cn_matrices(max(1, int(round(360.0 / step))))
     tilts = [np.eye(3)]
     for alpha in np.arange(step, cone + 1e-9, step):
         n_azimuth = max(3, int(round(2 * np.pi * np.sin(np.deg2rad(alpha)) / np.deg2rad(step))))

@@ -244,7 +244,7 @@ def refine(parts: NDArray[np.float32], *, iterations: int, angular_step: float, 
     local_floor = max(1.0, float(np.rad2deg(0.5 / (mask_radius + edge))))
     low = al.lowpass(n, model_cutoff, width=EDGE)
 
-    grid = None if priors is None else al.prior_grid(angular_step, prior_range)
+    on_priors = None if priors is None else (priors, al.prior_grid(angular_step, prior_range))
     if priors is None:
         mats = Rotation.random(count, random_state=rng).as_matrix()
     else:   # on the prior, with a random spin about it
@@ -276,8 +276,7 @@ def refine(parts: NDArray[np.float32], *, iterations: int, angular_step: float, 
         for h, idx in enumerate(groups):
             ref_small = scipy.fft.irfftn(al.crop_spectrum(scipy.fft.rfftn(refs[h]), m), s=(m, m, m))
             ref_small = (ref_small * small_mask).astype(np.float32)
-            prior = (priors[idx], grid) if is_global and priors is not None and grid is not None \
-                else None
+            prior = (on_priors[0][idx], on_priors[1]) if is_global and on_priors else None
             mats[idx], sh, scores[idx] = search(
                 spec[idx], ref_small, filt, mats[idx],
                 global_step=angular_step if is_global and prior is None else None,

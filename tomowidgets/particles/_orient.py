@@ -89,11 +89,11 @@ def membrane_seeds(
         :data:`PARTICLE_COLUMNS`, then ``rot`` (0), ``tilt``, ``psi`` (degrees; the reference's z
         along the normal) and ``tilt_prior``, ``psi_prior`` (the same angles, as RELION priors).
     """
-    volume, _, apix = _volume_and_apix(scores)
+    volume, name, apix = _volume_and_apix(scores, tomogram)
     spacing_vox = check_number(spacing, "spacing", minimum=apix, hint=" Å") / apix
     radius_vox = _radius(radius, spacing_vox, apix)
-    table = seed_points(scores, spacing_vox, threshold=threshold, rng=rng, feature=feature,
-                        tomogram=tomogram)
+    table = seed_points(volume, spacing_vox, threshold=threshold, rng=rng, feature=feature,
+                        tomogram=name)
     mask = volume >= check_number(threshold, "threshold")
     points = table[["z", "y", "x"]].to_numpy()
     if not len(points):
@@ -171,20 +171,17 @@ def filament_seeds(
         grown = ndimage.distance_transform_edt(~mask) <= lumen_vox + 1
         mask = ndimage.distance_transform_edt(grown) > lumen_vox + 1
     skeleton = _centrelines(mask)
-    pieces, n = ndimage.label(skeleton, structure=np.ones((3, 3, 3)))
-    paths = [_longest_path(np.argwhere(pieces == k).astype(np.float64)) for k in range(1, n + 1)]
+    paths = [_longest_path(piece.astype(np.float64)) for piece in _pieces(skeleton)]
     paths = sorted((p for p in paths if _length(p) >= shortest), key=_length, reverse=True)
     rows = [_sample_path(path, spacing_vox, radius_vox) for path in paths]
-    points = np.concatenate([r[0] for r in rows]) if rows else np.empty((0, 3))
-    axes = np.concatenate([r[1] for r in rows]) if rows else np.empty((0, 3))
-    filament = np.concatenate([np.full(len(r[0]), k + 1) for k, r in enumerate(rows)]).astype(int) \
-        if rows else np.empty(0, int)
-    track = np.concatenate([r[2] for r in rows]) * apix if rows else np.empty(0)
+    points, axes, track = (np.concatenate(column) for column in zip(
+        *rows, (np.empty((0, 3)), np.empty((0, 3)), np.empty(0)), strict=True))
+    filament = np.repeat(np.arange(1, len(rows) + 1), [len(r[0]) for r in rows])
     index = tuple(np.clip(np.round(points).astype(int), 0, np.array(volume.shape) - 1).T)
-    table = make_table(name, feature, points, volume[index] if len(points) else np.empty(0))
+    table = make_table(name, feature, points, volume[index])
     table = _with_directions(table, axes)
     table["filament"] = filament
-    table["track_length"] = track
+    table["track_length"] = track * apix
     return table
 
 
@@ -245,7 +242,7 @@ def _radius(radius: float | None, spacing_vox: float, apix: float) -> float:
 def _local_axes(voxels: np.ndarray, points: np.ndarray, radius: float, *,
                 smallest: bool) -> NDArray[np.float64]:
     """Per point, the eigenvector of the covariance of `voxels` within `radius` with the smallest
-    (or largest) eigenvalue; (0, 0, 1) where fewer than 4 voxels are near."""
+    (or largest) eigenvalue; the z axis where fewer than 4 voxels are near."""
     tree = cKDTree(voxels)
     axes = np.tile([1.0, 0.0, 0.0], (len(points), 1))
     for i, near in enumerate(tree.query_ball_point(points, radius)):
@@ -284,6 +281,15 @@ def _centrelines(mask: np.ndarray) -> np.ndarray:
         grown[1:, 1:, 1:] |= grown[:-1, :-1, :-1].copy()
         skeleton |= thin(grown)
     return skeleton
+
+
+def _pieces(skeleton: np.ndarray) -> list[np.ndarray]:
+    """The voxel coordinates of each 26-connected piece of `skeleton`, in label order."""
+    pieces, _ = ndimage.label(skeleton, structure=np.ones((3, 3, 3)))
+    coords = np.argwhere(pieces)
+    labels = pieces[tuple(coords.T)]
+    order = np.argsort(labels, kind="stable")
+    return np.split(coords[order], np.flatnonzero(np.diff(labels[order])) + 1) if len(coords) else []
 
 
 def _longest_path(coords: np.ndarray) -> np.ndarray:
@@ -328,8 +334,6 @@ def _sample_path(path: np.ndarray, spacing: float, radius: float
         near = path[np.abs(arc - t) <= radius]
         if len(near) < 2:
             near = path
-        _, vectors = np.linalg.eigh(np.cov(near.T)) if len(near) > 2 else (None, None)
-        axis = vectors[:, -1] if vectors is not None else near[-1] - near[0]
-        along = near[-1] - near[0]
-        axes[i] = axis * (1.0 if axis @ along >= 0 else -1.0)
+        axis = np.linalg.eigh(np.cov(near.T))[1][:, -1]
+        axes[i] = axis if axis @ (near[-1] - near[0]) >= 0 else -axis
     return points, axes / np.linalg.norm(axes, axis=1, keepdims=True), targets
