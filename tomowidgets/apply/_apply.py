@@ -308,13 +308,15 @@ def _tasks(index: int, job: _Job, slab: int) -> list[tuple[int, int, int, tuple[
 
 def _slab_size(slab: int | None, shape: tuple[int, int, int], n_networks: int,
                nthreads: int | None) -> int:
-    """`slab`, or about _SLAB_BYTES of input + scores, and >= 2 tasks per Dask thread."""
+    """`slab`, or about _SLAB_BYTES of input + scores; on Dask, as many equal slabs as make a
+    multiple of the threads (>= 2 each), so that no thread is left alone with the last one."""
     if slab is not None:
         return slab
     per_slice = shape[1] * shape[2] * 4 * (2 + n_networks)
     size = max(1, _SLAB_BYTES // per_slice)
     if nthreads:
-        size = min(size, max(1, -(-shape[0] // (2 * nthreads))))
+        rounds = max(2, -(-shape[0] // (size * nthreads)))       # slabs per thread
+        size = max(1, -(-shape[0] // (rounds * nthreads)))
     return size
 
 

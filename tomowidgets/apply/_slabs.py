@@ -9,6 +9,8 @@ result to the caller's outputs as it arrives.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import CancelledError
@@ -30,6 +32,9 @@ _IN_FLIGHT_PER_THREAD = 2
 #: How long apply waits for a first Dask worker to connect before it gives up.
 WAIT_FOR_WORKERS_SECONDS = 120.0
 _RESUME = "the finished slices are kept: run the same command again to resume"
+#: glibc ``mallopt`` parameters, and what :func:`keep_freed_memory` sets them to.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_BYTES, _TRIM_THRESHOLD_BYTES = 32 * 2**20, 64 * 2**20
 
 
 def context(engines: Sequence[FFTEngine]) -> int:
@@ -56,6 +61,30 @@ def scores(engine: FFTEngine, amplitude: float, data: np.ndarray, dtype: Any,
 def check_slab(data: np.ndarray, z0: int, z1: int, where: str) -> None:
     """Refuse NaN/inf voxels, naming the slices and the file (`where`) that hold them."""
     check_finite(data, "voxels", where=f"slices {z0}-{z1 - 1} of {where}")
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Let this process's ``malloc`` keep freed blocks for reuse (glibc only; once per process).
+
+    Dask's nanny starts each worker with ``MALLOC_TRIM_THRESHOLD_=65536``, so that memory a task
+    frees goes back to the operating system at once. Setting it also freezes glibc's mmap
+    threshold at 128 KiB: every numpy temporary larger than that becomes a fresh ``mmap`` whose
+    pages fault in again on first use, and the engine ran at half speed in a worker
+    (``benchmarks/dask_speed.py``). Blocks up to 32 MiB now come from the heap again, and up to
+    64 MiB of free heap is kept; the engine's working memory is bounded (~0.4 GB) anyway.
+
+    Returns
+    -------
+    bool
+        Whether the settings were applied (False where the C library has no ``mallopt``).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError, TypeError):   # no mallopt: not glibc (macOS, Windows)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+                and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES))
 
 
 def remote_slab(source: Any, z0: int, z1: int, names: Sequence[str],
@@ -87,6 +116,7 @@ def remote_slab(source: Any, z0: int, z1: int, names: Sequence[str],
         If the worker sees another file than the client did (no shared file system, or the file
         changed), or the slices hold NaN/inf.
     """
+    keep_freed_memory()
     extra = context(engines)
     if isinstance(source, tuple):
         _, path, identity = source
