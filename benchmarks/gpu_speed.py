@@ -6,8 +6,9 @@ Prints which devices TensorFlow sees, then:
    augmentation, 20 epochs) through both training engines, FFT-domain (``engine="fft"``, the
    default) and Keras' direct convolutions (``engine="keras"``, cuDNN on a GPU); wall time each.
 2. **Applying**: a ``Z x 1024 x 1024`` tomogram (256 slices by default) through Keras ``predict``
-   on the GPU in batches of slices, and the first ``--cpu-slices`` of it through the CPU FFT
-   engine (:class:`tomowidgets.engine.FFTEngine`, all cores): Mvoxel/s each.
+   on the GPU in batches of slices (what ``apply(..., engine="auto")`` does where a GPU is), and
+   the first ``--cpu-slices`` of it through the CPU FFT engine
+   (:class:`tomowidgets.engine.FFTEngine`, all cores): Mvoxel/s each.
 3. **Agreement**: max |GPU - CPU| over the slices both computed, relative to the output scale
    (allowed 1e-4), for the trained network.
 

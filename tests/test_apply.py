@@ -579,3 +579,56 @@ def test_dask_slabs_are_equal_and_a_multiple_of_the_threads():
         assert -(-depth // size) % threads == 0
     assert _slab_size(None, (64, 512, 512), 1, None) == 10         # local: ~32 MB slabs
     assert _slab_size(5, (64, 512, 512), 1, 2) == 5                # as asked
+
+
+@pytest.mark.tensorflow
+def test_the_keras_engine_gives_the_fft_engines_scores(tmp_path):
+    """engine="keras" (what a GPU runs, through cuDNN) and the CPU FFT engine agree, 2D and 2.5D."""
+    nets = [FakeNet("membrane", 0, 0.37), FakeNet("vesicle", 2, 0.5, context=1)]
+    tomo = make_tomogram(5)
+    fft = apply(nets, tomo, progress=False, engine="fft", tile=TILE)
+    keras = apply(nets, tomo, progress=False, engine="keras")
+    for name in ("membrane", "vesicle"):
+        scale = float(np.abs(fft[name].data).max())
+        np.testing.assert_allclose(keras[name].data, fft[name].data, rtol=0, atol=1e-4 * scale)
+
+
+@pytest.mark.tensorflow
+def test_the_keras_engine_predicts_like_the_fft_engine():
+    from tomowidgets.network import KerasEngine
+
+    weights = FakeNet(context=1).weights()
+    keras, fft = KerasEngine(weights, batch=2), FFTEngine(weights, tile=TILE)
+    stack = make_tomogram(6).data[:5]
+    assert keras.context == 1 and "context=1" in repr(keras)
+    result = keras.predict(stack)
+    assert result.shape == (3, SHAPE[1] // 2, SHAPE[2] // 2) and result.dtype == np.float32
+    np.testing.assert_allclose(result, fft.predict(stack), rtol=0, atol=1e-4 * np.abs(result).max())
+    with pytest.raises(ValueError, match="needs more than 2, got 2"):
+        keras.predict(stack[:2])
+
+
+def test_auto_uses_keras_only_where_tensorflow_sees_a_gpu_and_there_is_no_client(monkeypatch):
+    from tomowidgets.apply import _apply as apply_module
+
+    class Client:                                   # what _apply checks a client for
+        submit = scatter = nthreads = None
+
+    monkeypatch.setattr(apply_module, "gpu_available", lambda: True)
+    assert apply_module._engine_kind("auto", None) == "keras"
+    assert apply_module._engine_kind("auto", Client()) == "fft"     # Dask workers: no TensorFlow
+    assert apply_module._engine_kind("fft", None) == "fft"
+    monkeypatch.setattr(apply_module, "gpu_available", lambda: False)
+    assert apply_module._engine_kind("auto", None) == "fft"
+    with pytest.raises(ValueError, match='`engine` must be "auto", "fft" or "keras", got \'gpu\''):
+        apply(FakeNet(), make_tomogram(), engine="gpu", progress=False)
+    with pytest.raises(ValueError, match="Dask workers run the FFT engine"):
+        apply_module._engine_kind("keras", Client())
+
+
+def test_asking_for_a_gpu_without_a_driver_does_not_import_tensorflow():
+    code = ("import sys; from tomowidgets.network._keras_engine import gpu_available; "
+            "import tomowidgets.network._keras_engine as k; k._NVIDIA_GPUS = k.Path('/nonexistent'); "
+            "import shutil; shutil.which = lambda name: None; "
+            "sys.exit(1 if gpu_available() or 'tensorflow' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -190,6 +190,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="slices per slab: the unit of work, progress and resuming (default: ~32 MiB)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="threads per network (default: all cores; 1 per task with --scheduler)")
+    p.add_argument("--engine", choices=["auto", "fft", "keras"], default="auto",
+                   help="fft: the CPU FFT engine; keras: Keras predict (cuDNN on a GPU); auto "
+                   "(default): keras where TensorFlow sees a GPU and no --scheduler, else fft")
     p.add_argument("--restart", action="store_true",
                    help="discard the finished slices of an interrupted run and start again")
     p.set_defaults(func=cmd_apply)
@@ -575,7 +578,8 @@ def cmd_apply(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     try:
         results = apply_many(nets, inputs, args.out_dir, client=client, slab=args.slab,
-                             threads=args.threads, dtype=np.float16 if args.float16 else np.float32,
+                             threads=args.threads, engine=args.engine,
+                             dtype=np.float16 if args.float16 else np.float32,
                              resume=not args.restart)
     except KeyboardInterrupt:
         print(f"tomowidgets apply: interrupted; run the same command again to continue from the "

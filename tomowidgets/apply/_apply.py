@@ -42,6 +42,7 @@ from tomowidgets.apply._output import FileOutput, MemoryOutput, tomogram_fingerp
 from tomowidgets.apply._slabs import check_slab, context, run_dask, scores
 from tomowidgets.engine import DEFAULT_TILE, FFTEngine
 from tomowidgets.io import Tomogram, mrc_stem, release_pages
+from tomowidgets.network import KerasEngine, gpu_available
 from tomowidgets.network.netfile import NetworkRecord
 
 if TYPE_CHECKING:
@@ -69,7 +70,8 @@ def apply(net: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkLike],
           tomo: TomogramLike, out: str | os.PathLike | None = None, *, slab: int | None = None,
           progress: bool = True, client: Any = None, apix_tolerance: float = NETWORK_APIX_RTOL,
           dtype: Any = np.float32, resume: bool = True, check_preprocessed: bool = True,
-          tile: int = DEFAULT_TILE, threads: int | None = None) -> Tomogram | dict[str, Tomogram]:
+          tile: int = DEFAULT_TILE, threads: int | None = None,
+          engine: str = "auto") -> Tomogram | dict[str, Tomogram]:
     """Calibrated scores of one or several networks on every slice of a preprocessed tomogram.
 
     Parameters
@@ -106,6 +108,11 @@ def apply(net: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkLike],
     threads : int, optional
         Threads per network evaluation; default all cores locally, 1 per Dask task (start
         workers with one thread each and one process per core, or pass this).
+    engine : {"auto", "fft", "keras"}, default "auto"
+        How the networks are evaluated: "fft", the CPU FFT engine (:mod:`tomowidgets.engine`, no
+        TensorFlow); "keras", Keras ``predict`` (cuDNN on a GPU; needs TensorFlow); "auto",
+        Keras where TensorFlow sees a GPU and no `client` is given, else the FFT engine. The two
+        agree to float32 rounding.
 
     Returns
     -------
@@ -166,7 +173,8 @@ def apply(net: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkLike],
     networks, single = networks_of(net)
     results = _apply(networks, [tomo], out, single_file=single, slab=slab, progress=progress,
                      client=client, apix_tolerance=apix_tolerance, dtype=dtype, resume=resume,
-                     check_preprocessed=check_preprocessed, tile=tile, threads=threads)
+                     check_preprocessed=check_preprocessed, tile=tile, threads=threads,
+                     engine=engine)
     return results[0][networks[0].name] if single else results[0]
 
 
@@ -175,7 +183,7 @@ def apply_many(nets: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkL
                slab: int | None = None, progress: bool = True, client: Any = None,
                apix_tolerance: float = NETWORK_APIX_RTOL, dtype: Any = np.float32, resume: bool = True,
                check_preprocessed: bool = True, tile: int = DEFAULT_TILE,
-               threads: int | None = None) -> list[dict[str, Tomogram]]:
+               threads: int | None = None, engine: str = "auto") -> list[dict[str, Tomogram]]:
     """Every network on every tomogram: :func:`apply` for several tomograms at once.
 
     Parameters
@@ -187,7 +195,7 @@ def apply_many(nets: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkL
     out_dir : str or PathLike, optional
         Directory for ``<tomo stem>.<feature>.mrc`` (stems must differ; a tomogram without a file
         is called ``tomogram``); without it the scores stay in memory.
-    slab, progress, client, apix_tolerance, dtype, resume, check_preprocessed, tile, threads
+    slab, progress, client, apix_tolerance, dtype, resume, check_preprocessed, tile, threads, engine
         As in :func:`apply`. With a client the slabs of all tomograms are spread together.
 
     Returns
@@ -214,7 +222,7 @@ def apply_many(nets: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkL
     networks, _ = networks_of(nets)
     return _apply(networks, list(tomos), out_dir, single_file=False, slab=slab, progress=progress,
                   client=client, apix_tolerance=apix_tolerance, dtype=dtype, resume=resume,
-                  check_preprocessed=check_preprocessed, tile=tile, threads=threads)
+                  check_preprocessed=check_preprocessed, tile=tile, threads=threads, engine=engine)
 
 
 # -- the pipeline ----------------------------------------------------------------------------------
@@ -223,7 +231,7 @@ def apply_many(nets: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkL
 def _apply(networks: list[NetworkRecord], tomos: list[Any], out: Any, *, single_file: bool,
            slab: int | None, progress: bool, client: Any,
            apix_tolerance: float, dtype: Any, resume: bool, check_preprocessed: bool, tile: int,
-           threads: int | None) -> list[dict[str, Tomogram]]:
+           threads: int | None, engine: str) -> list[dict[str, Tomogram]]:
     """Check everything, build the engines, prepare the outputs, run the slabs, finish the files."""
     from tqdm.auto import tqdm
 
@@ -248,11 +256,14 @@ def _apply(networks: list[NetworkRecord], tomos: list[Any], out: Any, *, single_
                                                  if n.preprocessing), None))
     paths = _output_paths(networks, [t for t, _ in opened], [f for _, f in opened], out,
                           single_file)
+    engine = _engine_kind(engine, client)
     workers = threads if client is None else (threads or 1)
+    engines: dict[str, Any] = (
+        {n.name: KerasEngine(n) for n in networks} if engine == "keras"
+        else {n.name: FFTEngine(n, tile=tile, workers=workers) for n in networks})
     # cast: networks_of() checked every amplitude (mypy cannot see it)
-    engines = {n.name: FFTEngine(n, tile=tile, workers=workers) for n in networks}
     amplitudes = {n.name: cast(float, n.amplitude) for n in networks}
-    settings = {"dtype": dtype.name, "tile": tile}
+    settings = {"dtype": dtype.name, "tile": tile, "engine": engine}
     jobs = []
     try:
         for (tomo, file), where in zip(opened, paths, strict=True):
@@ -285,6 +296,18 @@ def _apply(networks: list[NetworkRecord], tomos: list[Any], out: Any, *, single_
         for job in jobs:
             for output in job.outputs.values():
                 output.close()
+
+
+def _engine_kind(engine: str, client: Any) -> str:
+    """"fft" or "keras" for the `engine` option (see apply); "auto" asks for a GPU."""
+    if engine not in ("auto", "fft", "keras"):
+        raise ValueError(f'`engine` must be "auto", "fft" or "keras", got {engine!r}')
+    if engine == "keras" and client is not None:
+        raise ValueError('engine="keras" runs in this process; Dask workers run the FFT engine '
+                         '(they need no TensorFlow): leave `engine` "auto" with a client')
+    if engine == "auto":
+        return "keras" if client is None and gpu_available() else "fft"
+    return engine
 
 
 def _tasks(index: int, job: _Job, slab: int) -> list[tuple[int, int, int, tuple[str, ...]]]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import CancelledError
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -37,12 +37,21 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MMAP_THRESHOLD_BYTES, _TRIM_THRESHOLD_BYTES = 32 * 2**20, 64 * 2**20
 
 
-def context(engines: Sequence[FFTEngine]) -> int:
+class Engine(Protocol):
+    """What a slab needs of an engine: :class:`~tomowidgets.engine.FFTEngine`, or on a GPU
+    ``tomowidgets.network._keras_engine.KerasEngine``."""
+
+    context: int
+
+    def predict(self, slices: np.ndarray) -> np.ndarray: ...
+
+
+def context(engines: Sequence[Engine]) -> int:
     """Slices above and below a slab that the most demanding of `engines` reads (0: all 2D)."""
     return max((engine.context for engine in engines), default=0)
 
 
-def scores(engine: FFTEngine, amplitude: float, data: np.ndarray, dtype: Any,
+def scores(engine: Engine, amplitude: float, data: np.ndarray, dtype: Any,
            extra: int = 0) -> np.ndarray:
     """Calibrated scores of slices ``data`` (n + 2 extra, y, x): unbinned output / amplitude.
 

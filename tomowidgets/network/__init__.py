@@ -2,6 +2,8 @@
 
 ``_featurenet`` holds :class:`FeatureNet`; ``_cnn`` the Keras model and loss (TensorFlow imported lazily);
 ``_training`` the training loop and ``_fftconv`` its FFT-domain convolutions (imports TensorFlow);
+``_keras_engine`` applies a network through Keras ``predict``, what :func:`tomowidgets.apply` does
+on a GPU;
 :mod:`.netfile` reads and writes the files without TensorFlow and is the one home of the layer names.
 """
 
@@ -19,16 +21,19 @@ from tomowidgets.network._featurenet import (
     read_metadata,
     read_weights,
 )
+from tomowidgets.network._keras_engine import KerasEngine, gpu_available
 from tomowidgets.network._training import check_training_options
 
 __all__ = [
     "EPS",
     "FeatureNet",
     "INIT_SCALE",
+    "KerasEngine",
     "LAYERS",
     "MIN_AMPLITUDE",
     "build_model",
     "check_training_options",
+    "gpu_available",
     "log_squared_residual",
     "mean_log_squared_residual",
     "min_one",
