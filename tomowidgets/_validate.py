@@ -106,3 +106,25 @@ def check_tilt_range(tilt_range: float) -> float:
             "has tilt_range=60, and 90 means no missing wedge"
         )
     return value
+
+
+def check_slices(slices: Any, context: int) -> tuple[np.ndarray, bool]:
+    """A network's input as a float32 ``(n, y, x)`` stack, and whether one ``(y, x)`` slice was given.
+
+    Raises ValueError unless `slices` is 2D or 3D, at least 2 x 2 pixels (the network pools by 2),
+    finite, and holds more than ``2 * context`` slices (a 2.5D network's neighbours).
+    """
+    array = as_float32(slices, "slices")
+    if array.ndim not in (2, 3):
+        raise ValueError(f"`slices` must be a 2D (y, x) slice or a 3D (n, y, x) stack, got "
+                         f"shape {array.shape}; index a tomogram as tomogram.data[z0:z1]")
+    if array.shape[-1] < 2 or array.shape[-2] < 2:
+        raise ValueError(f"`slices` must be at least 2 x 2 pixels (the network pools by 2), "
+                         f"got shape {array.shape}")
+    check_finite(array, "slices")
+    stack = array[None] if array.ndim == 2 else array
+    if context and len(stack) <= 2 * context:
+        raise ValueError(f"this network reads {context} slices above and below each slice, so "
+                         f"`slices` needs more than {2 * context}, got {len(stack)}; pass "
+                         f"tomogram.slab(z0, z1, context={context})")
+    return stack, array.ndim == 2

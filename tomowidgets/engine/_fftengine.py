@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tomowidgets._validate import as_float32, check_finite, check_positive_int
+from tomowidgets._validate import as_float32, check_positive_int, check_slices
 from tomowidgets.engine import _fftnet
 from tomowidgets.network.netfile import LAYERS, NetworkRecord, check_weights
 
@@ -177,12 +177,8 @@ class FFTEngine:
             If `slices` is not 2D or 3D, not real, smaller than 2 x 2 or not finite, or holds no
             more than ``2 * context`` slices.
         """
-        stack, single = self._check_slices(slices)
+        stack, single = check_slices(slices, self.context)
         k = self.context
-        if k and len(stack) <= 2 * k:
-            raise ValueError(f"this network reads {k} slices above and below each slice, so "
-                             f"`slices` needs more than {2 * k}, got {len(stack)}; pass "
-                             f"tomogram.slab(z0, z1, context={k})")
         out = np.empty((len(stack) - 2 * k, stack.shape[1] // 2, stack.shape[2] // 2), np.float32)
         pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
         run = functools.partial(_run, pool)
@@ -219,17 +215,6 @@ class FFTEngine:
         return unbin(half, np.shape(slices)[-2:])
 
     # -- internals -------------------------------------------------------------------------------
-
-    def _check_slices(self, slices: ArrayLike) -> tuple[np.ndarray, bool]:
-        array = as_float32(slices, "slices")
-        if array.ndim not in (2, 3):
-            raise ValueError(f"`slices` must be a 2D (y, x) slice or a 3D (n, y, x) stack, got "
-                             f"shape {array.shape}; index a tomogram as tomogram.data[z0:z1]")
-        if array.shape[-1] < 2 or array.shape[-2] < 2:
-            raise ValueError(f"`slices` must be at least 2 x 2 pixels (the network pools by 2), "
-                             f"got shape {array.shape}")
-        check_finite(array, "slices")
-        return (array[None] if array.ndim == 2 else array), array.ndim == 2
 
     def _predict_slice(self, image: np.ndarray, out: np.ndarray, run: _fftnet.Runner) -> None:
         """Fill `out` (pooled resolution) block by block: layer 1 into a buffer, then layers 2-3."""

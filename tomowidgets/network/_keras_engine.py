@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tomowidgets._validate import as_float32, check_finite, check_positive_int
+from tomowidgets._validate import check_positive_int, check_slices
 from tomowidgets.network.netfile import LAYERS, NetworkRecord, check_weights
 
 #: Where the NVIDIA driver lists its GPUs on Linux.
@@ -81,18 +81,8 @@ class KerasEngine:
     def predict(self, slices: Any) -> np.ndarray:
         """Network output at half resolution: ``(n - 2 * context, y // 2, x // 2)`` float32 for a
         stack ``(n, y, x)`` (``(y // 2, x // 2)`` for one slice), as FFTEngine.predict."""
-        stack = as_float32(slices, "slices")
-        single = stack.ndim == 2
-        if single:
-            stack = stack[None]
-        if stack.ndim != 3 or stack.shape[1] < 2 or stack.shape[2] < 2:
-            raise ValueError(f"`slices` must be a (y, x) slice or an (n, y, x) stack of at least "
-                             f"2 x 2 pixels, got shape {np.shape(slices)}")
-        check_finite(stack, "slices")
+        stack, single = check_slices(slices, self.context)
         k = self.context
-        if len(stack) <= 2 * k:
-            raise ValueError(f"this network reads {k} slices above and below each slice, so "
-                             f"`slices` needs more than {2 * k}, got {len(stack)}")
         out = np.empty((len(stack) - 2 * k, stack.shape[1] // 2, stack.shape[2] // 2), np.float32)
         for start in range(0, len(out), self.batch):
             stop = min(start + self.batch, len(out))
