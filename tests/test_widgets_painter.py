@@ -156,6 +156,21 @@ def test_mouse_messages_drive_the_gestures(painter, ts):
     assert painter.status.last_error is None
 
 
+def test_a_press_that_scrolled_the_notebook_paints_nothing(painter, ts):
+    # the press arrives 30 canvas pixels below the last mouse move: the notebook scrolled under the
+    # pointer as ipycanvas focused the canvas (#20, 1); no stroke may start where nobody aimed
+    canvas, before = painter.canvas, ts.mask(1).copy()
+    frontend(canvas, "mouse_move", x=at(5.5, 5.5)[0], y=at(5.5, 5.5)[1])
+    frontend(canvas, "mouse_down", x=at(5.5, 5.5)[0], y=at(5.5, 5.5)[1] + 30.0)
+    frontend(canvas, "mouse_move", x=at(5.5, 9.5)[0], y=at(5.5, 9.5)[1] + 30.0)
+    frontend(canvas, "mouse_up", x=at(5.5, 9.5)[0], y=at(5.5, 9.5)[1] + 30.0)
+    assert np.array_equal(ts.mask(1), before)
+    assert "press again" in painter.status.message
+    frontend(canvas, "mouse_down", x=at(5.5, 9.5)[0], y=at(5.5, 9.5)[1] + 30.0)   # now it holds still
+    frontend(canvas, "mouse_up", x=at(5.5, 9.5)[0], y=at(5.5, 9.5)[1] + 30.0)
+    assert ts.mask(1)[10, 9] and not before[10, 9]
+
+
 def test_chooser_next_prev_and_empty_set(painter, ts):
     painter.chooser.value = 2
     assert painter.index == 2

@@ -74,6 +74,22 @@ def test_frontend_mouse_down_adds_a_tile(tomo):
     assert ts.centres.tolist() == [[4, 64, 64]]
 
 
+def test_a_press_that_scrolled_the_notebook_adds_the_tile_aimed_at(tomo):
+    # ipycanvas focuses a partly hidden canvas before reading the press: the notebook scrolls
+    # 24 canvas pixels and the press arrives 24 pixels off the last hover point (#20, 1)
+    ts = TrainingSet(64)
+    selector = TileSelector(tomo, ts)
+    px, py = canvas_point(selector, 70, 50)
+    frontend(selector.browser.canvas, "mouse_move", x=px, y=py)
+    assert selector.browser.cursor == (4, 70, 50)
+    frontend(selector.browser.canvas, "mouse_down", x=px, y=py + 24.0)
+    assert ts.centres.tolist() == [[4, 70, 50]]
+    frontend(selector.browser.canvas, "mouse_out", x=px, y=py)       # no hover known: the press's own
+    qx, qy = canvas_point(selector, 40, 90)
+    frontend(selector.browser.canvas, "mouse_down", x=qx, y=qy)
+    assert ts.centres.tolist() == [[4, 70, 50], [4, 40, 90]]
+
+
 def test_undo_restores_a_removed_positive_with_its_mask(tomo, tmp_path):
     ts = TrainingSet(64)
     path = tmp_path / "set.tiles.npz"

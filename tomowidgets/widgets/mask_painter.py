@@ -47,6 +47,9 @@ class MaskPainter(widgets.VBox):
     browser; on release the stroke is committed with ``trainset.replace_mask`` (one undo step), the
     exact mask is redrawn, and the set is saved to `path` so that a kernel crash loses nothing.
 
+    A press that scrolls the notebook (ipycanvas focuses a partly hidden canvas before it reads the
+    press) paints nothing and asks for another press: the stroke would start where nobody aimed.
+
     A positive tile must keep at least one painted pixel: a stroke or :meth:`clear` that would
     empty it is refused (with a message); :meth:`convert_to_negative` turns the tile into a
     negative instead (this needs the tomogram, from `tomo` or :meth:`follow`).
@@ -88,6 +91,7 @@ class MaskPainter(widgets.VBox):
         self.history = MaskHistory()
         self.radius = radius
         self._stroke: dict[str, Any] | None = None
+        self._pointer: tuple[float, float] | None = None
         self._key: tuple | None = None
         self._change_callbacks: list[Callable[[str, int | None], Any]] = []
         size = trainset.tile * self.zoom
@@ -115,10 +119,10 @@ class MaskPainter(widgets.VBox):
             button.on_click(guard(lambda _, act=action: act()))
             buttons.append(button)
         self.info = widgets.HTML()
-        self.canvas.on_mouse_down(guard(self.press))
-        self.canvas.on_mouse_move(guard(self.drag))
+        self.canvas.on_mouse_down(guard(self._mouse_down))
+        self.canvas.on_mouse_move(guard(self._mouse_move))
         self.canvas.on_mouse_up(guard(self.release))
-        self.canvas.on_mouse_out(guard(self.release))
+        self.canvas.on_mouse_out(guard(self._mouse_out))
         self.canvas.on_client_ready(guard(self.redraw))
         self._syncing = False
         self.chooser.observe(guard(self._chosen), "value")
@@ -344,6 +348,26 @@ class MaskPainter(widgets.VBox):
             layer.global_composite_operation = "source-over"
 
     # -- internals -----------------------------------------------------------------------------
+    def _mouse_down(self, px: float, py: float) -> None:
+        # ipycanvas focuses the canvas before it reads the press's position: when the canvas was
+        # partly out of view, the notebook scrolls and the press arrives away from the last mouse
+        # move (none can come between them). A stroke from there would paint where nobody aimed.
+        pointer = self._pointer
+        if pointer is not None and max(abs(px - pointer[0]), abs(py - pointer[1])) > 1.0:
+            self._pointer = None
+            self.status.error("the notebook scrolled to show the canvas as you pressed, so nothing "
+                              "was painted; press again where you aim")
+            return
+        self.press(px, py)
+
+    def _mouse_move(self, px: float, py: float) -> None:
+        self._pointer = (float(px), float(py))
+        self.drag(px, py)
+
+    def _mouse_out(self, px: float, py: float) -> None:
+        self._pointer = None
+        self.release(px, py)
+
     def _commit(self, mask: np.ndarray, what: str) -> bool:
         # casts: a commit (fill, end of a stroke) happens only while a tile is on show, so `index`
         # and `_key` are set (mypy cannot follow that)

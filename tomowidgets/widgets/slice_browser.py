@@ -102,6 +102,7 @@ class SliceBrowser(widgets.VBox):
         self._overlay_key: tuple | None = None
         self._image: tuple[bytes, np.ndarray] | None = None
         self._wheel = 0.0
+        self._pointer: tuple[float, float] | None = None
         self._redraw_callbacks: list[Callable[[], Any]] = []
         self._hover_callbacks: list[Callable[[tuple | None], Any]] = []
         lo, hi, vmin, vmax = sample_range(tomo.data)
@@ -222,7 +223,9 @@ class SliceBrowser(widgets.VBox):
         voxel = self.canvas_to_voxel(px, py)
         if voxel is None:
             self.leave()
+            self._pointer = (float(px), float(py))
             return None
+        self._pointer = (float(px), float(py))
         z, y, x = voxel
         oz, oy, ox = self.tomo.origin
         a = self.tomo.apix
@@ -238,10 +241,23 @@ class SliceBrowser(widgets.VBox):
 
     def leave(self) -> None:
         """The mouse left the canvas or the slice: clear the cursor readout."""
+        self._pointer = None
         self.cursor = ()
         self.label.value = ""
         for callback in self._hover_callbacks:
             callback(None)
+
+    def aimed_point(self, px: float, py: float) -> tuple[float, float]:
+        """Where a mouse press reported at canvas point ``(px, py)`` was aimed.
+
+        ipycanvas focuses the canvas on mouse down *before* it reads the event's position. When the
+        canvas is partly out of view, focusing scrolls the notebook, and the press arrives as the
+        point that scrolled under the pointer, not the one the user aimed at (which the hover
+        readout and previews showed). No mouse move can come between the last hover and a press,
+        so the last hover point is the aim; without one (touch, or the pointer left the canvas),
+        the press's own point.
+        """
+        return self._pointer if self._pointer is not None else (float(px), float(py))
 
     def wheel(self, dx: float, dy: float) -> None:
         """A wheel event with deltas (`dx`, `dy`): steps one slice per notch (down = deeper)."""

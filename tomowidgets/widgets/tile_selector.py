@@ -33,7 +33,9 @@ class TileSelector(widgets.VBox):
     """Click tiles of a :class:`~tomowidgets.TrainingSet` on the slices of a tomogram.
 
     A click on the slice adds a ``tile × tile`` box centred at the clicked voxel, positive or
-    negative after the mode toggle (keys ``p`` / ``n``), drawn green or red. A click inside a box
+    negative after the mode toggle (keys ``p`` / ``n``), drawn green or red. The tile is the one
+    under the pointer (and the dashed preview) when the button went down, even when that press
+    scrolls the notebook to show the canvas. A click inside a box
     of the current slice removes that tile; ``undo()`` (key ``u``) reverts the last add or removal,
     masks included. Every change goes straight into `trainset` and, when `path` is given, the set is
     saved there at once. Errors (e.g. a tile running off the edge) are shown in the status line.
@@ -104,7 +106,7 @@ class TileSelector(widgets.VBox):
         self.next_button.on_click(self.status.guard(lambda _: self.next_suggestion()))
 
         canvas = self.browser.canvas
-        canvas.on_mouse_down(self.status.guard(self.click))
+        canvas.on_mouse_down(self.status.guard(self._mouse_down))
         canvas.on_key_down(self.status.guard(self.key))
         self.browser.on_redraw(self.status.guard(self.draw_boxes))
         self.browser.on_hover(self.status.guard(self._preview))
@@ -262,6 +264,10 @@ class TileSelector(widgets.VBox):
         self._show_counts()
 
     # -- internals -----------------------------------------------------------------------------
+    def _mouse_down(self, px: float, py: float) -> None:
+        # a click where the user aimed, not where a focus scroll moved it (SliceBrowser.aimed_point)
+        self.click(*self.browser.aimed_point(px, py))
+
     def _add(self, kind: str, z: int, y: int, x: int, mask: np.ndarray | None) -> int:
         if kind == "negative":
             return self.trainset.add_negative(self.tomo, z, y, x)
