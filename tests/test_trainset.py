@@ -375,8 +375,39 @@ def test_augmented_negatives_are_exact_rotations_or_flips_of_the_originals():
 def test_empty_set_or_no_positive_is_refused():
     with pytest.raises(ValueError, match=r"training set is empty; annotate at least one positive"):
         TrainingSet(T).training_arrays()
-    with pytest.raises(ValueError, match=r"no positive; annotate at least one positive tile"):
+    with pytest.raises(ValueError, match=r"no painted positive; annotate at least one positive tile"):
         _small_set(n_pos=0, n_neg=3).training_arrays()
+
+
+def test_placeholder_masks_are_kept_but_never_trained_on(tmp_path):
+    # #20, 2: the TileSelector's placeholder disk must not become training data
+    ts = _small_set(n_pos=2, n_neg=6)
+    tomo = _tomo()
+    disk = _mask(row=2)
+    ts.add_positive(tomo, 1, 20, 20, disk, painted=False)
+    assert ts.unpainted == (8,) and ts[8].painted is False
+    assert "(1 not painted yet)" in repr(ts) and "placeholder mask: not painted yet" in repr(ts[8])
+    loaded = TrainingSet.load(ts.save(tmp_path / "set.tiles.npz"))
+    assert loaded.unpainted == (8,) and np.array_equal(loaded.mask(8), disk)
+    with pytest.warns(UserWarning, match=r"tile\(s\) \[8\] still have only their placeholder"):
+        x, y = ts.training_arrays(rng=0, copies=1, negative_copies=1)
+    assert len(x) == 2 + 6                                    # the placeholder tile is left out
+    assert not any(np.array_equal(img, ts.image(8)) for img in x)
+    from tomowidgets.network._training import positive_tiles
+    assert len(positive_tiles(ts)[0]) == 2                    # and calibration ignores it too
+    ts.replace_mask(8, _mask(row=5))                          # painted: it trains
+    assert ts.unpainted == () and TrainingSet.load(ts.save(tmp_path / "set.tiles.npz")).unpainted == ()
+    assert len(ts.training_arrays(rng=0, copies=1, negative_copies=1)[0]) == 3 + 6
+    ts.replace_mask(8, disk, painted=False)                   # an undo back to the placeholder
+    assert ts.unpainted == (8,)
+
+
+def test_a_set_of_placeholders_only_says_to_paint_them():
+    ts = _small_set(n_pos=0, n_neg=3)
+    ts.add_positive(_tomo(), 1, 20, 20, _mask(), painted=False)
+    with pytest.raises(ValueError, match=r"no painted positive \(1 positive tile\(s\), \[3\], still "
+                                         r"have only their placeholder mask: paint them"):
+        ts.training_arrays()
 
 
 def test_paper_sized_tiles_work_end_to_end():

@@ -207,6 +207,41 @@ def test_follow_a_selector(tomo, tmp_path):
         painter.follow(TileSelector(tomo, TrainingSet(16)))
 
 
+def test_the_first_stroke_replaces_the_placeholder_and_undo_brings_it_back(tomo, tmp_path):
+    # #20, 2: a new positive's disk is a placeholder: it is marked, never trained on, and the first
+    # brush stroke replaces it instead of adding to it; what is on disk is what the user painted
+    ts = TrainingSet(16)
+    path = tmp_path / "set.tiles.npz"
+    selector = TileSelector(tomo, ts, path=path, z=1)
+    painter = MaskPainter(ts, path=path, zoom=ZOOM, radius=0.5)
+    painter.follow(selector)
+    selector.click(*selector.browser.voxel_to_canvas(20.5, 20.5))
+    disk = initial_mask(16)
+    assert ts.unpainted == (0,) and TrainingSet.load(path).unpainted == (0,)
+    assert "(1 to paint)" in selector.counts.value and "placeholder" in painter.info.value
+    assert "(to paint)" in painter.chooser.options[0][0]
+    stroke(painter, [(0.5, 0.5), (0.5, 3.5)])
+    saved = TrainingSet.load(path)
+    assert saved.unpainted == () and saved.mask(0).sum() == 4 and saved.mask(0)[0, :4].all()
+    assert not (saved.mask(0) & disk).any()                   # nothing of the disk is left
+    assert "to paint" not in selector.counts.value and "(to paint)" not in painter.chooser.options[0][0]
+    assert painter.undo()                                     # back to the unpainted placeholder
+    assert np.array_equal(ts.mask(0), disk) and TrainingSet.load(path).unpainted == (0,)
+    assert "(1 to paint)" in selector.counts.value
+    assert painter.redo() and ts.unpainted == () and ts.mask(0).sum() == 4
+    stroke(painter, [(5.5, 5.5), (5.5, 7.5)])                 # later strokes add, as before
+    assert ts.mask(0).sum() == 7
+
+
+def test_the_eraser_edits_the_placeholder_itself(tomo):
+    ts = TrainingSet(16)
+    ts.add_positive(tomo, 1, 20, 20, initial_mask(16), painted=False)
+    painter = MaskPainter(ts, zoom=ZOOM, radius=0.5)
+    painter.tool = "eraser"
+    stroke(painter, [(8.5, 8.5), (8.5, 8.5)])
+    assert ts.unpainted == () and ts.mask(0).sum() == initial_mask(16).sum() - 1
+
+
 def test_stale_index_is_refreshed_before_painting(painter, ts):
     ts.remove(0)                                          # changed behind the painter's back
     assert painter.press(*at(0.5, 0.5))

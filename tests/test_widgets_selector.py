@@ -103,8 +103,49 @@ def test_undo_restores_a_removed_positive_with_its_mask(tomo, tmp_path):
     assert selector.undo() == "removed"
     assert ts.centres.tolist() == [[4, 64, 64]] and np.array_equal(ts.mask(0), painted)
     assert np.array_equal(TrainingSet.load(path).mask(0), painted)
-    assert selector.key("u") and len(ts) == 0           # undoes the first click
-    assert selector.undo() is None and "nothing to undo" in selector.status.message
+    assert selector.key("u") and len(ts) == 1           # the first click's tile is painted: undo stops
+    assert "undo stops at tile 0" in selector.status.message and "click inside its box" in \
+        selector.status.message
+    selector.click(*canvas_point(selector, 64, 64))      # removing it takes a deliberate click
+    assert len(ts) == 0 and selector.undo() == "removed" and np.array_equal(ts.mask(0), painted)
+
+
+def test_undo_never_drops_painted_work_silently_and_redo_restores_it(tomo, tmp_path):
+    # #20, 3: four `u` presses removed three painted tiles, masks included, with no redo
+    ts = TrainingSet(64)
+    path = tmp_path / "set.tiles.npz"
+    selector = TileSelector(tomo, ts, path=path)
+    masks = []
+    for i, (y, x) in enumerate([(40, 40), (40, 90), (90, 40)]):
+        selector.click(*canvas_point(selector, y, x))
+        mask = np.zeros((64, 64), bool)
+        mask[10 + i, :] = True
+        ts.replace_mask(i, mask)                         # painted in a MaskPainter
+        masks.append(mask)
+    selector.mode = "negative"
+    selector.click(*canvas_point(selector, 90, 90))
+    for _ in range(4):
+        selector.key("u")
+    assert ts.kinds == ("positive",) * 3                 # the negative went; undo stops at tile 2
+    assert "undo stops at tile 2: its mask was painted after it was added (64 px)" in \
+        selector.status.message
+    loaded = TrainingSet.load(path)
+    assert [int(loaded.mask(i).sum()) for i in range(len(loaded))] == [64, 64, 64]
+    assert selector.key("r") and ts.kinds == ("positive",) * 3 + ("negative",)   # redo the negative
+    assert len(TrainingSet.load(path)) == 4
+    assert selector.redo() is None and "nothing to redo" in selector.status.message
+    assert selector.undo() == "added"                    # the negative again, then a click on
+    selector.click(*canvas_point(selector, 90, 40))      # tile 2 removes it, mask and all;
+    assert len(ts) == 2 and selector.undo() == "removed"  # undo brings the painted tile back
+    assert np.array_equal(ts.mask(2), masks[2]) and np.array_equal(TrainingSet.load(path).mask(2),
+                                                                    masks[2])
+    assert selector.key("z", shift=True, ctrl=True) and len(ts) == 2   # ctrl+shift+z redoes the click
+    assert selector.key("r") is True and "nothing to redo" in selector.status.message
+    selector.mode = "negative"
+    selector.click(*canvas_point(selector, 90, 90))      # a new change: the redo history is gone
+    selector.undo()
+    selector.click(*canvas_point(selector, 40, 40))
+    assert selector.redo() is None
 
 
 def test_changes_are_announced_to_registered_callbacks(tomo):

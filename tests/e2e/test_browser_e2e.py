@@ -221,6 +221,7 @@ def test_click_a_tile_and_paint_its_mask_in_jupyterlab(jupyter_lab):
                            30, f"the tile in {saved}", page)
             assert ts.kinds == ("positive",)
             assert tuple(ts.centres[0]) == (16, 64, 64)
+            assert ts.unpainted == (0,)       # a placeholder disk, marked: never trained on (#20, 2)
             placeholder = ts.mask(0).copy()
             page.wait_for_timeout(300)
             selector_cell.locator(".jp-OutputArea").screenshot(path=str(artifacts / "e2e_selector.png"))
@@ -242,11 +243,20 @@ def test_click_a_tile_and_paint_its_mask_in_jupyterlab(jupyter_lab):
             ts = _wait_for(lambda: (t := _load(saved)) is not None and t.mask(0)[10, 6:51].all() and t,
                            30, "the painted stroke in the autosaved set", page)
             mask = ts.mask(0)
-            assert not placeholder[10, 6:51].any()
-            assert (mask & ~placeholder).sum() >= 45 and mask[placeholder].all()
-            assert not mask[20:28, 0:20].any()  # nothing painted away from the stroke and disk
+            assert not placeholder[10, 6:51].any() and ts.unpainted == ()
+            # the first stroke replaced the placeholder: on disk is the stroke and nothing else
+            assert mask.sum() >= 45 and not (mask & placeholder).any()
+            assert not mask[20:28, 0:20].any() and not mask[13:, :].any()
+
+            # 3. `u` in the selector must not throw the painted tile away (#20, 3)
+            _bring_into_view(selector_canvas)
+            page.keyboard.press("u")
+            _wait_for(lambda: "undo stops at tile 0" in selector_cell.inner_text(), 30,
+                      "the selector saying why undo stops", page)
+            after = _load(saved)
+            assert after is not None and len(after) == 1 and np.array_equal(after.mask(0), mask)
             page.wait_for_timeout(300)
-            statuses = page.locator(".jp-OutputArea-output").all_inner_texts()
+            statuses = painter_cell.locator(".jp-OutputArea-output").all_inner_texts()
             assert not any("⚠" in text for text in statuses), statuses
         finally:
             page.screenshot(path=str(artifacts / "e2e.png"), full_page=True)

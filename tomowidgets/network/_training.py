@@ -108,10 +108,10 @@ def positive_tiles(ts: Any) -> tuple[np.ndarray, np.ndarray]:
         return x[keep], y[keep]
     from tomowidgets.trainset import shrink_labels
 
-    records = [r for r in ts if r.kind == "positive"]
+    records = [r for r in ts if r.kind == "positive" and r.painted]   # not placeholders
     if not records:
-        raise ValueError("the training set has no positive tile to calibrate on; add positive "
-                         "tiles with painted masks")
+        raise ValueError("the training set has no painted positive tile to calibrate on; add "
+                         "positive tiles with painted masks")
     return (np.stack([r.inputs for r in records]).astype(np.float32),
             shrink_labels(np.stack([r.mask for r in records])))
 

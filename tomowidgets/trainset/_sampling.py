@@ -8,6 +8,7 @@ trains on. All randomness comes from the caller's generator.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -175,11 +176,19 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
     if not records:
         raise ValueError("the training set is empty; annotate at least one positive tile "
                          "(add_positive) and some negatives (add_negative)")
-    positives = [r for r in records if r.kind == "positive"]
+    waiting = [i for i, r in enumerate(records) if r.kind == "positive" and not r.painted]
+    positives = [r for r in records if r.kind == "positive" and r.painted]
     negatives = [r for r in records if r.kind == "negative"]
     if not positives:
-        raise ValueError(f"the training set has {len(negatives)} negative tiles but no "
-                         "positive; annotate at least one positive tile with add_positive(...)")
+        unpainted = (f" ({len(waiting)} positive tile(s), {waiting}, still have only their "
+                     "placeholder mask: paint them in the MaskPainter)" if waiting else "")
+        raise ValueError(f"the training set has {len(negatives)} negative tiles but no painted "
+                         f"positive{unpainted}; annotate at least one positive tile with "
+                         "add_positive(...)")
+    if waiting:  # a placeholder disk is not the feature: training on it would invent labels
+        warnings.warn(f"positive tile(s) {waiting} still have only their placeholder mask and are "
+                      "left out of training: paint them in the MaskPainter, or remove them",
+                      UserWarning, stacklevel=3)
     negative_copies = check_positive_int(negative_copies, "negative_copies")
     if not (isinstance(scale, int | float) and 0.0 <= scale < 1.0):
         raise ValueError(f"`scale` must be a number in [0, 1) (largest relative magnification of the "

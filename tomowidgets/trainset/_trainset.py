@@ -72,6 +72,9 @@ class TileRecord:
     slices : ndarray of shape (2k + 1, tile, tile), float32, or None
         For a set with ``context = k``: the tile in slices ``z - k .. z + k`` (the end slice of
         the tomogram repeats beyond it); ``slices[k]`` is `image`. None for a 2D set.
+    painted : bool, default True
+        False for a positive whose mask is still a placeholder (the TileSelector's disk) that
+        nobody has painted: training leaves such a tile out.
     """
 
     kind: str
@@ -80,6 +83,7 @@ class TileRecord:
     image: np.ndarray
     mask: np.ndarray
     slices: np.ndarray | None = None
+    painted: bool = True
 
     @property
     def inputs(self) -> np.ndarray:
@@ -89,7 +93,10 @@ class TileRecord:
     def __repr__(self) -> str:
         z, y, x = self.centre
         n = self.image.shape[0]
-        painted = f", {int(self.mask.sum())} px painted" if self.kind == "positive" else ""
+        painted = ""
+        if self.kind == "positive":
+            painted = (f", {int(self.mask.sum())} px painted" if self.painted
+                       else ", placeholder mask: not painted yet")
         context = "" if self.slices is None else f", ±{len(self.slices) // 2} slices"
         return (f"TileRecord({self.kind}, {n}×{n}{context}, centre=(z={z}, y={y}, x={x}), "
                 f"source={self.source!r}{painted})")
@@ -160,6 +167,9 @@ class TrainingSet:
                      doc="Kind of each tile, ``'positive'`` or ``'negative'``.")
     sources = property(lambda self: tuple(r.source for r in self._records),
                        doc="Source tomogram path of each tile (None for in-memory tomograms).")
+    unpainted = property(lambda self: tuple(i for i, r in enumerate(self._records) if not r.painted),
+                         doc="Indices of the positive tiles whose mask is still a placeholder "
+                             "(left out of training until painted).")
 
     @property
     def centres(self) -> NDArray[np.int64]:
@@ -175,8 +185,8 @@ class TrainingSet:
             "preprocessing": self.preprocessing,
             "n_positive": self.n_positive, "n_negative": self.n_negative,
             "sources": sorted({r.source for r in self._records if r.source is not None}),
-            "tiles": [{"kind": r.kind, "centre": list(r.centre), "source": r.source}
-                      for r in self._records],
+            "tiles": [{"kind": r.kind, "centre": list(r.centre), "source": r.source,
+                       **({} if r.painted else {"painted": False})} for r in self._records],
         }
 
     def __len__(self) -> int:
@@ -193,11 +203,13 @@ class TrainingSet:
         at = f" at {self._apix:.4g} Å/voxel" if self._apix else ""
         t = self._tile
         context = f", context ±{self._context} slices" if self._context else ""
-        return (f"TrainingSet({name}{self.n_positive} positive + {self.n_negative} negative "
+        todo = f" ({len(self.unpainted)} not painted yet)" if self.unpainted else ""
+        return (f"TrainingSet({name}{self.n_positive} positive{todo} + {self.n_negative} negative "
                 f"tiles of {t}×{t}{at}{context})")
 
     # -- editing -------------------------------------------------------------------------------
-    def add_positive(self, tomo: Tomogram, z: int, y: int, x: int, mask: ArrayLike) -> int:
+    def add_positive(self, tomo: Tomogram, z: int, y: int, x: int, mask: ArrayLike, *,
+                     painted: bool = True) -> int:
         """Add the tile centred at voxel ``(z, y, x)`` of `tomo`, with its painted mask.
 
         Parameters
@@ -209,6 +221,10 @@ class TrainingSet:
             (likewise in x), so ``tile//2 <= y <= ny - tile//2``.
         mask : array of shape (tile, tile), bool or 0/1
             The feature's pixels in the tile; at least one must be set.
+        painted : bool, default True
+            False when `mask` is only a placeholder still to be painted (as the TileSelector's
+            disk): the tile is listed in :attr:`unpainted` and left out of training until
+            :meth:`replace_mask` paints it.
 
         Returns
         -------
@@ -223,7 +239,7 @@ class TrainingSet:
         """
         mask = check_painted_mask(mask, self._tile, if_empty="a tile without the feature is a "
                                   "negative: use add_negative(tomo, z, y, x) instead")
-        return self._add("positive", tomo, (z, y, x), mask)
+        return self._add("positive", tomo, (z, y, x), mask, painted=bool(painted))
 
     def add_negative(self, tomo: Tomogram, z: int, y: int, x: int) -> int:
         """Add the tile centred at voxel ``(z, y, x)`` of `tomo` as an example without the feature.
@@ -239,8 +255,10 @@ class TrainingSet:
         """
         return self._records.pop(check_index(index, len(self._records)))
 
-    def replace_mask(self, index: int, mask: ArrayLike) -> None:
+    def replace_mask(self, index: int, mask: ArrayLike, *, painted: bool = True) -> None:
         """Replace the painted mask of positive tile `index` (the mask painter calls this per stroke).
+
+        The tile then counts as painted, unless `painted` is False (an undo back to the placeholder).
 
         Raises
         ------
@@ -253,7 +271,7 @@ class TrainingSet:
                              "and add it again with add_positive(tomo, z, y, x, mask)")
         mask = check_painted_mask(mask, self._tile, if_empty=f"to make tile {i} a negative, call "
                                   f"remove({i}) and then add_negative(tomo, z, y, x)")
-        self._records[i] = replace(self._records[i], mask=frozen(mask))
+        self._records[i] = replace(self._records[i], mask=frozen(mask), painted=bool(painted))
 
     set_mask = replace_mask
 
@@ -330,7 +348,8 @@ class TrainingSet:
                                  "the other features' sets only")
             for r in other._records:
                 if r.kind == "positive" and not any(_overlaps(r, m, self.tile) for m in mine):
-                    borrowed.append(replace(r, kind="negative", mask=frozen(np.zeros_like(r.mask))))
+                    borrowed.append(replace(r, kind="negative", mask=frozen(np.zeros_like(r.mask)),
+                                            painted=True))
         out = TrainingSet(self.tile, feature=self.feature, apix=self.apix,
                           preprocessing=self.preprocessing, context=self.context)
         out._records = [*self._records, *borrowed]
@@ -368,7 +387,7 @@ class TrainingSet:
                           preprocessing=self.preprocessing, context=context)
         for i, r in enumerate(self._records):
             if r.kind == "positive":
-                out.add_positive(tomo, *r.centre, r.mask)
+                out.add_positive(tomo, *r.centre, r.mask, painted=r.painted)
             else:
                 out.add_negative(tomo, *r.centre)
             if not np.array_equal(out._records[-1].image, r.image):
@@ -534,7 +553,8 @@ class TrainingSet:
         return ts
 
     # -- internals -----------------------------------------------------------------------------
-    def _add(self, kind: str, tomo: Tomogram, centre: tuple, mask: np.ndarray) -> int:
+    def _add(self, kind: str, tomo: Tomogram, centre: tuple, mask: np.ndarray, *,
+             painted: bool = True) -> int:
         image, centre = cut_tile(tomo, centre, self._tile)
         slices = cut_slices(tomo, centre, self._tile, self._context) if self._context else None
         if self._apix is None:
@@ -543,7 +563,7 @@ class TrainingSet:
             check_same_apix(self._apix, tomo.apix, what="`tomo`")
         source = None if tomo.path is None else str(tomo.path)
         self._records.append(TileRecord(kind, centre, source, frozen(image), frozen(mask),
-                                        None if slices is None else frozen(slices)))
+                                        None if slices is None else frozen(slices), painted))
         return len(self._records) - 1
 
 

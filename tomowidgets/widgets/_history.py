@@ -19,11 +19,15 @@ class MaskEdit:
         Identifies the tile independently of its index: ``(centre, source)``.
     before, after : ndarray of bool, shape (tile, tile)
         The mask before and after the edit (read-only copies).
+    before_painted : bool, default True
+        False when `before` was the placeholder of a tile nobody had painted (an undo restores
+        that state).
     """
 
     key: tuple
     before: np.ndarray
     after: np.ndarray
+    before_painted: bool = True
 
 
 class MaskHistory:
@@ -57,9 +61,10 @@ class MaskHistory:
         """Whether an undone edit can be redone."""
         return bool(self._redo)
 
-    def record(self, key: tuple, before: np.ndarray, after: np.ndarray) -> None:
+    def record(self, key: tuple, before: np.ndarray, after: np.ndarray, *,
+               before_painted: bool = True) -> None:
         """Remember that the mask of tile `key` went from `before` to `after`."""
-        edit = MaskEdit(key, _frozen_copy(before), _frozen_copy(after))
+        edit = MaskEdit(key, _frozen_copy(before), _frozen_copy(after), bool(before_painted))
         self._undo = [*self._undo[-(self.limit - 1):], edit] if self.limit > 1 else [edit]
         self._redo = []
 

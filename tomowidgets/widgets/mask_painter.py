@@ -50,6 +50,9 @@ class MaskPainter(widgets.VBox):
     A press that scrolls the notebook (ipycanvas focuses a partly hidden canvas before it reads the
     press) paints nothing and asks for another press: the stroke would start where nobody aimed.
 
+    A new positive from the TileSelector holds a placeholder disk: the first brush stroke replaces
+    it (the stroke becomes the mask), while the eraser edits the disk itself.
+
     A positive tile must keep at least one painted pixel: a stroke or :meth:`clear` that would
     empty it is refused (with a message); :meth:`convert_to_negative` turns the tile into a
     negative instead (this needs the tomogram, from `tomo` or :meth:`follow`).
@@ -208,7 +211,11 @@ class MaskPainter(widgets.VBox):
         panel, point = hit
         left = panel * (self.trainset.tile * self.zoom + GAP)
         value = self.tool == "brush"
-        mask = paint_segment(self.trainset.mask(self.index), point, point, self.radius, value)
+        start = self.trainset.mask(self.index)
+        if value and not self.trainset[self.index].painted:  # the first stroke replaces the placeholder
+            start = np.zeros_like(start)
+            self.canvas[1].clear()
+        mask = paint_segment(start, point, point, self.radius, value)
         self._stroke = {"left": left, "last": point, "mask": mask, "value": value}
         self._draw_segment(point, point)
         return True
@@ -298,7 +305,8 @@ class MaskPainter(widgets.VBox):
         return new
 
     def on_change(self, callback: Callable[[str, int | None], Any]) -> Callable[[str, int | None], Any]:
-        """Call ``callback(action, index)`` after a tile's kind changes here; returns `callback`."""
+        """Call ``callback(action, index)`` after a tile's kind changes here (``'converted'``) or its
+        placeholder is first painted, or restored by an undo (``'painted'``); returns `callback`."""
         self._change_callbacks.append(callback)
         return callback
 
@@ -328,7 +336,11 @@ class MaskPainter(widgets.VBox):
             self.canvas[1].clear()
             draw_png(self.canvas[1], encode_png(rgba), rgba)
         z, y, x = self.trainset.centres[self.index]
-        self.info.value = f"z {z}, y {y}, x {x} · {int(mask.sum())} px painted"
+        if self.trainset[cast(int, self.index)].painted:
+            self.info.value = f"z {z}, y {y}, x {x} · {int(mask.sum())} px painted"
+        else:
+            self.info.value = (f"z {z}, y {y}, x {x} · <b>placeholder, not painted yet</b>: your "
+                               "first brush stroke replaces it")
 
     def _draw_segment(self, start: tuple[float, float], stop: tuple[float, float]) -> None:
         layer, z, size = self.canvas[1], self.zoom, self.trainset.tile * self.zoom
@@ -372,6 +384,7 @@ class MaskPainter(widgets.VBox):
         # casts: a commit (fill, end of a stroke) happens only while a tile is on show, so `index`
         # and `_key` are set (mypy cannot follow that)
         before = self.trainset.mask(cast(int, self.index))
+        was_painted = self.trainset[cast(int, self.index)].painted
         if np.array_equal(before, mask):
             self._draw_mask()
             self.status.info(f"{what}: the mask did not change")
@@ -383,7 +396,9 @@ class MaskPainter(widgets.VBox):
             self.status.error(f"{what} refused, the mask is unchanged: {err}; or press "
                               "'→ negative' to keep the tile as an example without the feature")
             return False
-        self.history.record(cast(tuple, self._key), before, mask)
+        self.history.record(cast(tuple, self._key), before, mask, before_painted=was_painted)
+        if not was_painted:
+            self._painted_changed()
         self._draw_mask()
         self.status.info(f"{what} on tile {self.index}: {int(np.count_nonzero(mask))} px painted"
                          f"{self._autosave()}")
@@ -401,10 +416,20 @@ class MaskPainter(widgets.VBox):
             return False
         if index != self.index:
             self.show_tile(index)
-        self.trainset.replace_mask(index, edit.before if undone else edit.after)
+        self.trainset.replace_mask(index, edit.before if undone else edit.after,
+                                   painted=edit.before_painted if undone else True)
+        if not edit.before_painted:
+            self._painted_changed()
         self._draw_mask()
         self.status.info(f"{'undo' if undone else 'redo'} on tile {index}{self._autosave()}")
         return True
+
+    def _painted_changed(self) -> None:
+        """The tile on show went from placeholder to painted or back: relabel it here and tell
+        the followers (the selector draws placeholders dashed)."""
+        self._set_chooser(self.index, [(self._label(i), i) for i in self.positives])
+        for callback in self._change_callbacks:
+            callback("painted", self.index)
 
     def _autosave(self) -> str:
         if self.path is None:
@@ -460,4 +485,5 @@ class MaskPainter(widgets.VBox):
 
     def _label(self, index: int) -> str:
         z, y, x = self.trainset.centres[index]
-        return f"#{index}  z {z} y {y} x {x}"
+        todo = "" if self.trainset[index].painted else "  (to paint)"
+        return f"#{index}  z {z} y {y} x {x}{todo}"

@@ -35,14 +35,17 @@ class TileSelector(widgets.VBox):
     A click on the slice adds a ``tile × tile`` box centred at the clicked voxel, positive or
     negative after the mode toggle (keys ``p`` / ``n``), drawn green or red. The tile is the one
     under the pointer (and the dashed preview) when the button went down, even when that press
-    scrolls the notebook to show the canvas. A click inside a box
-    of the current slice removes that tile; ``undo()`` (key ``u``) reverts the last add or removal,
-    masks included. Every change goes straight into `trainset` and, when `path` is given, the set is
-    saved there at once. Errors (e.g. a tile running off the edge) are shown in the status line.
+    scrolls the notebook to show the canvas. A click inside a box of the current slice removes
+    that tile; ``undo()`` (key ``u``) reverts the last add or removal, masks included, and
+    ``redo()`` (key ``r``) applies it again. Undo never throws away a painted mask: it stops at a
+    tile painted since it was added (click the tile to remove it). Every change goes straight into
+    `trainset` and, when `path` is given, the set is saved there at once. Errors (e.g. a tile
+    running off the edge) are shown in the status line.
 
     A new positive tile needs a mask (the set refuses empty ones): it starts with a disk of
-    `initial_radius` pixels at its centre, a placeholder to repaint in the
-    :class:`~tomowidgets.widgets.MaskPainter`.
+    `initial_radius` pixels at its centre, a placeholder that the first brush stroke in the
+    :class:`~tomowidgets.widgets.MaskPainter` replaces. Until then the tile is drawn dashed, counted
+    as "to paint" and left out of training (``trainset.unpainted``).
 
     After a first training, :meth:`suggest` takes the tiles the network is least sure about
     (:func:`tomowidgets.trainset.suggest.suggest_tiles`); "next suggestion" (key ``s``) shows them one after
@@ -88,6 +91,7 @@ class TileSelector(widgets.VBox):
         self.browser = SliceBrowser(tomo, **browser_options)
         self.status = self.browser.status
         self._history: list[tuple[str, TileRecord]] = []
+        self._redo: list[tuple[str, TileRecord]] = []
         self._change_callbacks: list[Callable[[str, int | None], Any]] = []
         self.suggestions: pd.DataFrame | None = None
         self.suggestion: int | None = None
@@ -101,6 +105,9 @@ class TileSelector(widgets.VBox):
         undo = widgets.Button(description="undo", tooltip="undo the last add or removal (u)",
                               layout=widgets.Layout(width="64px"))
         undo.on_click(self.status.guard(lambda _: self.undo()))
+        redo = widgets.Button(description="redo", tooltip="redo what undo reverted (r)",
+                              layout=widgets.Layout(width="64px"))
+        redo.on_click(self.status.guard(lambda _: self.redo()))
         self.next_button = widgets.Button(description="next suggestion", disabled=True,
                                           tooltip="show the next tile the network is unsure about (s)")
         self.next_button.on_click(self.status.guard(lambda _: self.next_suggestion()))
@@ -110,7 +117,7 @@ class TileSelector(widgets.VBox):
         canvas.on_key_down(self.status.guard(self.key))
         self.browser.on_redraw(self.status.guard(self.draw_boxes))
         self.browser.on_hover(self.status.guard(self._preview))
-        self.children = [widgets.HBox([self.mode_buttons, undo, self.next_button, self.counts]),
+        self.children = [widgets.HBox([self.mode_buttons, undo, redo, self.next_button, self.counts]),
                          self.browser]
         self.draw_boxes()
         self._show_counts()
@@ -133,6 +140,7 @@ class TileSelector(widgets.VBox):
             self.status.error("that point is off the slice; click on the image")
             return None
         z, y, x = voxel
+        self._redo.clear()      # a new change: what was undone before can no longer be redone
         index = find_tile(self.trainset.centres, z, y, x, self.trainset.tile, self._mine())
         try:
             if index is not None:
@@ -152,12 +160,15 @@ class TileSelector(widgets.VBox):
         return action
 
     def key(self, key: str, shift: bool = False, ctrl: bool = False, meta: bool = False) -> bool:
-        """Keys ``p``/``n`` choose the mode, ``u`` (or ctrl+z) undoes, ``s`` shows the next
-        suggestion; returns True if used."""
+        """Keys ``p``/``n`` choose the mode, ``u`` (or ctrl+z) undoes, ``r`` (or ctrl+shift+z,
+        ctrl+y) redoes, ``s`` shows the next suggestion; returns True if used."""
         if key in ("p", "n"):
             self.mode = "positive" if key == "p" else "negative"
         elif key == "s" and self.suggestions is not None:
             self.next_suggestion()
+        elif key == "r" or (key.lower() == "z" and shift and (ctrl or meta)) \
+                or (key == "y" and (ctrl or meta)):
+            self.redo()
         elif key == "u" or (key == "z" and (ctrl or meta)):
             self.undo()
         else:
@@ -165,25 +176,61 @@ class TileSelector(widgets.VBox):
         return True
 
     def undo(self) -> str | None:
-        """Revert the last add or removal; returns what was undone, or None if nothing was left.
+        """Revert the last add or removal; returns what was undone, or None if nothing was.
 
-        An undone removal adds the tile back (at the end of the set) with its mask.
+        An undone removal adds the tile back (at the end of the set) with its mask. Undoing the
+        addition of a tile whose mask has since been painted (in a MaskPainter) would throw that
+        work away unasked, so undo stops there and says so: a click on the tile removes it (and
+        that removal can be undone). :meth:`redo` brings back what undo reverted.
         """
         if not self._history:
             self.status.info("nothing to undo")
             return None
-        action, record = self._history.pop()
+        action, record = self._history[-1]
         if action == "added":
             index = self._index_of(record)
             if index is None:
+                self._history.pop()
                 self.status.error("the tile added last is no longer in the set; nothing undone")
                 return None
+            current = self.trainset[index]
+            if current.kind == "positive" and current.painted:
+                self.status.error(f"undo stops at tile {index}: its mask was painted after it was "
+                                  f"added ({int(current.mask.sum())} px); to remove it anyway, click "
+                                  "inside its box (that removal can be undone)")
+                return None
+            self._history.pop()
             self.trainset.remove(index)
+            self._redo.append(("added", current))
             self._changed("removed", index, f"undo: removed tile {index}")
         else:
+            self._history.pop()
+            index = self._restore(record)
+            self._redo.append(("removed", self.trainset[index]))
             z, y, x = record.centre
-            index = self._add(record.kind, z, y, x, record.mask)
             self._changed("added", index, f"undo: restored {record.kind} tile at z={z}, y={y}, x={x}")
+        return action
+
+    def redo(self) -> str | None:
+        """Apply again what the last :meth:`undo` reverted (a tile comes back with its mask);
+        returns the action redone (``'added'`` or ``'removed'``), or None if nothing was."""
+        if not self._redo:
+            self.status.info("nothing to redo")
+            return None
+        action, record = self._redo.pop()
+        if action == "added":
+            index = self._restore(record)
+            self._history.append(("added", self.trainset[index]))
+            z, y, x = record.centre
+            self._changed("added", index, f"redo: added {record.kind} tile {index} at z={z}, y={y}, "
+                                          f"x={x}")
+        else:
+            found = self._index_of(record)
+            if found is None:
+                self.status.error("the tile to remove again is no longer in the set; nothing redone")
+                return None
+            self._history.append(("removed", self.trainset.remove(found)))
+            self._changed("removed", found, f"redo: removed tile {found}")
         return action
 
     def suggest(self, suggestions: pd.DataFrame) -> None:
@@ -226,22 +273,24 @@ class TileSelector(widgets.VBox):
         """Redraw the boxes of the current slice's tiles on the browser's overlay layer."""
         layer, view, tile = self.browser.overlay, self.browser.viewport, self.trainset.tile
         centres, mine = self.trainset.centres, self._mine()
-        kinds = self.trainset.kinds
+        kinds, unpainted = self.trainset.kinds, set(self.trainset.unpainted)
         with hold_canvas():
             layer.clear()
             layer.line_width = 2
-            for kind in ("negative", "positive"):
+            for kind, waiting in (("negative", False), ("positive", False), ("positive", True)):
                 rows = [i for i in np.flatnonzero(mine & (centres[:, 0] == self.browser.z))
-                        if kinds[i] == kind]
+                        if kinds[i] == kind and (i in unpainted) == waiting]
                 if not rows:
                     continue
                 rects = np.array([box_rect(centres[i, 1], centres[i, 2], tile, view) for i in rows])
                 layer.stroke_style = COLOURS[kind]
+                layer.set_line_dash([6, 4] if waiting else [])   # dashed: placeholder, to paint
                 layer.stroke_rects(rects[:, 0], rects[:, 1], rects[:, 2], rects[:, 3])
+                layer.set_line_dash([])
                 layer.fill_style = COLOURS[kind]
                 layer.font = "bold 13px sans-serif"
                 for i, (px, py, _, _) in zip(rows, rects, strict=True):
-                    layer.fill_text(str(i), px + 4, py + 15)
+                    layer.fill_text(f"{i} to paint" if waiting else str(i), px + 4, py + 15)
             shown = self._shown_suggestion()
             if shown is not None and shown[0] == self.browser.z:
                 layer.stroke_style = SUGGESTION_COLOUR
@@ -268,12 +317,18 @@ class TileSelector(widgets.VBox):
         # a click where the user aimed, not where a focus scroll moved it (SliceBrowser.aimed_point)
         self.click(*self.browser.aimed_point(px, py))
 
-    def _add(self, kind: str, z: int, y: int, x: int, mask: np.ndarray | None) -> int:
+    def _add(self, kind: str, z: int, y: int, x: int, mask: np.ndarray | None,
+             painted: bool = True) -> int:
         if kind == "negative":
             return self.trainset.add_negative(self.tomo, z, y, x)
-        if mask is None:
-            mask = initial_mask(self.trainset.tile, self.initial_radius)
-        return self.trainset.add_positive(self.tomo, z, y, x, mask)
+        if mask is None:  # a new positive: a placeholder, until painted in the MaskPainter
+            mask, painted = initial_mask(self.trainset.tile, self.initial_radius), False
+        return self.trainset.add_positive(self.tomo, z, y, x, mask, painted=painted)
+
+    def _restore(self, record: TileRecord) -> int:
+        """Add `record` back with its mask (and placeholder state); returns its index."""
+        z, y, x = record.centre
+        return self._add(record.kind, z, y, x, record.mask, record.painted)
 
     def _shown_suggestion(self) -> tuple[int, int, int] | None:
         """Centre ``(z, y, x)`` of the suggestion shown now, or None."""
@@ -317,8 +372,9 @@ class TileSelector(widgets.VBox):
 
     def _show_counts(self) -> None:
         ts = self.trainset
+        todo = f" ({len(ts.unpainted)} to paint)" if ts.unpainted else ""
         self.counts.value = (f'<b style="color:{COLOURS["positive"]}">{ts.n_positive} positive</b>'
-                             f' · <b style="color:{COLOURS["negative"]}">{ts.n_negative} negative</b>')
+                             f'{todo} · <b style="color:{COLOURS["negative"]}">{ts.n_negative} negative</b>')
 
     def _preview(self, voxel: tuple | None) -> None:
         layer = self.browser.cursor_layer
