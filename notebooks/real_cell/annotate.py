@@ -7,8 +7,9 @@ blob 8-12 voxels across (160-240 Å) and painted as a disk; the membrane was tra
 the cell envelope; the cytoplasm (added in a second round, after the first ribosome network was seen
 to fire in the ice above and beside the cell) was painted as whole tiles. This script replays those
 choices through the same gestures a user makes in JupyterLab: ``TileSelector.click`` on the slice,
-``MaskPainter.press/release`` with the brush and the eraser (the placeholder disk of a new positive
-tile is erased, as issue #20 asks users to do).
+``MaskPainter.press/release`` with the brush (the first stroke on a new positive tile replaces its
+placeholder disk). The sets were first made when strokes added to the disk and the disk was erased
+by hand; both ways give the same masks.
 
 Run from the repository root::
 
@@ -157,13 +158,8 @@ def stroke(painter: MaskPainter, points: list[tuple[float, float]], radius: floa
 
 
 def paint(painter: MaskPainter, index: int, strokes: list[tuple[list[tuple[float, float]], float]]) -> None:
-    """Paint a new positive tile: the strokes, then erase the placeholder disk at the centre, then
-    the strokes again (erasing first would empty the mask, which the painter refuses)."""
+    """Paint a new positive tile: its strokes (the first replaces the placeholder disk)."""
     painter.show_tile(index)
-    for points, radius in strokes:
-        stroke(painter, points, radius, "brush")
-    placeholder = painter.trainset.tile // 8
-    stroke(painter, [(32, 32)], placeholder + 0.5, "eraser")
     for points, radius in strokes:
         stroke(painter, points, radius, "brush")
 
