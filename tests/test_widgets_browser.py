@@ -124,10 +124,13 @@ def test_zoom_and_pan_keep_canvas_and_voxels_consistent(tomo, sent):
     assert browser.viewport == browser.base
 
 
-def test_big_slices_are_display_binned_to_1024_pixels():
+def test_big_slices_are_display_binned_to_fit_the_window():
     data = np.zeros((2, 2100, 3000), np.float32)
     data[:, :1050] = 1.0
-    browser = SliceBrowser(Tomogram(data, apix=5.0))
+    default = SliceBrowser(Tomogram(data[:, :1024, :1024], apix=5.0))
+    assert (default.base.step, default.canvas.width, default.canvas.height) == (2, 512, 512)
+    assert default.canvas.layout.width == "512px" and default.canvas.layout.height == "512px"
+    browser = SliceBrowser(Tomogram(data, apix=5.0), max_size=1024)
     assert (browser.base.step, browser.canvas.width, browser.canvas.height) == (3, 1000, 700)
     assert browser.canvas_to_voxel(999.9, 699.9) == (1, 2099, 2999)
     assert browser.canvas_to_voxel(1000.1, 10) is None

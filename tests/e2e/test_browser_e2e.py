@@ -324,3 +324,37 @@ def test_a_click_on_a_partly_hidden_canvas_adds_the_tile_aimed_at(jupyter_lab):
             browser.close()
     assert abs(moved) > 20, "the press did not scroll the notebook: this test checks nothing"
     assert tuple(ts.centres[0]) == (16, 90, 40)
+
+
+def test_canvases_are_drawn_pixel_for_pixel_and_the_slice_fits_with_its_controls(jupyter_lab):
+    """#20, 4: canvases were stretched to the notebook's width (a 512 px slice drawn 833-1,473 px
+    tall, blurred by non-integer resampling), so the slice, its z slider and its status line were
+    never on screen together."""
+    from playwright.sync_api import sync_playwright
+
+    url, token, _ = jupyter_lab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        try:
+            selector_cell, painter_cell = _open_and_run_all(page, url, token)
+            sizes = {}
+            for name, cell in (("selector", selector_cell), ("painter", painter_cell)):
+                for i, canvas in enumerate(cell.locator(".jp-OutputArea-output canvas").all()):
+                    box = canvas.bounding_box()
+                    width, height = canvas.evaluate("c => [c.width, c.height]")
+                    sizes[f"{name} {i}"] = (box["width"], box["height"], width, height)
+            canvas = selector_cell.locator(".jp-OutputArea-output canvas").last
+            canvas.evaluate("c => c.scrollIntoView({block: 'start'})")
+            page.wait_for_timeout(300)
+            slider = selector_cell.locator(".widget-slider").first
+            status = selector_cell.locator(".jp-OutputArea-output .widget-html").last
+            boxes = {"slice": canvas.bounding_box(), "z slider": slider.bounding_box(),
+                     "status line": status.bounding_box()}
+        finally:
+            browser.close()
+    for name, (css_w, css_h, px_w, px_h) in sizes.items():
+        assert (round(css_w), round(css_h)) == (px_w, px_h), f"{name}: {px_w}×{px_h} px drawn " \
+            f"{css_w:.0f}×{css_h:.0f}"
+    for name, box in boxes.items():
+        assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 800, (name, box)

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
     from tomowidgets.widgets._geometry import Viewport
 
-__all__ = ["bin_mean", "draw_png", "encode_png", "magnify", "mask_panels", "render_plane", "sample_range",
-           "to_uint8"]
+__all__ = ["bin_mean", "draw_png", "encode_png", "magnify", "mask_panels", "pin_size", "render_plane",
+           "sample_range", "to_uint8"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type (grey, RGB, RGBA)
@@ -222,3 +222,14 @@ def draw_png(canvas: Any, png: bytes, image: ArrayLike, x: int = 0, y: int = 0) 
         canvas.put_image_data(np.asarray(image), x, y)
         return
     manager.send_draw_command(canvas, command, [x, y], [png])
+
+
+def pin_size(widget: Any, width: int, height: int) -> None:
+    """Show `widget` (a canvas) at exactly ``width × height`` CSS pixels, one per canvas pixel.
+
+    ipycanvas otherwise stretches a canvas to the width of the notebook: a 512 px slice was drawn
+    848 px tall (taller than a laptop's window, so the slice, its slider and its status line were
+    never in view together) and blurred by the non-integer resampling.
+    """
+    widget.layout.width = widget.layout.min_width = f"{int(width)}px"
+    widget.layout.height = widget.layout.min_height = f"{int(height)}px"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from ipycanvas import Canvas, hold_canvas
 
-from tomowidgets.widgets._display import draw_png, encode_png, render_plane
+from tomowidgets.widgets._display import draw_png, encode_png, pin_size, render_plane
 from tomowidgets.widgets._geometry import Viewport
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ class SectionViews:
         self.yz_view = Viewport(0, 0, base.step, base.scale, base.height, depth)
         self.xz = Canvas(width=base.width, height=depth)
         self.yz = Canvas(width=depth, height=base.height)
+        pin_size(self.xz, base.width, depth)
+        pin_size(self.yz, depth, base.height)
         self.n_encoded = 0
         self._keys: dict[str, tuple] = {}
         self._png: dict[str, tuple[bytes, np.ndarray]] = {}

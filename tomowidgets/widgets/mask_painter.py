@@ -17,6 +17,7 @@ from tomowidgets.widgets._display import (
     encode_png,
     magnify,
     mask_panels,
+    pin_size,
     sample_range,
     to_uint8,
 )
@@ -102,6 +103,7 @@ class MaskPainter(widgets.VBox):
         self.status = StatusLine()
         guard = self.status.guard
         self.canvas = MultiCanvas(2, width=2 * size + GAP, height=size)
+        pin_size(self.canvas, 2 * size + GAP, size)
         self.chooser = widgets.Dropdown(description="tile", options=[("(none)", None)], value=None)
         self.tool_buttons = widgets.ToggleButtons(options=["brush", "eraser"], value="brush")
         self.radius_slider = widgets.FloatSlider(value=radius, min=0.5, max=16, step=0.5,

@@ -11,7 +11,7 @@ import traitlets
 from ipycanvas import MultiCanvas, hold_canvas
 
 from tomowidgets._validate import check_index
-from tomowidgets.widgets._display import draw_png, encode_png, render_plane, sample_range
+from tomowidgets.widgets._display import draw_png, encode_png, pin_size, render_plane, sample_range
 from tomowidgets.widgets._geometry import (
     Viewport,
     canvas_to_voxel,
@@ -40,8 +40,10 @@ class SliceBrowser(widgets.VBox):
 
     The slice is drawn on layer 0 of an ``ipycanvas.MultiCanvas`` as a lossless PNG of its 8-bit
     display image; layers 1 (``overlay``) and 2 (``cursor_layer``) are for widgets that build on
-    this one. Slices larger than `max_size` pixels are display-binned (block means), so a 4096²
-    slice is sent as 1024² pixels; zooming in reduces the binning, then magnifies. An image is
+    this one. Slices larger than `max_size` pixels are display-binned (block means), so a 1024²
+    slice is sent as 512² pixels; zooming in reduces the binning, then magnifies. The canvas is
+    drawn one CSS pixel per canvas pixel (never stretched), so that the slice fits a laptop's
+    window together with its slider and status line. An image is
     encoded only when the slice, view or contrast changes.
 
     Keyboard (click the canvas first): arrows, ``,``/``.``, PageUp/PageDown step through slices;
@@ -56,8 +58,9 @@ class SliceBrowser(widgets.VBox):
         First slice shown; default the middle one.
     contrast : tuple of 2 float, optional
         Values shown black and white; default the 1st and 99th percentiles of a strided sample.
-    max_size : int, default 1024
-        Largest canvas edge in pixels (larger slices are display-binned).
+    max_size : int, default 640
+        Largest canvas edge in pixels (larger slices are display-binned); 640 leaves room for the
+        controls in a 1280×800 window.
     min_size : int, default 512
         Smaller slices are magnified by an integer factor up to about this size.
     sections : bool, default False
@@ -91,7 +94,7 @@ class SliceBrowser(widgets.VBox):
     cursor = traitlets.Tuple(default_value=())
 
     def __init__(self, tomo: Tomogram, *, z: int | None = None,
-                 contrast: tuple[float, float] | None = None, max_size: int = 1024,
+                 contrast: tuple[float, float] | None = None, max_size: int = 640,
                  min_size: int = 512, sections: bool = False) -> None:
         super().__init__()
         self.tomo = tomo
@@ -112,6 +115,7 @@ class SliceBrowser(widgets.VBox):
 
         self.status = StatusLine()
         self.canvas = MultiCanvas(3, width=self.base.width, height=self.base.height)
+        pin_size(self.canvas, self.base.width, self.base.height)
         self.slider = widgets.IntSlider(value=nz // 2, min=0, max=nz - 1, description="z",
                                         continuous_update=True)
         self.play = widgets.Play(value=nz // 2, min=0, max=nz - 1, interval=150)

@@ -145,7 +145,9 @@ class TrainingMonitor(widgets.VBox):
             widgets.HBox([self.epochs, self.batch_size, self.l1, self.copies]),
             widgets.HBox([self.learning_rate, self.decay]),
             widgets.HBox([self.train_button, self.stop_button, self.reset, self.progress]),
-            widgets.HBox([self.plot, widgets.VBox([self.caption, self.preview])]),
+            # flex-start: a stretched box would draw the 480×256 px loss plot 547 px tall
+            widgets.HBox([self.plot, widgets.VBox([self.caption, self.preview])],
+                         layout=widgets.Layout(align_items="flex-start")),
             self.status,
         ]
         guard(self._draw)(final=True)
