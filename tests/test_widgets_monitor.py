@@ -188,3 +188,31 @@ def test_stop_during_a_run_ends_it_early(ts):
     assert not monitor.running and run["status"] == "stopped"
     assert len(run["history"]["loss"]) == 1 < 5
     assert not monitor.stop() and "no training run" in monitor.status.message
+
+
+@pytest.mark.tensorflow
+def test_awaiting_a_run_lets_a_click_on_stop_through(ts):
+    # #20, 5: a notebook cell that awaits finished() leaves the event loop free for the widgets'
+    # messages; here the "click" is a task on the same loop, as the kernel dispatches it
+    pytest.importorskip("tensorflow")
+    import asyncio
+
+    monitor = TrainingMonitor(small_net(), ts, epochs=200, batch_size=4)
+    first = threading.Event()
+    monitor.on_epoch(lambda epoch, logs: first.set())
+
+    async def cell_with_a_click():
+        async def click_stop():
+            while not first.is_set():
+                await asyncio.sleep(0.05)
+            monitor.stop_button.click()
+
+        click = asyncio.ensure_future(click_stop())
+        run = await monitor.finished()
+        await click
+        return run
+
+    monitor.start()
+    run = asyncio.run(cell_with_a_click())
+    assert run["status"] == "stopped" and 1 <= len(run["history"]["loss"]) < 200
+    assert asyncio.run(monitor.finished(timeout=1)) is run     # nothing running: at once

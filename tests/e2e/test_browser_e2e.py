@@ -38,6 +38,10 @@ NOTEBOOK = NOTEBOOKS / "02_training_set.ipynb"
 #: Injected after the notebook's parameters cell: a 32 x 128 x 128 cell (the middle slice is z = 16)
 #: and no tiles from the ground truth, so the autosaved set holds exactly the test's tile and stroke.
 PARAMETERS = {"SHAPE": (32, 128, 128), "FEATURE": "membrane", "FILL_FROM_GROUND_TRUTH": False}
+#: Notebook 03 (training) with one feature and far more epochs than the test waits for: only Stop
+#: can end its run in time.
+TRAIN_NOTEBOOK = NOTEBOOKS / "03_train.ipynb"
+TRAIN_PARAMETERS = {"SHAPE": (32, 128, 128), "FEATURES": ["membrane"], "EPOCHS": 400}
 SAVED = "project/membrane.tiles.npz"
 SELECTOR_CELL, PAINTER_CELL = "TileSelector(pre", "MaskPainter(ts"  # text of the widgets' cells
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -104,6 +108,7 @@ def jupyter_lab(tmp_path):
     root = tmp_path / "root"
     root.mkdir()
     write_with_parameters(NOTEBOOK, root / NOTEBOOK.name, PARAMETERS)
+    write_with_parameters(TRAIN_NOTEBOOK, root / TRAIN_NOTEBOOK.name, TRAIN_PARAMETERS)
     shutil.copy(NOTEBOOKS / "tutorial.py", root / "tutorial.py")
     settings = tmp_path / "settings"
     for name, values in SETTINGS.items():
@@ -265,17 +270,23 @@ def test_click_a_tile_and_paint_its_mask_in_jupyterlab(jupyter_lab):
     assert np.array_equal(ts.centres, [[16, 64, 64]])
 
 
-def _open_and_run_all(page, url: str, token: str):
-    """Open the notebook, run all its cells; returns the selector's and the painter's cells."""
-    page.goto(f"{url}/lab/tree/{NOTEBOOK.name}?token={token}", timeout=60_000)
+def _run_all(page, url: str, token: str, notebook: Path):
+    """Open `notebook` and run all its cells ("Run All"); returns the code cells' locator."""
+    page.goto(f"{url}/lab/tree/{notebook.name}?token={token}", timeout=60_000)
     page.wait_for_function(
         """() => {
             const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
             const ctx = w && w.sessionContext;
             return ctx && ctx.session && ctx.session.kernel && ctx.kernelDisplayStatus === 'idle';
         }""", timeout=60_000)
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    cells = page.locator(".jp-Notebook .jp-CodeCell")
+    # not awaited: the command's promise resolves only when the last cell has run
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    return page.locator(".jp-Notebook .jp-CodeCell")
+
+
+def _open_and_run_all(page, url: str, token: str):
+    """Open notebook 02, run all its cells; returns the selector's and the painter's cells."""
+    cells = _run_all(page, url, token, NOTEBOOK)
     selector_cell = cells.filter(has=page.locator(".jp-InputArea", has_text=SELECTOR_CELL))
     painter_cell = cells.filter(has=page.locator(".jp-InputArea", has_text=PAINTER_CELL))
     painter_cell.locator(".jp-OutputArea-output canvas").last.wait_for(state="visible", timeout=60_000)
@@ -358,3 +369,35 @@ def test_canvases_are_drawn_pixel_for_pixel_and_the_slice_fits_with_its_controls
             f"{css_w:.0f}×{css_h:.0f}"
     for name, box in boxes.items():
         assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 800, (name, box)
+
+
+def test_stop_ends_the_run_that_run_all_waits_for(jupyter_lab):
+    """#20, 5: notebook 03's own flow waits for training in a cell; Stop was queued behind that
+    cell (ignored for minutes). It must end the run after the current batch, and "Run All" must go
+    on with the network trained so far."""
+    from playwright.sync_api import sync_playwright
+
+    url, token, root = jupyter_lab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        try:
+            cells = _run_all(page, url, token, TRAIN_NOTEBOOK)
+            monitor = cells.filter(has=page.locator(".jp-InputArea", has_text="TrainingMonitor(nets"))
+            waiting = "for feature, monitor in monitors.items()"   # the cell that waits for training
+            waiter = cells.filter(has=page.locator(".jp-InputArea", has_text=waiting))
+            last = cells.last
+            _wait_for(lambda: "epoch 3/400" in monitor.inner_text() or "epoch 4/400" in
+                      monitor.inner_text(), 240, "three epochs of training", page)
+            monitor.get_by_role("button", name="Stop").click()
+            clicked = time.monotonic()
+            _wait_for(lambda: "(stopped) -> membrane.keras" in waiter.inner_text(), 60,
+                      "the waiting cell to end with the stopped run", page)
+            stopped_after = time.monotonic() - clicked
+            _wait_for(lambda: "amplitude" in last.inner_text(), 120, "the notebook's last cell", page)
+            epochs = monitor.inner_text()
+        finally:
+            browser.close()
+    assert stopped_after < 30, f"Stop took {stopped_after:.0f} s"
+    assert "epoch 400/400" not in epochs
+    assert (root / "project" / "membrane.keras").is_file()

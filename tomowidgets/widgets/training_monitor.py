@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import warnings
@@ -209,10 +210,28 @@ class TrainingMonitor(widgets.VBox):
         return run
 
     def wait(self, timeout: float | None = None) -> dict[str, Any] | None:
-        """Wait until the run in progress ends (at most `timeout` s); returns the last run's record."""
+        """Wait until the run in progress ends (at most `timeout` s); returns the last run's record.
+
+        A notebook cell blocked here keeps the kernel from reading the widgets' messages, so a
+        **Stop** click waits until the cell is done: in a notebook, ``await monitor.finished()``.
+        """
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
+        return self._runs[-1] if self._runs else None
+
+    async def finished(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """Await the end of the run in progress (at most `timeout` s); returns the last run's record.
+
+        In a notebook cell, ``await monitor.finished()`` waits as :meth:`wait` does, but the kernel
+        goes on handling the widgets' messages meanwhile (ipykernel >= 7 dispatches them while a
+        cell awaits), so **Stop** ends the run a cell is waiting for, as during "Run All".
+        """
+        thread = self._thread
+        deadline = None if timeout is None else time.monotonic() + float(timeout)
+        while thread is not None and thread.is_alive() and (deadline is None
+                                                            or time.monotonic() < deadline):
+            await asyncio.sleep(0.1)
         return self._runs[-1] if self._runs else None
 
     def train(self, block: bool = True) -> dict[str, Any]:
