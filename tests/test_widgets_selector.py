@@ -224,3 +224,17 @@ def test_suggestions_are_shown_in_turn_and_a_click_inside_adds_the_suggested_til
     assert ts.centres[-1].tolist() == [5, 90, 40]
     with pytest.raises(ValueError, match="z, y, x"):
         selector.suggest(pd.DataFrame({"z": [1]}))
+
+
+def test_boxes_say_their_kind_in_words_not_only_colour(tomo):
+    # #20, 9: positive and negative boxes differed only by green and red
+    ts = TrainingSet(64)
+    selector = TileSelector(tomo, ts, z=4)
+    selector.click(*canvas_point(selector, 40, 40))
+    selector.mode = "negative"
+    selector.click(*canvas_point(selector, 90, 90))
+    with mock.patch.object(ipycanvas.Canvas, "fill_text") as fill_text:
+        selector.draw_boxes()
+    assert sorted(c.args[0] for c in fill_text.call_args_list) == ["+0 to paint", "−1"]
+    assert "+ 1 positive" in selector.counts.value and "− 1 negative" in selector.counts.value
+    assert "u or ctrl+z undo" in selector.children[1].value     # the shortcuts are listed

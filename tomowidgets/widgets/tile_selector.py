@@ -24,23 +24,29 @@ if TYPE_CHECKING:
 
 __all__ = ["TileSelector"]
 
-COLOURS = {"positive": "#2ecc40", "negative": "#ff4136"}
+#: Okabe-Ito sky blue and orange, told apart with any colour vision; boxes are also labelled + / −
+COLOURS = {"positive": "#56b4e9", "negative": "#e69f00"}
+SIGNS = {"positive": "+", "negative": "−"}
 SUGGESTION_COLOUR = "#ffdc00"
-_PREVIEW = "rgba(255, 255, 255, 0.6)"
+#: Shown under the buttons (click the slice first, so that it has the keyboard).
+SHORTCUTS = ("keys (click the slice first): p / n positive / negative · u or ctrl+z undo · r redo · "
+             "s next suggestion · ↑ ↓ or wheel: slice · + / − zoom at the cursor · 0 whole slice · "
+             "shift+arrows pan")
+_PREVIEW = ("rgba(0, 0, 0, 0.8)", "rgba(255, 255, 255, 0.95)")  # dark under light: seen on any slice
 
 
 class TileSelector(widgets.VBox):
     """Click tiles of a :class:`~tomowidgets.TrainingSet` on the slices of a tomogram.
 
     A click on the slice adds a ``tile × tile`` box centred at the clicked voxel, positive or
-    negative after the mode toggle (keys ``p`` / ``n``), drawn green or red. The tile is the one
-    under the pointer (and the dashed preview) when the button went down, even when that press
-    scrolls the notebook to show the canvas. A click inside a box of the current slice removes
-    that tile; ``undo()`` (key ``u``) reverts the last add or removal, masks included, and
-    ``redo()`` (key ``r``) applies it again. Undo never throws away a painted mask: it stops at a
-    tile painted since it was added (click the tile to remove it). Every change goes straight into
-    `trainset` and, when `path` is given, the set is saved there at once. Errors (e.g. a tile
-    running off the edge) are shown in the status line.
+    negative after the mode toggle (keys ``p`` / ``n``), drawn blue and labelled ``+3`` or drawn
+    orange and labelled ``−4``. The tile is the one under the pointer (and the dashed preview)
+    when the button went down, even when that press scrolls the notebook to show the canvas. A
+    click inside a box of the current slice removes that tile; ``undo()`` (key ``u``) reverts the
+    last add or removal, masks included, and ``redo()`` (key ``r``) applies it again. Undo never
+    throws away a painted mask: it stops at a tile painted since it was added (click the tile to
+    remove it). Every change goes straight into `trainset` and, when `path` is given, the set is
+    saved there at once. Errors (e.g. a tile running off the edge) are shown in the status line.
 
     A new positive tile needs a mask (the set refuses empty ones): it starts with a disk of
     `initial_radius` pixels at its centre, a placeholder that the first brush stroke in the
@@ -117,8 +123,9 @@ class TileSelector(widgets.VBox):
         canvas.on_key_down(self.status.guard(self.key))
         self.browser.on_redraw(self.status.guard(self.draw_boxes))
         self.browser.on_hover(self.status.guard(self._preview))
+        keys = widgets.HTML(f"<small>{SHORTCUTS}</small>")
         self.children = [widgets.HBox([self.mode_buttons, undo, redo, self.next_button, self.counts]),
-                         self.browser]
+                         keys, self.browser]
         self.draw_boxes()
         self._show_counts()
 
@@ -290,7 +297,8 @@ class TileSelector(widgets.VBox):
                 layer.fill_style = COLOURS[kind]
                 layer.font = "bold 13px sans-serif"
                 for i, (px, py, _, _) in zip(rows, rects, strict=True):
-                    layer.fill_text(f"{i} to paint" if waiting else str(i), px + 4, py + 15)
+                    label = f"{SIGNS[kind]}{i}" + (" to paint" if waiting else "")
+                    layer.fill_text(label, px + 4, py + 15)
             shown = self._shown_suggestion()
             if shown is not None and shown[0] == self.browser.z:
                 layer.stroke_style = SUGGESTION_COLOUR
@@ -373,16 +381,18 @@ class TileSelector(widgets.VBox):
     def _show_counts(self) -> None:
         ts = self.trainset
         todo = f" ({len(ts.unpainted)} to paint)" if ts.unpainted else ""
-        self.counts.value = (f'<b style="color:{COLOURS["positive"]}">{ts.n_positive} positive</b>'
-                             f'{todo} · <b style="color:{COLOURS["negative"]}">{ts.n_negative} negative</b>')
+        pos, neg = COLOURS["positive"], COLOURS["negative"]
+        self.counts.value = (f'<b style="color:{pos}">+ {ts.n_positive} positive</b>{todo} · '
+                             f'<b style="color:{neg}">− {ts.n_negative} negative</b>')
 
     def _preview(self, voxel: tuple | None) -> None:
         layer = self.browser.cursor_layer
         with hold_canvas():
             layer.clear()
             if voxel is not None:
-                layer.stroke_style = _PREVIEW
-                layer.line_width = 1
-                layer.set_line_dash([4, 4])
-                layer.stroke_rect(*box_rect(voxel[1], voxel[2], self.trainset.tile,
-                                            self.browser.viewport))
+                rect = box_rect(voxel[1], voxel[2], self.trainset.tile, self.browser.viewport)
+                for colour, width, dash in zip(_PREVIEW, (3, 1.5), ([], [6, 4]), strict=True):
+                    layer.stroke_style, layer.line_width = colour, width
+                    layer.set_line_dash(dash)
+                    layer.stroke_rect(*rect)
+                layer.set_line_dash([])
