@@ -248,3 +248,32 @@ def test_stale_index_is_refreshed_before_painting(painter, ts):
     assert painter.index == 0 and ts.centres[0].tolist() == [1, 20, 20]
     painter.release()
     assert ts.mask(0)[0, 0]
+
+
+def test_keys_opacity_dab_and_brush_cursor(painter, ts):
+    # #20, 8: Ctrl+Z did nothing, the overlay hid what was traced, a dab showed nothing until
+    # release and there was no brush cursor
+    painter.show_tile(1)
+    stroke(painter, [(4.5, 4.5), (4.5, 6.5)])
+    painted = ts.mask(1).copy()
+    assert painter.key("z", ctrl=True) and not ts.mask(1)[4, 5]          # ctrl+z undoes
+    assert painter.key("z", shift=True, ctrl=True) and np.array_equal(ts.mask(1), painted)
+    assert painter.key("z", ctrl=True) and painter.key("y", ctrl=True)    # ctrl+y redoes
+    assert np.array_equal(ts.mask(1), painted)
+    assert painter.key("e") and painter.tool == "eraser" and painter.key("b") and painter.tool == "brush"
+    assert painter.key("]") and painter.radius == 1.0 and painter.key("[") and painter.radius == 0.5
+    assert painter.key("ArrowRight") and painter.index == 2 and not painter.key("q")
+    frontend(painter.canvas, "key_down", key="ArrowLeft", shift_key=False, ctrl_key=False, meta_key=False)
+    assert painter.index == 1
+    with mock.patch.object(painter_module, "mask_panels", wraps=painter_module.mask_panels) as panels:
+        painter.opacity_slider.value = 0.2                                 # the slider redraws
+    assert panels.call_args.args[3] == (255, 140, 0, 51)
+    with mock.patch.object(painter.canvas[1], "fill_circle") as dab:
+        painter.press(*at(8.5, 8.5))
+    assert dab.call_count == 2                                             # on both panels, at once
+    painter.release()
+    with mock.patch.object(painter.canvas[2], "stroke_circle") as cursor:
+        frontend(painter.canvas, "mouse_move", x=at(3.5, 3.5)[0], y=at(3.5, 3.5)[1])
+    x, y, r = cursor.call_args_list[0].args
+    assert (x, y, r) == (3.5 * ZOOM, 3.5 * ZOOM, 0.5 * ZOOM)
+    assert "ctrl+z undo" in painter.children[3].value                      # the shortcuts are listed

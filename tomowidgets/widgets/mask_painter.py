@@ -35,8 +35,11 @@ if TYPE_CHECKING:
 __all__ = ["MaskPainter"]
 
 GAP = 8  # canvas pixels between the two panels
-_OVERLAY = (255, 140, 0, 110)  # RGBA of painted pixels over the image
-_STROKE = "rgba(255, 140, 0, 0.43)"
+_OVERLAY = (255, 140, 0)  # RGB of painted pixels over the image; their opacity is a control
+_CURSOR = ("rgba(0, 0, 0, 0.8)", "rgba(255, 255, 255, 0.95)")  # the brush outline, dark under light
+#: Shown under the controls (click the canvas first, so that it has the keyboard).
+SHORTCUTS = ("keys (click the canvas first): b brush · e eraser · [ ] smaller / larger brush · "
+             "ctrl+z undo · ctrl+shift+z or ctrl+y redo · f fill holes · ← → previous / next tile")
 
 
 class MaskPainter(widgets.VBox):
@@ -79,6 +82,9 @@ class MaskPainter(widgets.VBox):
         What strokes do.
     radius : float
         Brush radius in tile pixels.
+    opacity : float
+        Opacity of the mask over the image (0-1; the slider), so that the structure being traced
+        stays visible under it.
     history : MaskHistory
         Undo/redo stacks.
     """
@@ -86,6 +92,7 @@ class MaskPainter(widgets.VBox):
     index = traitlets.Int(None, allow_none=True)
     tool = traitlets.Enum(("brush", "eraser"), default_value="brush")
     radius = traitlets.Float(3.0, min=0.0)
+    opacity = traitlets.Float(0.45, min=0.0, max=1.0)
 
     def __init__(self, trainset: TrainingSet, *, path: str | os.PathLike | None = None, zoom: int = 6,
                  radius: float = 3.0, tomo: Tomogram | None = None) -> None:
@@ -102,14 +109,18 @@ class MaskPainter(widgets.VBox):
 
         self.status = StatusLine()
         guard = self.status.guard
-        self.canvas = MultiCanvas(2, width=2 * size + GAP, height=size)
+        self.canvas = MultiCanvas(3, width=2 * size + GAP, height=size)   # image, mask, brush
         pin_size(self.canvas, 2 * size + GAP, size)
         self.chooser = widgets.Dropdown(description="tile", options=[("(none)", None)], value=None)
         self.tool_buttons = widgets.ToggleButtons(options=["brush", "eraser"], value="brush")
         self.radius_slider = widgets.FloatSlider(value=radius, min=0.5, max=16, step=0.5,
                                                  description="radius")
+        self.opacity_slider = widgets.FloatSlider(value=self.opacity, min=0.0, max=1.0, step=0.05,
+                                                  description="opacity")
         widgets.link((self.tool_buttons, "value"), (self, "tool"))
         widgets.link((self.radius_slider, "value"), (self, "radius"))
+        widgets.link((self.opacity_slider, "value"), (self, "opacity"))
+        self.observe(guard(lambda _: self._draw_mask() if self.index is not None else None), "opacity")
         buttons = []
         for text, action, tip in (("◀", self.prev, "previous positive tile"),
                                   ("▶", self.next, "next positive tile"),
@@ -128,13 +139,15 @@ class MaskPainter(widgets.VBox):
         self.canvas.on_mouse_move(guard(self._mouse_move))
         self.canvas.on_mouse_up(guard(self.release))
         self.canvas.on_mouse_out(guard(self._mouse_out))
+        self.canvas.on_key_down(guard(self.key))
         self.canvas.on_client_ready(guard(self.redraw))
         self._syncing = False
         self.chooser.observe(guard(self._chosen), "value")
         self.children = [
             widgets.HBox([buttons[0], self.chooser, buttons[1], self.info]),
-            widgets.HBox([self.tool_buttons, self.radius_slider]),
-            widgets.HBox(buttons[2:]), self.canvas, self.status]
+            widgets.HBox([self.tool_buttons, self.radius_slider, self.opacity_slider]),
+            widgets.HBox(buttons[2:]), widgets.HTML(f"<small>{SHORTCUTS}</small>"), self.canvas,
+            self.status]
         self.refresh()
 
     # -- tile choice ---------------------------------------------------------------------------
@@ -220,6 +233,7 @@ class MaskPainter(widgets.VBox):
         mask = paint_segment(start, point, point, self.radius, value)
         self._stroke = {"left": left, "last": point, "mask": mask, "value": value}
         self._draw_segment(point, point)
+        self._draw_dab(point)   # a zero-length line draws nothing: a single dab must show at once
         return True
 
     def drag(self, px: float, py: float) -> None:
@@ -247,6 +261,30 @@ class MaskPainter(widgets.VBox):
             stroke["mask"] = paint_segment(stroke["mask"], stroke["last"], point, self.radius,
                                            stroke["value"])
         return self._commit(stroke["mask"], "stroke")
+
+    def key(self, key: str, shift: bool = False, ctrl: bool = False, meta: bool = False) -> bool:
+        """A key press (``KeyboardEvent.key``): ``b``/``e`` brush or eraser, ``[``/``]`` a smaller
+        or larger brush, ctrl+z undo, ctrl+shift+z or ctrl+y redo, ``f`` fill, ←/→ the previous or
+        next tile; returns True if the key was used."""
+        command = ctrl or meta
+        if command and key.lower() == "z":
+            self.redo() if shift else self.undo()
+        elif command and key == "y":
+            self.redo()
+        elif command:
+            return False
+        elif key in ("b", "e"):
+            self.tool = "brush" if key == "b" else "eraser"
+        elif key in ("[", "]"):
+            step = -0.5 if key == "[" else 0.5
+            self.radius = float(np.clip(self.radius + step, self.radius_slider.min, self.radius_slider.max))
+        elif key == "f":
+            self.fill()
+        elif key in ("ArrowLeft", "ArrowRight"):
+            self._move(-1 if key == "ArrowLeft" else 1)
+        else:
+            return False
+        return True
 
     # -- mask actions --------------------------------------------------------------------------
     def fill(self) -> bool:
@@ -333,7 +371,7 @@ class MaskPainter(widgets.VBox):
     def _draw_mask(self) -> None:
         # cast: callers draw only while a tile is on show (mypy cannot follow that)
         mask = self.trainset.mask(cast(int, self.index))
-        rgba = mask_panels(mask, self.zoom, GAP, _OVERLAY)
+        rgba = mask_panels(mask, self.zoom, GAP, (*_OVERLAY, round(255 * self.opacity)))
         with hold_canvas():
             self.canvas[1].clear()
             draw_png(self.canvas[1], encode_png(rgba), rgba)
@@ -344,6 +382,37 @@ class MaskPainter(widgets.VBox):
             self.info.value = (f"z {z}, y {y}, x {x} · <b>placeholder, not painted yet</b>: your "
                                "first brush stroke replaces it")
 
+    def _draw_dab(self, point: tuple[float, float]) -> None:
+        """A disk of the brush at tile point ``(row, col)`` on both panels, while a stroke starts."""
+        layer, z, size = self.canvas[1], self.zoom, self.trainset.tile * self.zoom
+        erase = not cast("dict[str, Any]", self._stroke)["value"]  # cast: called during a stroke only
+        with hold_canvas():
+            layer.global_composite_operation = "destination-out" if erase else "source-over"
+            for left, colour in ((0, self._stroke_colour), (size + GAP, "white")):
+                layer.fill_style = "black" if erase else colour
+                layer.fill_circle(left + point[1] * z, point[0] * z, max(self.radius, 0.5) * z)
+            layer.global_composite_operation = "source-over"
+
+    def _draw_cursor(self, px: float, py: float) -> None:
+        """The brush's outline under the pointer, on both panels (layer 2), while not painting."""
+        layer, size = self.canvas[2], self.trainset.tile * self.zoom
+        with hold_canvas():
+            layer.clear()
+            hit = None if self.index is None else panel_point(px, py, self.zoom, self.trainset.tile, GAP)
+            if hit is None:
+                return
+            row, col = hit[1]
+            for left in (0, size + GAP):
+                for colour, width in zip(_CURSOR, (3, 1.5), strict=True):
+                    layer.stroke_style, layer.line_width = colour, width
+                    layer.stroke_circle(left + col * self.zoom, row * self.zoom,
+                                        max(self.radius, 0.5) * self.zoom)
+
+    @property
+    def _stroke_colour(self) -> str:
+        r, g, b = _OVERLAY
+        return f"rgba({r}, {g}, {b}, {self.opacity:.3f})"
+
     def _draw_segment(self, start: tuple[float, float], stop: tuple[float, float]) -> None:
         layer, z, size = self.canvas[1], self.zoom, self.trainset.tile * self.zoom
         erase = not cast("dict[str, Any]", self._stroke)["value"]  # cast: called during a stroke only
@@ -351,7 +420,7 @@ class MaskPainter(widgets.VBox):
             layer.global_composite_operation = "destination-out" if erase else "source-over"
             layer.line_cap = "round"
             layer.line_width = max(2 * self.radius, 1) * z
-            for left, colour in ((0, _STROKE), (size + GAP, "white")):
+            for left, colour in ((0, self._stroke_colour), (size + GAP, "white")):
                 layer.save()
                 layer.begin_path()
                 layer.rect(left, 0, size, size)
@@ -376,10 +445,12 @@ class MaskPainter(widgets.VBox):
 
     def _mouse_move(self, px: float, py: float) -> None:
         self._pointer = (float(px), float(py))
+        self._draw_cursor(px, py)
         self.drag(px, py)
 
     def _mouse_out(self, px: float, py: float) -> None:
         self._pointer = None
+        self.canvas[2].clear()
         self.release(px, py)
 
     def _commit(self, mask: np.ndarray, what: str) -> bool:
