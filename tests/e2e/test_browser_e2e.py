@@ -15,20 +15,14 @@ browser download is not used). Set ``TOMOWIDGETS_CHROMIUM`` to use another Chrom
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from labserver import CHROMIUM_ARGS, chromium, missing, run_all, serve, wait_for
 
 from tomowidgets import TrainingSet
 
@@ -44,36 +38,7 @@ TRAIN_NOTEBOOK = NOTEBOOKS / "03_train.ipynb"
 TRAIN_PARAMETERS = {"SHAPE": (32, 128, 128), "FEATURES": ["membrane"], "EPOCHS": 400}
 SAVED = "project/membrane.tiles.npz"
 SELECTOR_CELL, PAINTER_CELL = "TileSelector(pre", "MaskPainter(ts"  # text of the widgets' cells
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage"]
-SETTINGS = {  # JupyterLab user settings: no kernel dialog, no requests to the internet
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"autoStartDefaultKernel": True,
-                                                                   "windowingMode": "none"},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-        "fetchNews": "false", "checkForUpdates": False},
-}
-
-
-def _chromium() -> str | None:
-    chosen = os.environ.get("TOMOWIDGETS_CHROMIUM")
-    if chosen:
-        return chosen if Path(chosen).is_file() else None
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def _missing() -> str | None:
-    if importlib.util.find_spec("playwright") is None:
-        return "playwright is not installed (pip install playwright)"
-    if importlib.util.find_spec("jupyterlab") is None:
-        return "jupyterlab is not installed (pip install jupyterlab)"
-    if _chromium() is None:
-        return ("Debian's chromium is not installed (apt-get install -y chromium), or "
-                "TOMOWIDGETS_CHROMIUM does not name a file")
-    return None
-
-
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(_missing() is not None, reason=str(_missing()))]
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(missing() is not None, reason=str(missing()))]
 
 
 def write_with_parameters(source: Path, target: Path, params: dict) -> None:
@@ -91,81 +56,16 @@ def write_with_parameters(source: Path, target: Path, params: dict) -> None:
     nbformat.write(nb, target)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback only)
-        return json.loads(response.read())
-
-
 @pytest.fixture
 def jupyter_lab(tmp_path):
-    """A JupyterLab server on 127.0.0.1 serving a copy of the notebook; yields (url, token, root)."""
+    """A JupyterLab server serving copies of notebooks 02 and 03; yields (url, token, root)."""
     root = tmp_path / "root"
     root.mkdir()
     write_with_parameters(NOTEBOOK, root / NOTEBOOK.name, PARAMETERS)
     write_with_parameters(TRAIN_NOTEBOOK, root / TRAIN_NOTEBOOK.name, TRAIN_PARAMETERS)
     shutil.copy(NOTEBOOKS / "tutorial.py", root / "tutorial.py")
-    settings = tmp_path / "settings"
-    for name, values in SETTINGS.items():
-        (settings / name).parent.mkdir(parents=True, exist_ok=True)
-        (settings / name).write_text(json.dumps(values))
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"), JUPYTER_DATA_DIR=str(tmp_path / "data"),
-               IPYTHONDIR=str(tmp_path / "ipython"), JUPYTER_PLATFORM_DIRS="1",
-               PYTHONWARNINGS="ignore")
-    port, token = _free_port(), secrets.token_hex(16)
-    log = (tmp_path / "jupyter.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         "--ServerApp.port_retries=0", "--allow-root", f"--IdentityProvider.token={token}",
-         "--LabApp.extension_manager=readonly",
-         f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={settings}",
-         f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}", "--LabApp.expose_app_in_browser=True"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {server.returncode}:\n"
-                            f"{(tmp_path / 'jupyter.log').read_text()}")
-            try:
-                _get(f"{url}/api/status?token={token}")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("jupyter lab did not answer within 60 s:\n"
-                                + (tmp_path / "jupyter.log").read_text())
-                time.sleep(0.3)
-        tracker = _get(f"{url}/lab/api/settings/@jupyterlab/notebook-extension:tracker?token={token}")
-        assert tracker["settings"]["autoStartDefaultKernel"] is True, "user settings not applied"
+    with serve(root, tmp_path) as (url, token):
         yield url, token, root
-    finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
-        log.close()
-
-
-def _wait_for(predicate, timeout: float, what: str, page=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if page is not None:
-            page.wait_for_timeout(200)
-        else:
-            time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _bring_into_view(canvas) -> None:
@@ -196,7 +96,7 @@ def test_click_a_tile_and_paint_its_mask_in_jupyterlab(jupyter_lab):
     artifacts.mkdir(parents=True, exist_ok=True)
     console: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         page.on("pageerror", lambda err: console.append(f"pageerror: {err}"))
         page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}")
@@ -222,7 +122,7 @@ def test_click_a_tile_and_paint_its_mask_in_jupyterlab(jupyter_lab):
             # 1. click the middle of the 128² slice: a positive tile centred at (y, x) = (64, 64)
             box = selector_canvas.bounding_box()
             page.mouse.click(box["x"] + box["width"] * 64.5 / 128, box["y"] + box["height"] * 64.5 / 128)
-            ts = _wait_for(lambda: (t := _load(saved)) is not None and len(t) == 1 and t,
+            ts = wait_for(lambda: (t := _load(saved)) is not None and len(t) == 1 and t,
                            30, f"the tile in {saved}", page)
             assert ts.kinds == ("positive",)
             assert tuple(ts.centres[0]) == (16, 64, 64)
@@ -245,7 +145,7 @@ def test_click_a_tile_and_paint_its_mask_in_jupyterlab(jupyter_lab):
             page.mouse.down()
             page.mouse.move(*at(10.5, 50.5), steps=12)
             page.mouse.up()
-            ts = _wait_for(lambda: (t := _load(saved)) is not None and t.mask(0)[10, 6:51].all() and t,
+            ts = wait_for(lambda: (t := _load(saved)) is not None and t.mask(0)[10, 6:51].all() and t,
                            30, "the painted stroke in the autosaved set", page)
             mask = ts.mask(0)
             assert not placeholder[10, 6:51].any() and ts.unpainted == ()
@@ -256,7 +156,7 @@ def test_click_a_tile_and_paint_its_mask_in_jupyterlab(jupyter_lab):
             # 3. `u` in the selector must not throw the painted tile away (#20, 3)
             _bring_into_view(selector_canvas)
             page.keyboard.press("u")
-            _wait_for(lambda: "undo stops at tile 0" in selector_cell.inner_text(), 30,
+            wait_for(lambda: "undo stops at tile 0" in selector_cell.inner_text(), 30,
                       "the selector saying why undo stops", page)
             after = _load(saved)
             assert after is not None and len(after) == 1 and np.array_equal(after.mask(0), mask)
@@ -270,23 +170,9 @@ def test_click_a_tile_and_paint_its_mask_in_jupyterlab(jupyter_lab):
     assert np.array_equal(ts.centres, [[16, 64, 64]])
 
 
-def _run_all(page, url: str, token: str, notebook: Path):
-    """Open `notebook` and run all its cells ("Run All"); returns the code cells' locator."""
-    page.goto(f"{url}/lab/tree/{notebook.name}?token={token}", timeout=60_000)
-    page.wait_for_function(
-        """() => {
-            const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-            const ctx = w && w.sessionContext;
-            return ctx && ctx.session && ctx.session.kernel && ctx.kernelDisplayStatus === 'idle';
-        }""", timeout=60_000)
-    # not awaited: the command's promise resolves only when the last cell has run
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-    return page.locator(".jp-Notebook .jp-CodeCell")
-
-
-def _open_and_run_all(page, url: str, token: str):
+def _open_andrun_all(page, url: str, token: str):
     """Open notebook 02, run all its cells; returns the selector's and the painter's cells."""
-    cells = _run_all(page, url, token, NOTEBOOK)
+    cells = run_all(page, url, token, NOTEBOOK)
     selector_cell = cells.filter(has=page.locator(".jp-InputArea", has_text=SELECTOR_CELL))
     painter_cell = cells.filter(has=page.locator(".jp-InputArea", has_text=PAINTER_CELL))
     painter_cell.locator(".jp-OutputArea-output canvas").last.wait_for(state="visible", timeout=60_000)
@@ -314,21 +200,21 @@ def test_a_click_on_a_partly_hidden_canvas_adds_the_tile_aimed_at(jupyter_lab):
     url, token, root = jupyter_lab
     saved = root / SAVED
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            selector_cell, _ = _open_and_run_all(page, url, token)
+            selector_cell, _ = _open_andrun_all(page, url, token)
             canvas = selector_cell.locator(".jp-OutputArea-output canvas").last
             _half_hidden(canvas)
             box = canvas.bounding_box()
             aim = (box["x"] + box["width"] * 40.5 / 128, box["y"] + box["height"] * 90.5 / 128)
             page.mouse.move(*aim)
             readout = selector_cell.locator(".jp-OutputArea-output", has_text="voxel")
-            _wait_for(lambda: "x 40 · y 90 · z 16 voxel" in readout.last.inner_text(), 30,
+            wait_for(lambda: "x 40 · y 90 · z 16 voxel" in readout.last.inner_text(), 30,
                       "the hover readout at the aimed voxel", page)
             page.mouse.down()
             page.mouse.up()
-            ts = _wait_for(lambda: (t := _load(saved)) is not None and len(t) == 1 and t,
+            ts = wait_for(lambda: (t := _load(saved)) is not None and len(t) == 1 and t,
                            30, f"the tile in {saved}", page)
             moved = canvas.bounding_box()["y"] - box["y"]
         finally:
@@ -345,10 +231,10 @@ def test_canvases_are_drawn_pixel_for_pixel_and_the_slice_fits_with_its_controls
 
     url, token, _ = jupyter_lab
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         try:
-            selector_cell, painter_cell = _open_and_run_all(page, url, token)
+            selector_cell, painter_cell = _open_andrun_all(page, url, token)
             sizes = {}
             for name, cell in (("selector", selector_cell), ("painter", painter_cell)):
                 for i, canvas in enumerate(cell.locator(".jp-OutputArea-output canvas").all()):
@@ -379,22 +265,22 @@ def test_stop_ends_the_run_that_run_all_waits_for(jupyter_lab):
 
     url, token, root = jupyter_lab
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         try:
-            cells = _run_all(page, url, token, TRAIN_NOTEBOOK)
+            cells = run_all(page, url, token, TRAIN_NOTEBOOK)
             monitor = cells.filter(has=page.locator(".jp-InputArea", has_text="TrainingMonitor(nets"))
             waiting = "for feature, monitor in monitors.items()"   # the cell that waits for training
             waiter = cells.filter(has=page.locator(".jp-InputArea", has_text=waiting))
             last = cells.last
-            _wait_for(lambda: "epoch 3/400" in monitor.inner_text() or "epoch 4/400" in
+            wait_for(lambda: "epoch 3/400" in monitor.inner_text() or "epoch 4/400" in
                       monitor.inner_text(), 240, "three epochs of training", page)
             monitor.get_by_role("button", name="Stop").click()
             clicked = time.monotonic()
-            _wait_for(lambda: "(stopped) -> membrane.keras" in waiter.inner_text(), 60,
+            wait_for(lambda: "(stopped) -> membrane.keras" in waiter.inner_text(), 60,
                       "the waiting cell to end with the stopped run", page)
             stopped_after = time.monotonic() - clicked
-            _wait_for(lambda: "amplitude" in last.inner_text(), 120, "the notebook's last cell", page)
+            wait_for(lambda: "amplitude" in last.inner_text(), 120, "the notebook's last cell", page)
             epochs = monitor.inner_text()
         finally:
             browser.close()
