@@ -185,12 +185,19 @@ def test_chooser_next_prev_and_empty_set(painter, ts):
     assert empty.fill() is False
 
 
-def test_follow_a_selector(tomo, tmp_path):
+@pytest.fixture
+def followed(tomo, tmp_path):
+    """An empty set edited by a selector and a painter that follows it, both autosaving to `path`."""
     ts = TrainingSet(16)
     path = tmp_path / "set.tiles.npz"
     selector = TileSelector(tomo, ts, path=path, z=1)
     painter = MaskPainter(ts, path=path, zoom=ZOOM, radius=0.5)
     painter.follow(selector)
+    return ts, path, selector, painter
+
+
+def test_follow_a_selector(tomo, followed):
+    ts, path, selector, painter = followed
     assert painter.index is None
     selector.click(*selector.browser.voxel_to_canvas(20.5, 20.5))
     selector.click(*selector.browser.voxel_to_canvas(30.5, 30.5))
@@ -207,14 +214,10 @@ def test_follow_a_selector(tomo, tmp_path):
         painter.follow(TileSelector(tomo, TrainingSet(16)))
 
 
-def test_the_first_stroke_replaces_the_placeholder_and_undo_brings_it_back(tomo, tmp_path):
+def test_the_first_stroke_replaces_the_placeholder_and_undo_brings_it_back(followed):
     # #20, 2: a new positive's disk is a placeholder: it is marked, never trained on, and the first
     # brush stroke replaces it instead of adding to it; what is on disk is what the user painted
-    ts = TrainingSet(16)
-    path = tmp_path / "set.tiles.npz"
-    selector = TileSelector(tomo, ts, path=path, z=1)
-    painter = MaskPainter(ts, path=path, zoom=ZOOM, radius=0.5)
-    painter.follow(selector)
+    ts, path, selector, painter = followed
     selector.click(*selector.browser.voxel_to_canvas(20.5, 20.5))
     disk = initial_mask(16)
     assert ts.unpainted == (0,) and TrainingSet.load(path).unpainted == (0,)

@@ -102,21 +102,9 @@ def test_click_a_tile_and_paint_its_mask_in_jupyterlab(jupyter_lab):
         page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}")
                 if msg.type == "error" else None)
         try:
-            page.goto(f"{url}/lab/tree/{NOTEBOOK.name}?token={token}", timeout=60_000)
-            page.wait_for_function(
-                """() => {
-                    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                    const ctx = w && w.sessionContext;
-                    return ctx && ctx.session && ctx.session.kernel
-                        && ctx.kernelDisplayStatus === 'idle';
-                }""", timeout=60_000)
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            cells = page.locator(".jp-Notebook .jp-CodeCell")
-            selector_cell = cells.filter(has=page.locator(".jp-InputArea", has_text=SELECTOR_CELL))
-            painter_cell = cells.filter(has=page.locator(".jp-InputArea", has_text=PAINTER_CELL))
+            selector_cell, painter_cell = _open_and_run_all(page, url, token)
             selector_canvas = selector_cell.locator(".jp-OutputArea-output canvas").last
             painter_canvas = painter_cell.locator(".jp-OutputArea-output canvas").last
-            painter_canvas.wait_for(state="visible", timeout=60_000)
             _bring_into_view(selector_canvas)
 
             # 1. click the middle of the 128² slice: a positive tile centred at (y, x) = (64, 64)
@@ -170,7 +158,7 @@ def test_click_a_tile_and_paint_its_mask_in_jupyterlab(jupyter_lab):
     assert np.array_equal(ts.centres, [[16, 64, 64]])
 
 
-def _open_andrun_all(page, url: str, token: str):
+def _open_and_run_all(page, url: str, token: str):
     """Open notebook 02, run all its cells; returns the selector's and the painter's cells."""
     cells = run_all(page, url, token, NOTEBOOK)
     selector_cell = cells.filter(has=page.locator(".jp-InputArea", has_text=SELECTOR_CELL))
@@ -203,7 +191,7 @@ def test_a_click_on_a_partly_hidden_canvas_adds_the_tile_aimed_at(jupyter_lab):
         browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            selector_cell, _ = _open_andrun_all(page, url, token)
+            selector_cell, _ = _open_and_run_all(page, url, token)
             canvas = selector_cell.locator(".jp-OutputArea-output canvas").last
             _half_hidden(canvas)
             box = canvas.bounding_box()
@@ -234,7 +222,7 @@ def test_canvases_are_drawn_pixel_for_pixel_and_the_slice_fits_with_its_controls
         browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         try:
-            selector_cell, painter_cell = _open_andrun_all(page, url, token)
+            selector_cell, painter_cell = _open_and_run_all(page, url, token)
             sizes = {}
             for name, cell in (("selector", selector_cell), ("painter", painter_cell)):
                 for i, canvas in enumerate(cell.locator(".jp-OutputArea-output canvas").all()):

@@ -19,9 +19,12 @@ if TYPE_CHECKING:
 
     from tomowidgets.widgets._geometry import Viewport
 
-__all__ = ["bin_mean", "draw_png", "encode_png", "magnify", "mask_panels", "pin_size", "render_plane",
-           "sample_range", "to_uint8"]
+__all__ = ["OUTLINE", "bin_mean", "draw_png", "encode_png", "magnify", "mask_panels", "pin_size",
+           "render_plane", "sample_range", "to_uint8"]
 
+#: A dark line under a thinner light one, ``(colour, width)`` each: an outline seen on any image
+#: (the TileSelector's hover preview, the MaskPainter's brush).
+OUTLINE = (("rgba(0, 0, 0, 0.8)", 3.0), ("rgba(255, 255, 255, 0.95)", 1.5))
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # channels -> PNG colour type (grey, RGB, RGBA)
 

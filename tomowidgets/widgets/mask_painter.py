@@ -13,6 +13,7 @@ from ipycanvas import MultiCanvas, hold_canvas
 from scipy.ndimage import binary_fill_holes
 
 from tomowidgets.widgets._display import (
+    OUTLINE,
     draw_png,
     encode_png,
     magnify,
@@ -36,7 +37,6 @@ __all__ = ["MaskPainter"]
 
 GAP = 8  # canvas pixels between the two panels
 _OVERLAY = (255, 140, 0)  # RGB of painted pixels over the image; their opacity is a control
-_CURSOR = ("rgba(0, 0, 0, 0.8)", "rgba(255, 255, 255, 0.95)")  # the brush outline, dark under light
 #: Shown under the controls (click the canvas first, so that it has the keyboard).
 SHORTCUTS = ("keys (click the canvas first): b brush · e eraser · [ ] smaller / larger brush · "
              "ctrl+z undo · ctrl+shift+z or ctrl+y redo · f fill holes · ← → previous / next tile")
@@ -233,7 +233,6 @@ class MaskPainter(widgets.VBox):
         mask = paint_segment(start, point, point, self.radius, value)
         self._stroke = {"left": left, "last": point, "mask": mask, "value": value}
         self._draw_segment(point, point)
-        self._draw_dab(point)   # a zero-length line draws nothing: a single dab must show at once
         return True
 
     def drag(self, px: float, py: float) -> None:
@@ -382,17 +381,6 @@ class MaskPainter(widgets.VBox):
             self.info.value = (f"z {z}, y {y}, x {x} · <b>placeholder, not painted yet</b>: your "
                                "first brush stroke replaces it")
 
-    def _draw_dab(self, point: tuple[float, float]) -> None:
-        """A disk of the brush at tile point ``(row, col)`` on both panels, while a stroke starts."""
-        layer, z, size = self.canvas[1], self.zoom, self.trainset.tile * self.zoom
-        erase = not cast("dict[str, Any]", self._stroke)["value"]  # cast: called during a stroke only
-        with hold_canvas():
-            layer.global_composite_operation = "destination-out" if erase else "source-over"
-            for left, colour in ((0, self._stroke_colour), (size + GAP, "white")):
-                layer.fill_style = "black" if erase else colour
-                layer.fill_circle(left + point[1] * z, point[0] * z, max(self.radius, 0.5) * z)
-            layer.global_composite_operation = "source-over"
-
     def _draw_cursor(self, px: float, py: float) -> None:
         """The brush's outline under the pointer, on both panels (layer 2), while not painting."""
         layer, size = self.canvas[2], self.trainset.tile * self.zoom
@@ -403,7 +391,7 @@ class MaskPainter(widgets.VBox):
                 return
             row, col = hit[1]
             for left in (0, size + GAP):
-                for colour, width in zip(_CURSOR, (3, 1.5), strict=True):
+                for colour, width in OUTLINE:
                     layer.stroke_style, layer.line_width = colour, width
                     layer.stroke_circle(left + col * self.zoom, row * self.zoom,
                                         max(self.radius, 0.5) * self.zoom)
@@ -425,8 +413,10 @@ class MaskPainter(widgets.VBox):
                 layer.begin_path()
                 layer.rect(left, 0, size, size)
                 layer.clip()
-                layer.stroke_style = "black" if erase else colour
+                layer.stroke_style = layer.fill_style = "black" if erase else colour
                 layer.stroke_line(left + start[1] * z, start[0] * z, left + stop[1] * z, stop[0] * z)
+                if start == stop:   # a zero-length line draws nothing: a single dab must show at once
+                    layer.fill_circle(left + stop[1] * z, stop[0] * z, max(self.radius, 0.5) * z)
                 layer.restore()
             layer.global_composite_operation = "source-over"
 

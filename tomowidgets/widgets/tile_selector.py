@@ -11,6 +11,7 @@ import numpy as np
 import traitlets
 from ipycanvas import hold_canvas
 
+from tomowidgets.widgets._display import OUTLINE
 from tomowidgets.widgets._geometry import box_rect, find_tile, initial_mask
 from tomowidgets.widgets.slice_browser import SliceBrowser
 
@@ -32,7 +33,6 @@ SUGGESTION_COLOUR = "#ffdc00"
 SHORTCUTS = ("keys (click the slice first): p / n positive / negative · u or ctrl+z undo · r redo · "
              "s next suggestion · ↑ ↓ or wheel: slice · + / − zoom at the cursor · 0 whole slice · "
              "shift+arrows pan")
-_PREVIEW = ("rgba(0, 0, 0, 0.8)", "rgba(255, 255, 255, 0.95)")  # dark under light: seen on any slice
 
 
 class TileSelector(widgets.VBox):
@@ -391,7 +391,7 @@ class TileSelector(widgets.VBox):
             layer.clear()
             if voxel is not None:
                 rect = box_rect(voxel[1], voxel[2], self.trainset.tile, self.browser.viewport)
-                for colour, width, dash in zip(_PREVIEW, (3, 1.5), ([], [6, 4]), strict=True):
+                for (colour, width), dash in zip(OUTLINE, ([], [6, 4]), strict=True):
                     layer.stroke_style, layer.line_width = colour, width
                     layer.set_line_dash(dash)
                     layer.stroke_rect(*rect)
