@@ -15,7 +15,7 @@ tomogram    str    name of the tomogram the coordinates refer to (``rlnTomoName`
 feature     str    what was picked
 z, y, x     float  position in voxels, 0-based: the centre of voxel ``data[k, j, i]``
                    is ``(z, y, x) = (k, j, i)``
-score       float  calibrated score at the particle (NaN when unknown)
+score       float  calibrated score at the particle (picks: the mean over its core); NaN when unknown
 rot, tilt,  float  optional: RELION ZYZ Euler angles in degrees
 psi
 =========== ====== ===================================================================
@@ -29,8 +29,9 @@ Examples
 >>> import numpy as np
 >>> scores = np.zeros((9, 9, 9), np.float32)
 >>> scores[2:5, 2:5, 2:5] = 1.5; scores[3, 3, 4] = 3.0
->>> pick_particles(scores, min_size=1, position="maximum")[["z", "y", "x", "score", "size"]].values.tolist()
-[[3.0, 3.0, 4.0, 3.0, 27.0]]
+>>> picks = pick_particles(scores, min_size=1, min_distance=2, position="maximum")
+>>> picks[["z", "y", "x", "size"]].values.tolist(), round(float(picks["score"].iloc[0]), 3)
+([[3.0, 3.0, 4.0, 27.0]], 1.5)
 """
 
 from __future__ import annotations
@@ -157,7 +158,10 @@ def pick_particles(
     pandas.DataFrame
         Columns ``tomogram, feature, z, y, x, score, mass, size`` (:data:`PARTICLE_COLUMNS` then
         :data:`PICK_COLUMNS`): ``z, y, x`` are the centroid (floats) or the maximum's voxel
-        (integer-valued floats), 0-based; ``score`` the region's maximum score; rows sorted by
+        (integer-valued floats), 0-based; ``score`` the figure of merit (``rlnAutopickFigureOfMerit``
+        in a STAR file): the mean score within ``min_distance / 2`` of the pick, over the
+        particle's core (the region's maximum would not rank picks: it is the same 1/amplitude for
+        every particle where the network's output reaches its cap of 1); rows sorted by
         decreasing score.
 
     Raises
@@ -200,9 +204,10 @@ def pick_particles(
     if index.size == 0:
         return make_table(name, feature, np.empty((0, 3)), np.empty(0), mass=np.empty(0),
                           size=np.empty(0, np.int64))
-    zyx, top, mass, centroid = _region_peaks(volume, regions, index)
+    zyx, mass, centroid = _region_peaks(volume, regions, index)
     if position == "centroid":
         zyx = centroid
+    top = _core_scores(volume, zyx, min_distance / 2)
     # Best first: highest score, then largest mass, then position (a stable, deterministic order).
     order = np.lexsort((zyx[:, 2], zyx[:, 1], zyx[:, 0], -mass, -top))
     zyx, top, mass, size = zyx[order], top[order], mass[order], size[order]
@@ -290,8 +295,8 @@ def _scores(scores: Any, tomogram: str | None) -> tuple[np.ndarray, str]:
 
 
 def _region_peaks(volume: np.ndarray, regions: np.ndarray, index: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Each region's maximum (position, first in C order, and value), sum and weighted centroid.
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each region's maximum (its position, first in C order), sum and weighted centroid.
 
     Works on each region's bounding box (much faster than ``ndimage.maximum_position``, which sorts
     the whole volume, when noise makes many small regions).
@@ -300,7 +305,6 @@ def _region_peaks(volume: np.ndarray, regions: np.ndarray, index: np.ndarray
     remap[index] = np.arange(1, index.size + 1, dtype=np.int32)
     compact = remap[regions]
     zyx = np.empty((index.size, 3), np.float64)
-    top = np.empty(index.size, np.float64)
     mass = np.empty(index.size, np.float64)
     centroid = np.empty((index.size, 3), np.float64)
     for k, box in enumerate(ndimage.find_objects(compact)):
@@ -308,7 +312,6 @@ def _region_peaks(volume: np.ndarray, regions: np.ndarray, index: np.ndarray
         values = np.where(inside, volume[box], -np.inf)
         at = np.unravel_index(int(np.argmax(values)), values.shape)
         zyx[k] = [s.start + i for s, i in zip(box, at, strict=True)]
-        top[k] = values[at]
         weights = np.where(inside, volume[box], 0.0).astype(np.float64)
         mass[k] = weights.sum()
         if mass[k] <= 0:  # a threshold <= 0 admits non-positive scores: weigh voxels equally
@@ -316,7 +319,26 @@ def _region_peaks(volume: np.ndarray, regions: np.ndarray, index: np.ndarray
         grid = np.indices(weights.shape, dtype=np.float64)
         centroid[k] = [s.start + (g * weights).sum() / weights.sum()
                        for s, g in zip(box, grid, strict=True)]
-    return zyx, top, mass, centroid
+    return zyx, mass, centroid
+
+
+def _core_scores(volume: np.ndarray, zyx: np.ndarray, radius: float) -> np.ndarray:
+    """The mean score within `radius` voxels of each pick's nearest voxel (the voxels inside the map).
+
+    A pick's figure of merit. The region's maximum cannot be one: where the network's output reaches
+    its cap of 1, every confident particle has the same maximum (1/amplitude), while the mean over
+    the particle's core still falls for fragments, flat specks and picks at an edge.
+    """
+    r = int(np.floor(radius))
+    offsets = np.indices((2 * r + 1,) * 3).reshape(3, -1).T - r
+    offsets = offsets[(offsets**2).sum(axis=1) <= radius**2]
+    centres = np.rint(zyx).astype(np.int64)
+    out = np.empty(len(centres), np.float64)
+    for k, centre in enumerate(centres):
+        voxels = centre + offsets
+        voxels = voxels[((voxels >= 0) & (voxels < volume.shape)).all(axis=1)]
+        out[k] = volume[tuple(voxels.T)].mean(dtype=np.float64)
+    return out
 
 
 def _region_mask(within: Any, shape: tuple[int, ...]) -> np.ndarray:
