@@ -61,6 +61,25 @@ def test_contrast_change_re_encodes_with_new_levels(tomo, sent):
     assert browser.contrast_slider.min <= -50 and browser.contrast_slider.max >= 50
 
 
+def test_contrast_is_read_out_in_full_and_auto_resets_it(tomo, sent):
+    browser = SliceBrowser(tomo)
+    browser.set_contrast(-1234.5, 4567.8)
+    assert not browser.contrast_slider.readout  # its own readout clipped such ranges
+    assert "black -1234" in browser.contrast_readout.value
+    assert "white 4568" in browser.contrast_readout.value and "8 Å/voxel" in browser.contrast_readout.value
+    browser.auto_contrast()
+    lo, hi = browser.contrast
+    assert -3 < lo < -2 and 2 < hi < 3 and f"white {hi:.4g}" in browser.contrast_readout.value
+
+
+def test_the_slice_carries_a_scale_bar_that_follows_the_zoom(tomo, sent):
+    browser = SliceBrowser(tomo)  # 8 Å voxels drawn 4 px each on a 384 px wide canvas
+    assert browser.scale_bar == "20 nm"  # 100 px: the round length nearest a fifth of the width
+    browser.zoom_in()
+    browser.zoom_in()
+    assert browser.viewport.pixels_per_voxel == 16 and browser.scale_bar == "50 Å"
+
+
 def test_show_slice_rejects_indices_outside_the_tomogram(tomo):
     browser = SliceBrowser(tomo)
     with pytest.raises(ValueError, match=r"slice index in 0\.\.9, got 10"):

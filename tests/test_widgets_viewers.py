@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from unittest import mock
 
 import ipycanvas
 import numpy as np
 import pandas as pd
+import PIL.Image
 import pytest
 from conftest import frontend
 
@@ -303,6 +305,13 @@ def test_average_viewer_shows_central_sections_and_fsc():
     sections = central_sections(result.map)
     np.testing.assert_array_equal(sections["xz"], result.map[:, 8, :])
     np.testing.assert_array_equal(sections["yz"], result.map[:, :, 8].T)
+
+
+def test_average_viewer_sections_carry_a_scale_bar():
+    viewer = AverageViewer(synthetic_result(), size=64)  # 16 voxels of 10 Å drawn 4 px each
+    assert viewer.scale_bar == "50 Å" and "scale bar 50 Å" in viewer.summary.value
+    xy = np.asarray(PIL.Image.open(io.BytesIO(viewer.sections["xy"].value)))
+    assert xy.shape == (64, 64) and (xy[-6, 4:24] == 255).all() and xy[-6, 24] == 0  # 20 px long
 
 
 def test_average_viewer_of_a_real_average():

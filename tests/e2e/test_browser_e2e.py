@@ -236,6 +236,9 @@ def test_canvases_are_drawn_pixel_for_pixel_and_the_slice_fits_with_its_controls
             status = selector_cell.locator(".jp-OutputArea-output .widget-html").last
             boxes = {"slice": canvas.bounding_box(), "z slider": slider.bounding_box(),
                      "status line": status.bounding_box()}
+            readout = selector_cell.locator(".widget-html-content", has_text="Å/voxel").first
+            readout_text, (text_width, shown_width) = readout.inner_text(), readout.evaluate(
+                "e => [e.scrollWidth, e.clientWidth]")
         finally:
             browser.close()
     for name, (css_w, css_h, px_w, px_h) in sizes.items():
@@ -243,6 +246,8 @@ def test_canvases_are_drawn_pixel_for_pixel_and_the_slice_fits_with_its_controls
             f"{css_w:.0f}×{css_h:.0f}"
     for name, box in boxes.items():
         assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 800, (name, box)
+    # #20, 9: the contrast slider's own readout was cut off; ours must show its whole text
+    assert "black" in readout_text and text_width <= shown_width, (readout_text, text_width, shown_width)
 
 
 def test_stop_ends_the_run_that_run_all_waits_for(jupyter_lab):

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
     from tomowidgets.widgets._geometry import Viewport
 
-__all__ = ["OUTLINE", "bin_mean", "draw_png", "encode_png", "magnify", "mask_panels", "pin_size",
-           "render_plane", "sample_range", "to_uint8"]
+__all__ = ["OUTLINE", "bin_mean", "burn_scale_bar", "draw_png", "draw_scale_bar", "encode_png", "magnify",
+           "mask_panels", "pin_size", "render_plane", "sample_range", "scale_bar", "to_uint8"]
 
 #: A dark line under a thinner light one, ``(colour, width)`` each: an outline seen on any image
 #: (the TileSelector's hover preview, the MaskPainter's brush).
@@ -236,3 +236,50 @@ def pin_size(widget: Any, width: int, height: int) -> None:
     """
     widget.layout.width = widget.layout.min_width = f"{int(width)}px"
     widget.layout.height = widget.layout.min_height = f"{int(height)}px"
+
+
+def scale_bar(apix: float, pixels_per_voxel: float, width: int, *, fraction: float = 0.2
+              ) -> tuple[float, str]:
+    """A scale bar for an image of `apix` Å/voxel drawn at `pixels_per_voxel`: ``(pixels, label)``.
+
+    The bar is the round length (1, 2 or 5 × 10ⁿ Å, written in nm from 10 nm up) closest to
+    `fraction` of the image's `width` in pixels, as microscopy viewers draw it.
+
+    >>> scale_bar(10.0, 0.5, 512)  # a 1024² slice at 10 Å shown at 512²
+    (100.0, '200 nm')
+    >>> scale_bar(20.0, 4.0, 256)
+    (40.0, '20 nm')
+    """
+    target = fraction * width / pixels_per_voxel * apix  # Å
+    decade = 10.0 ** np.floor(np.log10(target))
+    length = min((m * decade for m in (1, 2, 5, 10)), key=lambda a: abs(np.log(a / target)))
+    label = f"{length / 10:g} nm" if length >= 100 else f"{length:g} Å"
+    return float(length / apix * pixels_per_voxel), label
+
+
+def draw_scale_bar(canvas: Any, apix: float, pixels_per_voxel: float, width: int, height: int
+                   ) -> str:
+    """Draw a :func:`scale_bar` in the bottom-left corner of `canvas` (white on a dark outline,
+    seen on any image); returns its label."""
+    pixels, label = scale_bar(apix, pixels_per_voxel, width)
+    x, y = 12.0, height - 14.0
+    for colour, line in OUTLINE:
+        canvas.stroke_style, canvas.line_width = colour, line + 2
+        canvas.stroke_line(x, y, x + pixels, y)
+    canvas.font = "bold 12px sans-serif"
+    canvas.line_width, canvas.stroke_style, canvas.fill_style = 3.0, OUTLINE[0][0], OUTLINE[1][0]
+    canvas.stroke_text(label, x, y - 6)
+    canvas.fill_text(label, x, y - 6)
+    return label
+
+
+def burn_scale_bar(image: ArrayLike, pixels: float) -> NDArray[np.uint8]:
+    """A copy of 8-bit `image` with a white bar `pixels` long, outlined in black, in its bottom-left
+    corner: a scale bar for images shown without a canvas (its label goes beside the image)."""
+    out = np.array(image, np.uint8)
+    height, width = out.shape[:2]
+    length = int(round(min(pixels, width - 8)))
+    y, x = height - 7, 4
+    out[y - 1:y + 4, x - 1:x + length + 1] = 0
+    out[y:y + 3, x:x + length] = 255
+    return out

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 import numpy as np
 
-from tomowidgets.widgets._display import encode_png, magnify, sample_range, to_uint8
+from tomowidgets.widgets._display import (
+    burn_scale_bar,
+    encode_png,
+    magnify,
+    sample_range,
+    scale_bar,
+    to_uint8,
+)
 from tomowidgets.widgets._plots import fsc_png
 from tomowidgets.widgets._status import StatusLine
 
@@ -63,6 +70,8 @@ class AverageViewer(widgets.VBox):
         The FSC plot.
     n_encoded : int
         Section images encoded so far.
+    scale_bar : str
+        Length of the scale bar on each section, e.g. ``"10 nm"`` ("" when the map has no voxel size).
 
     Raises
     ------
@@ -97,6 +106,9 @@ class AverageViewer(widgets.VBox):
         apix = getattr(result, "apix", None)
         self.fsc_plot = widgets.Image(format="png", value=fsc_png(freqs, values, float(result.resolution),
                                                                   apix))
+        # A scale bar on each section (the map's voxel size is known): its length is in the summary.
+        self._bar_pixels, self.scale_bar = (scale_bar(float(apix), self.zoom, box * self.zoom)
+                                            if apix else (0.0, ""))
         self.summary = widgets.HTML(self._summary(apix))
         self.children = [widgets.HBox(panels), self.offset, widgets.HBox([self.fsc_plot]), self.summary,
                          self.status]
@@ -106,8 +118,11 @@ class AverageViewer(widgets.VBox):
         """Draw the three sections at the offset slider's position."""
         lo, hi = self.contrast
         for name, plane in central_sections(self.volume, self.offset.value).items():
-            image = to_uint8(plane, lo, hi) if lo < hi else 255 - to_uint8(plane, hi, lo)
-            self.sections[name].value = encode_png(magnify(image, self.zoom))
+            image = magnify(to_uint8(plane, lo, hi) if lo < hi else 255 - to_uint8(plane, hi, lo),
+                            self.zoom)
+            if self.scale_bar:
+                image = burn_scale_bar(image, self._bar_pixels)
+            self.sections[name].value = encode_png(image)
             self.n_encoded += 1
 
     def _summary(self, apix: float | None) -> str:
@@ -118,6 +133,8 @@ class AverageViewer(widgets.VBox):
         res = f"{resolution:.1f} {unit}" if math.isfinite(resolution) else "not reached"
         parts = [f"box {box}" + (f" at {apix:g} Å/voxel" if apix is not None else ""),
                  f"resolution {res} (FSC 0.143)"]
+        if self.scale_bar:
+            parts.append(f"scale bar {self.scale_bar}")
         orientations = getattr(r, "orientations", None)
         if orientations is not None:
             parts.insert(0, f"{len(orientations)} particles")

@@ -11,7 +11,14 @@ import traitlets
 from ipycanvas import MultiCanvas, hold_canvas
 
 from tomowidgets._validate import check_index
-from tomowidgets.widgets._display import draw_png, encode_png, pin_size, render_plane, sample_range
+from tomowidgets.widgets._display import (
+    draw_png,
+    draw_scale_bar,
+    encode_png,
+    pin_size,
+    render_plane,
+    sample_range,
+)
 from tomowidgets.widgets._geometry import (
     Viewport,
     canvas_to_voxel,
@@ -37,6 +44,9 @@ _WHEEL_NOTCH = 100.0  # wheel delta per slice step: one notch of a mouse wheel i
 
 class SliceBrowser(widgets.VBox):
     """Browse the ``(y, x)`` slices of a tomogram: z slider and Play, contrast, zoom, cursor readout.
+
+    The slice carries a scale bar (nm) and the contrast row says the voxel size; the cursor readout
+    gives voxel and Å coordinates.
 
     The slice is drawn on layer 0 of an ``ipycanvas.MultiCanvas`` as a lossless PNG of its 8-bit
     display image; layers 1 (``overlay``) and 2 (``cursor_layer``) are for widgets that build on
@@ -78,6 +88,8 @@ class SliceBrowser(widgets.VBox):
         Voxel ``(z, y, x)`` under the mouse, or ``()`` when it is off the slice.
     n_encoded : int
         Number of slice images encoded so far (the cache makes repeats free).
+    scale_bar : str
+        The scale bar's label, e.g. ``"200 nm"`` (it follows the zoom).
 
     Examples
     --------
@@ -101,6 +113,7 @@ class SliceBrowser(widgets.VBox):
         nz, ny, nx = tomo.shape
         self.base: Viewport = fit_viewport((ny, nx), max_size=max_size, min_size=min_size)
         self.n_encoded = 0
+        self.scale_bar = ""
         self._image_key: tuple | None = None
         self._overlay_key: tuple | None = None
         self._image: tuple[bytes, np.ndarray] | None = None
@@ -122,7 +135,12 @@ class SliceBrowser(widgets.VBox):
         widgets.jslink((self.play, "value"), (self.slider, "value"))
         self.contrast_slider = widgets.FloatRangeSlider(
             value=(lo, hi), min=vmin, max=vmax, step=(vmax - vmin) / 500, description="contrast",
-            continuous_update=False, readout_format=".3g")
+            continuous_update=False, readout=False)
+        # Our own readout: the slider's clips a range such as "-1.23e+03 – 4.56e+03".
+        self.contrast_readout = widgets.HTML()
+        auto = widgets.Button(description="auto", layout=widgets.Layout(width="52px"),
+                              tooltip="1st-99th percentile of this slice")
+        auto.on_click(self.status.guard(lambda _: self.auto_contrast()))
         self.label = widgets.HTML()
         buttons = {"−": self.zoom_out, "+": self.zoom_in, "fit": self.fit}
         zoom_buttons = []
@@ -153,7 +171,9 @@ class SliceBrowser(widgets.VBox):
         rows: list[widgets.Widget] = [view]
         if self.sections:
             rows.append(self.sections.xz)
-        rows += [widgets.HBox([self.play, self.slider, *zoom_buttons]), self.contrast_slider,
+        contrast_row = widgets.HBox([self.contrast_slider, auto, self.contrast_readout],
+                                    layout=widgets.Layout(align_items="center"))
+        rows += [widgets.HBox([self.play, self.slider, *zoom_buttons]), contrast_row,
                  self.label, self.status]
         self.children = rows
         self.redraw()
@@ -326,6 +346,12 @@ class SliceBrowser(widgets.VBox):
                 self.n_encoded += 1
             if (fresh or force) and self._image is not None:
                 draw_png(self.canvas[0], *self._image)
+                self.scale_bar = draw_scale_bar(self.canvas[0], self.tomo.apix,
+                                                view.pixels_per_voxel, view.width, view.height)
+            if fresh:
+                lo, hi = self.contrast
+                self.contrast_readout.value = (f"black {lo:.4g} · white {hi:.4g} &nbsp;|&nbsp; "
+                                               f"{self.tomo.apix:.4g} Å/voxel")
             if force or self._overlay_key != key[:2]:
                 self._overlay_key = key[:2]
                 for callback in self._redraw_callbacks:
