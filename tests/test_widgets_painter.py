@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from unittest import mock
 
 import numpy as np
+import PIL.Image
 import pytest
 from conftest import frontend
 
 import tomowidgets.widgets.mask_painter as painter_module
 from tomowidgets import Tomogram, TrainingSet
 from tomowidgets.widgets import MaskPainter, TileSelector, initial_mask
+from tomowidgets.widgets._display import sample_range, to_uint8
 from tomowidgets.widgets.mask_painter import GAP
 
 ZOOM = 6
@@ -202,6 +205,7 @@ def test_follow_a_selector(tomo, followed):
     selector.click(*selector.browser.voxel_to_canvas(20.5, 20.5))
     selector.click(*selector.browser.voxel_to_canvas(30.5, 30.5))
     assert painter.index == 1                           # the newest positive is shown
+    assert painter.context.value[:4] == b"\x89PNG"      # around it, from the selector's tomogram
     selector.click(*selector.browser.voxel_to_canvas(20.5, 20.5))   # removes tile 0
     assert painter.index == 0 and ts.centres[0].tolist() == [1, 30, 30]
     stroke(painter, [(0.5, 0.5), (0.5, 3.5)])
@@ -279,4 +283,48 @@ def test_keys_opacity_dab_and_brush_cursor(painter, ts):
         frontend(painter.canvas, "mouse_move", x=at(3.5, 3.5)[0], y=at(3.5, 3.5)[1])
     x, y, r = cursor.call_args_list[0].args
     assert (x, y, r) == (3.5 * ZOOM, 3.5 * ZOOM, 0.5 * ZOOM)
-    assert "ctrl+z undo" in painter.children[3].value                      # the shortcuts are listed
+    assert "ctrl+z undo" in painter.children[4].value                      # the shortcuts are listed
+
+
+def test_zoom_redraws_larger_and_strokes_land_on_the_same_tile_pixels(painter, ts):
+    painter.set_zoom(9)
+    assert painter.zoom == 9 and (painter.canvas.width, painter.canvas.height) == (2 * 16 * 9 + GAP, 16 * 9)
+    assert painter.canvas.layout.width == f"{2 * 16 * 9 + GAP}px"  # still one CSS pixel per pixel
+    before = ts.mask(1).copy()
+    painter.press(3.5 * 9, 14.5 * 9)   # tile pixel (14, 3) at the new zoom
+    assert painter.release()
+    assert np.argwhere(ts.mask(1) != before).tolist() == [[14, 3]]
+    assert painter.key("-") and painter.zoom == 8 and painter.key("+") and painter.zoom == 9
+    for _ in range(5):
+        painter.zoom_in()
+    assert painter.zoom == 12
+    with pytest.raises(ValueError, match="`zoom` must be an integer from 2 to 12"):
+        painter.set_zoom(1)
+
+
+def test_contrast_is_each_tiles_own_until_the_user_sets_it(painter, ts, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(painter_module, "draw_png", lambda canvas, png, img, *a: drawn.append(img))
+    painter.show_tile(2)
+    auto = painter.contrast_control.value
+    assert painter.contrast is None and auto == pytest.approx(sample_range(ts.image(2))[:2])
+    painter.contrast_control.slider.value = (-0.5, 0.5)  # the user moves the slider
+    assert painter.contrast == (-0.5, 0.5)
+    painter.show_tile(1)
+    assert painter.contrast_control.value == (-0.5, 0.5)  # kept for the next tile
+    image = drawn[-2][::ZOOM, ::ZOOM]                   # drawn[-1] is the mask overlay
+    np.testing.assert_array_equal(image, to_uint8(ts.image(1), -0.5, 0.5))
+    painter.contrast_control.auto.click()
+    assert painter.contrast is None and painter.contrast_control.value == pytest.approx(
+        sample_range(ts.image(1))[:2])
+    assert "black" in painter.contrast_control.readout.value
+
+
+def test_the_slice_around_the_tile_is_shown_with_the_tile_outlined(ts, tomo):
+    assert MaskPainter(ts).context.value == b""  # no tomogram: nothing to show
+    painter = MaskPainter(ts, tomo=tomo)  # tile 1: 16 px at (z 1, y 20, x 20) of a 48² slice
+    context = np.asarray(PIL.Image.open(io.BytesIO(painter.context.value)))
+    assert context.shape == (44, 44)  # 24 px either side of the centre, clipped at the slice's edge
+    lo, hi = painter.contrast_control.value
+    np.testing.assert_array_equal(context[20:28, 20:28], to_uint8(tomo.data[1, 20:28, 20:28], lo, hi))
+    assert (context[11, 11:29] == 255).all() and (context[10, 10:30] == 0).all()  # tile at 12..27

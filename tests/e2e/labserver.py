@@ -64,13 +64,19 @@ def _get(url: str) -> dict:
 
 
 @contextmanager
-def serve(root: Path, work: Path) -> Iterator[tuple[str, str]]:
-    """Run JupyterLab on `root` (its state and log in `work`); yields ``(url, token)``.
+def serve(root: Path, work: Path, *, python: str = sys.executable,
+          user_settings: dict | None = None) -> Iterator[tuple[str, str]]:
+    """Run JupyterLab from `python` on `root` (its state and log in `work`); yields ``(url, token)``.
 
-    Raises RuntimeError if the server exits or does not answer within 60 s, or ignores the settings.
+    `user_settings` (default :data:`SETTINGS`) are written as the user's JupyterLab settings; pass
+    ``{}`` to rely on the environment's own (Binder's ``overrides.json``).
+
+    Raises RuntimeError if the server exits or does not answer within 60 s, or does not start the
+    default kernel by itself (the settings were ignored).
     """
     settings = work / "settings"
-    for name, values in SETTINGS.items():
+    settings.mkdir(parents=True, exist_ok=True)
+    for name, values in (SETTINGS if user_settings is None else user_settings).items():
         (settings / name).parent.mkdir(parents=True, exist_ok=True)
         (settings / name).write_text(json.dumps(values))
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(work / "config"),
@@ -81,7 +87,7 @@ def serve(root: Path, work: Path) -> Iterator[tuple[str, str]]:
     log_path = work / "jupyter.log"
     log = log_path.open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+        [python, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          "--ServerApp.port_retries=0", "--allow-root", f"--IdentityProvider.token={token}",
          "--LabApp.extension_manager=readonly",
          f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={settings}",
@@ -102,8 +108,11 @@ def serve(root: Path, work: Path) -> Iterator[tuple[str, str]]:
                                        + log_path.read_text()) from None
                 time.sleep(0.3)
         tracker = _get(f"{url}/lab/api/settings/@jupyterlab/notebook-extension:tracker?token={token}")
-        if tracker["settings"]["autoStartDefaultKernel"] is not True:
-            raise RuntimeError("JupyterLab did not apply the user settings")
+        # the user's setting, else the schema's default (where overrides.json puts its values)
+        default = tracker["schema"]["properties"]["autoStartDefaultKernel"]["default"]
+        if tracker["settings"].get("autoStartDefaultKernel", default) is not True:
+            raise RuntimeError("JupyterLab would not start the default kernel by itself: the user "
+                               "settings or overrides.json were not applied")
         yield url, token
     finally:
         server.terminate()

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
     from tomowidgets.widgets._geometry import Viewport
 
-__all__ = ["OUTLINE", "bin_mean", "burn_scale_bar", "draw_png", "draw_scale_bar", "encode_png", "magnify",
-           "mask_panels", "pin_size", "render_plane", "sample_range", "scale_bar", "to_uint8"]
+__all__ = ["OUTLINE", "bin_mean", "burn_box", "burn_scale_bar", "draw_png", "draw_scale_bar", "encode_png",
+           "magnify", "mask_panels", "pin_size", "render_plane", "sample_range", "scale_bar", "to_uint8"]
 
 #: A dark line under a thinner light one, ``(colour, width)`` each: an outline seen on any image
 #: (the TileSelector's hover preview, the MaskPainter's brush).
@@ -282,4 +282,21 @@ def burn_scale_bar(image: ArrayLike, pixels: float) -> NDArray[np.uint8]:
     y, x = height - 7, 4
     out[y - 1:y + 4, x - 1:x + length + 1] = 0
     out[y:y + 3, x:x + length] = 255
+    return out
+
+
+def burn_box(image: ArrayLike, top: int, left: int, size: int) -> NDArray[np.uint8]:
+    """A copy of 8-bit `image` with the square of `size` pixels at (`top`, `left`) outlined: a
+    white line just outside it and a black one outside that, seen on any image; clipped to the
+    image."""
+    out = np.array(image, np.uint8)
+    for margin, value in ((2, 0), (1, 255)):
+        y0, x0, y1, x1 = top - margin, left - margin, top + size - 1 + margin, left + size - 1 + margin
+        rows, cols = slice(max(y0, 0), max(y1 + 1, 0)), slice(max(x0, 0), max(x1 + 1, 0))
+        for y in (y0, y1):
+            if 0 <= y < out.shape[0]:
+                out[y, cols] = value
+        for x in (x0, x1):
+            if 0 <= x < out.shape[1]:
+                out[rows, x] = value
     return out

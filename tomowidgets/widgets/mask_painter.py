@@ -12,8 +12,10 @@ import traitlets
 from ipycanvas import MultiCanvas, hold_canvas
 from scipy.ndimage import binary_fill_holes
 
+from tomowidgets.widgets._contrast import ContrastControl
 from tomowidgets.widgets._display import (
     OUTLINE,
+    burn_box,
     draw_png,
     encode_png,
     magnify,
@@ -39,17 +41,25 @@ GAP = 8  # canvas pixels between the two panels
 _OVERLAY = (255, 140, 0)  # RGB of painted pixels over the image; their opacity is a control
 #: Shown under the controls (click the canvas first, so that it has the keyboard).
 SHORTCUTS = ("keys (click the canvas first): b brush · e eraser · [ ] smaller / larger brush · "
-             "ctrl+z undo · ctrl+shift+z or ctrl+y redo · f fill holes · ← → previous / next tile")
+             "ctrl+z undo · ctrl+shift+z or ctrl+y redo · f fill holes · ← → previous / next tile · "
+             "+ − zoom")
+ZOOMS = range(2, 13)  # canvas pixels per tile pixel the zoom buttons step through
+CONTEXT = 3  # the context view shows this many tile widths around the tile
 
 
 class MaskPainter(widgets.VBox):
     """Paint the mask of each positive tile of a :class:`~tomowidgets.TrainingSet`.
 
     The canvas shows the tile enlarged `zoom` times twice: the image with the mask over it (left)
-    and the mask alone (right); paint on either. Mouse down/move/up are the :meth:`press`,
-    :meth:`drag` and :meth:`release` gestures: while dragging only vector strokes are sent to the
-    browser; on release the stroke is committed with ``trainset.replace_mask`` (one undo step), the
-    exact mask is redrawn, and the set is saved to `path` so that a kernel crash loses nothing.
+    and the mask alone (right); paint on either. Beside it, when the tomogram is known, a view of
+    the slice around the tile (three tile widths, the tile outlined) shows what the tile is part
+    of. The contrast is the tile's own 1st-99th percentile until the contrast slider is moved; then
+    it stays for every tile ("auto" goes back). ``+``/``-`` (or the buttons) zoom.
+
+    Mouse down/move/up are the :meth:`press`, :meth:`drag` and :meth:`release` gestures: while
+    dragging only vector strokes are sent to the browser; on release the stroke is committed with
+    ``trainset.replace_mask`` (one undo step), the exact mask is redrawn, and the set is saved to
+    `path` so that a kernel crash loses nothing.
 
     A press that scrolls the notebook (ipycanvas focuses a partly hidden canvas before it reads the
     press) paints nothing and asks for another press: the stroke would start where nobody aimed.
@@ -67,8 +77,9 @@ class MaskPainter(widgets.VBox):
         Edited in place (through ``replace_mask``).
     path : str or PathLike, optional
         Autosave file (``*.tiles.npz``), written after every committed edit.
-    zoom : int, default 6
-        Canvas pixels per tile pixel.
+    zoom : int, default 5
+        Canvas pixels per tile pixel (2-12; :meth:`set_zoom`); at 5, a 64-pixel tile's two panels
+        and the view around it fit a 1280-pixel-wide window.
     radius : float, default 3.0
         Brush radius in tile pixels.
     tomo : Tomogram, optional
@@ -85,6 +96,11 @@ class MaskPainter(widgets.VBox):
     opacity : float
         Opacity of the mask over the image (0-1; the slider), so that the structure being traced
         stays visible under it.
+    contrast : tuple of 2 float or None
+        Values shown black and white; None (the default, and after "auto") for each tile's own
+        1st-99th percentile.
+    context : ipywidgets.Image
+        The slice around the tile (empty while the tomogram is unknown).
     history : MaskHistory
         Undo/redo stacks.
     """
@@ -94,13 +110,15 @@ class MaskPainter(widgets.VBox):
     radius = traitlets.Float(3.0, min=0.0)
     opacity = traitlets.Float(0.45, min=0.0, max=1.0)
 
-    def __init__(self, trainset: TrainingSet, *, path: str | os.PathLike | None = None, zoom: int = 6,
+    def __init__(self, trainset: TrainingSet, *, path: str | os.PathLike | None = None, zoom: int = 5,
                  radius: float = 3.0, tomo: Tomogram | None = None) -> None:
         super().__init__()
         self.trainset, self.tomo, self.zoom = trainset, tomo, int(zoom)
         self.path = None if path is None else Path(path)
         self.history = MaskHistory()
         self.radius = radius
+        self.contrast: tuple[float, float] | None = None
+        self._auto_levels = False
         self._stroke: dict[str, Any] | None = None
         self._pointer: tuple[float, float] | None = None
         self._key: tuple | None = None
@@ -112,11 +130,17 @@ class MaskPainter(widgets.VBox):
         self.canvas = MultiCanvas(3, width=2 * size + GAP, height=size)   # image, mask, brush
         pin_size(self.canvas, 2 * size + GAP, size)
         self.chooser = widgets.Dropdown(description="tile", options=[("(none)", None)], value=None)
-        self.tool_buttons = widgets.ToggleButtons(options=["brush", "eraser"], value="brush")
+        self.tool_buttons = widgets.ToggleButtons(options=["brush", "eraser"], value="brush",
+                                                  style={"button_width": "64px"})
+        narrow = {"layout": widgets.Layout(width="280px")}
         self.radius_slider = widgets.FloatSlider(value=radius, min=0.5, max=16, step=0.5,
-                                                 description="radius")
+                                                 description="radius", **narrow)
         self.opacity_slider = widgets.FloatSlider(value=self.opacity, min=0.0, max=1.0, step=0.05,
-                                                  description="opacity")
+                                                  description="opacity", **narrow)
+        self.contrast_control = ContrastControl((0.0, 1.0), (0.0, 1.0), on_auto=guard(self.auto_contrast),
+                                                tooltip="each tile's 1st-99th percentile")
+        self.contrast_control.observe(guard(self._contrast_moved), "value")
+        self.context = widgets.Image(format="png")
         widgets.link((self.tool_buttons, "value"), (self, "tool"))
         widgets.link((self.radius_slider, "value"), (self, "radius"))
         widgets.link((self.opacity_slider, "value"), (self, "opacity"))
@@ -129,7 +153,8 @@ class MaskPainter(widgets.VBox):
                                   ("fill", self.fill, "fill enclosed holes"),
                                   ("clear", self.clear, "clear the mask (refused: see the message)"),
                                   ("→ negative", self.convert_to_negative,
-                                   "keep this tile as a negative example (no feature)")):
+                                   "keep this tile as a negative example (no feature)"),
+                                  ("−", self.zoom_out, "zoom out"), ("+", self.zoom_in, "zoom in")):
             button = widgets.Button(description=text, tooltip=tip,
                                     layout=widgets.Layout(width="auto" if len(text) > 2 else "40px"))
             button.on_click(guard(lambda _, act=action: act()))
@@ -143,10 +168,14 @@ class MaskPainter(widgets.VBox):
         self.canvas.on_client_ready(guard(self.redraw))
         self._syncing = False
         self.chooser.observe(guard(self._chosen), "value")
+        around = widgets.VBox([widgets.HTML("<small>around it</small>"), self.context],
+                              layout=widgets.Layout(min_width=f"{CONTEXT * trainset.tile}px"))
         self.children = [
             widgets.HBox([buttons[0], self.chooser, buttons[1], self.info]),
             widgets.HBox([self.tool_buttons, self.radius_slider, self.opacity_slider]),
-            widgets.HBox(buttons[2:]), widgets.HTML(f"<small>{SHORTCUTS}</small>"), self.canvas,
+            widgets.HBox(buttons[2:]), self.contrast_control,
+            widgets.HTML(f"<small>{SHORTCUTS}</small>"),
+            widgets.HBox([self.canvas, around], layout=widgets.Layout(align_items="flex-start")),
             self.status]
         self.refresh()
 
@@ -206,6 +235,7 @@ class MaskPainter(widgets.VBox):
             raise ValueError("the selector edits another TrainingSet; pass the same set to both")
         if self.tomo is None:
             self.tomo = selector.tomo
+            self.redraw()  # the view around the tile needs the tomogram
 
         @selector.on_change
         def _followed(action: str, index: int | None) -> None:
@@ -264,7 +294,7 @@ class MaskPainter(widgets.VBox):
     def key(self, key: str, shift: bool = False, ctrl: bool = False, meta: bool = False) -> bool:
         """A key press (``KeyboardEvent.key``): ``b``/``e`` brush or eraser, ``[``/``]`` a smaller
         or larger brush, ctrl+z undo, ctrl+shift+z or ctrl+y redo, ``f`` fill, ←/→ the previous or
-        next tile; returns True if the key was used."""
+        next tile, ``+``/``-`` zoom; returns True if the key was used."""
         command = ctrl or meta
         if command and key.lower() == "z":
             self.redo() if shift else self.undo()
@@ -281,6 +311,8 @@ class MaskPainter(widgets.VBox):
             self.fill()
         elif key in ("ArrowLeft", "ArrowRight"):
             self._move(-1 if key == "ArrowLeft" else 1)
+        elif key in ("+", "=", "-"):
+            self.zoom_out() if key == "-" else self.zoom_in()
         else:
             return False
         return True
@@ -343,6 +375,53 @@ class MaskPainter(widgets.VBox):
             callback("converted", new)
         return new
 
+    def set_zoom(self, zoom: int) -> None:
+        """Draw each tile pixel as `zoom` × `zoom` canvas pixels (2-12); a stroke under way ends.
+
+        Raises
+        ------
+        ValueError
+            If `zoom` is not an integer in 2..12.
+        """
+        if isinstance(zoom, bool) or not isinstance(zoom, (int, np.integer)) or zoom not in ZOOMS:
+            raise ValueError(f"`zoom` must be an integer from {ZOOMS[0]} to {ZOOMS[-1]}, got {zoom!r}")
+        self.release()
+        self.zoom = int(zoom)
+        self._pointer = None
+        size = self.trainset.tile * self.zoom
+        self.canvas.width, self.canvas.height = 2 * size + GAP, size
+        pin_size(self.canvas, 2 * size + GAP, size)
+        self.redraw()
+
+    def zoom_in(self) -> None:
+        """One zoom step larger (up to 12)."""
+        self.set_zoom(min(self.zoom + 1, ZOOMS[-1]))
+
+    def zoom_out(self) -> None:
+        """One zoom step smaller (down to 2)."""
+        self.set_zoom(max(self.zoom - 1, ZOOMS[0]))
+
+    def set_contrast(self, lo: float, hi: float) -> None:
+        """Show `lo` as black and `hi` as white in every tile, until :meth:`auto_contrast`.
+
+        Raises
+        ------
+        ValueError
+            Unless ``lo < hi`` are finite numbers.
+        """
+        lo, hi = float(lo), float(hi)
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise ValueError(f"contrast needs finite `lo` < `hi`, got lo={lo}, hi={hi}")
+        self.contrast_control.widen(lo, hi)
+        self.contrast = (lo, hi)
+        self._show_levels(lo, hi)
+        self.redraw()
+
+    def auto_contrast(self) -> None:
+        """Give each tile its own contrast again (its 1st-99th percentile)."""
+        self.contrast = None
+        self.redraw()
+
     def on_change(self, callback: Callable[[str, int | None], Any]) -> Callable[[str, int | None], Any]:
         """Call ``callback(action, index)`` after a tile's kind changes here (``'converted'``) or its
         placeholder is first painted, or restored by an undo (``'painted'``); returns `callback`."""
@@ -360,12 +439,50 @@ class MaskPainter(widgets.VBox):
                 self.info.value = "no positive tile yet"
                 return
             image = self.trainset.image(self.index)
-            lo, hi, _, _ = sample_range(image)
+            lo, hi = self._levels(image)
             img8 = magnify(to_uint8(image, lo, hi), self.zoom)
             draw_png(self.canvas[0], encode_png(img8), img8)
             self.canvas[0].fill_style = "black"
             self.canvas[0].fill_rect(size + GAP, 0, size, size)
             self._draw_mask()
+        self._draw_context(lo, hi)
+
+    def _levels(self, image: np.ndarray) -> tuple[float, float]:
+        """The contrast for `image`: the fixed one, else the tile's own (shown on the slider)."""
+        if self.contrast is not None:
+            return self.contrast
+        lo, hi, vmin, vmax = sample_range(image)
+        self.contrast_control.widen(vmin, vmax)
+        self._show_levels(lo, hi)
+        return lo, hi
+
+    def _show_levels(self, lo: float, hi: float) -> None:
+        self._auto_levels = True  # the painter's own change, not a user's choice
+        try:
+            self.contrast_control.value = (lo, hi)
+        finally:
+            self._auto_levels = False
+
+    def _contrast_moved(self, change: dict) -> None:
+        if not self._auto_levels:
+            self.set_contrast(*change["new"])
+
+    def _draw_context(self, lo: float, hi: float) -> None:
+        """The slice around the tile on show, the tile outlined; blank without its tomogram."""
+        tomo, index = self.tomo, self.index
+        source = None if tomo is None or tomo.path is None else str(tomo.path)
+        if tomo is None or index is None or self.trainset[index].source != source:
+            self.context.value = b""
+            return
+        tile = self.trainset.tile
+        z, y, x = (int(c) for c in self.trainset.centres[index])
+        half = CONTEXT * tile // 2
+        _, ny, nx = tomo.shape
+        y0, x0 = max(0, y - half), max(0, x - half)
+        plane = np.asarray(tomo.data[z, y0:min(ny, y + half), x0:min(nx, x + half)], np.float32)
+        top, left = y - tile // 2 - y0, x - tile // 2 - x0
+        self.context.value = encode_png(burn_box(to_uint8(plane, lo, hi), top, left, tile))
+        pin_size(self.context, plane.shape[1], plane.shape[0])  # never squeezed by the row
 
     def _draw_mask(self) -> None:
         # cast: callers draw only while a tile is on show (mypy cannot follow that)

@@ -11,6 +11,7 @@ import traitlets
 from ipycanvas import MultiCanvas, hold_canvas
 
 from tomowidgets._validate import check_index
+from tomowidgets.widgets._contrast import ContrastControl
 from tomowidgets.widgets._display import (
     draw_png,
     draw_scale_bar,
@@ -124,7 +125,6 @@ class SliceBrowser(widgets.VBox):
         lo, hi, vmin, vmax = sample_range(tomo.data)
         if contrast is not None:
             lo, hi = (float(v) for v in contrast)
-            vmin, vmax = min(vmin, lo), max(vmax, hi)
 
         self.status = StatusLine()
         self.canvas = MultiCanvas(3, width=self.base.width, height=self.base.height)
@@ -133,14 +133,11 @@ class SliceBrowser(widgets.VBox):
                                         continuous_update=True)
         self.play = widgets.Play(value=nz // 2, min=0, max=nz - 1, interval=150)
         widgets.jslink((self.play, "value"), (self.slider, "value"))
-        self.contrast_slider = widgets.FloatRangeSlider(
-            value=(lo, hi), min=vmin, max=vmax, step=(vmax - vmin) / 500, description="contrast",
-            continuous_update=False, readout=False)
-        # Our own readout: the slider's clips a range such as "-1.23e+03 – 4.56e+03".
-        self.contrast_readout = widgets.HTML()
-        auto = widgets.Button(description="auto", layout=widgets.Layout(width="52px"),
-                              tooltip="1st-99th percentile of this slice")
-        auto.on_click(self.status.guard(lambda _: self.auto_contrast()))
+        self.contrast_control = ContrastControl(
+            (lo, hi), (vmin, vmax), on_auto=self.status.guard(self.auto_contrast),
+            note=f"{tomo.apix:.4g} Å/voxel", tooltip="1st-99th percentile of this slice")
+        self.contrast_slider = self.contrast_control.slider
+        self.contrast_readout = self.contrast_control.readout
         self.label = widgets.HTML()
         buttons = {"−": self.zoom_out, "+": self.zoom_in, "fit": self.fit}
         zoom_buttons = []
@@ -156,7 +153,7 @@ class SliceBrowser(widgets.VBox):
             self.contrast = (lo, hi)
             self.z = nz // 2
         widgets.link((self.slider, "value"), (self, "z"))
-        widgets.link((self.contrast_slider, "value"), (self, "contrast"))
+        widgets.link((self.contrast_control, "value"), (self, "contrast"))
         self.observe(self.status.guard(lambda _: self.redraw()), ["z", "contrast", "zoom", "centre"])
         if z is not None:
             self.show_slice(z)
@@ -171,9 +168,7 @@ class SliceBrowser(widgets.VBox):
         rows: list[widgets.Widget] = [view]
         if self.sections:
             rows.append(self.sections.xz)
-        contrast_row = widgets.HBox([self.contrast_slider, auto, self.contrast_readout],
-                                    layout=widgets.Layout(align_items="center"))
-        rows += [widgets.HBox([self.play, self.slider, *zoom_buttons]), contrast_row,
+        rows += [widgets.HBox([self.play, self.slider, *zoom_buttons]), self.contrast_control,
                  self.label, self.status]
         self.children = rows
         self.redraw()
@@ -230,8 +225,7 @@ class SliceBrowser(widgets.VBox):
         lo, hi = float(lo), float(hi)
         if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
             raise ValueError(f"contrast needs finite `lo` < `hi`, got lo={lo}, hi={hi}")
-        s = self.contrast_slider
-        s.min, s.max = min(s.min, lo), max(s.max, hi)
+        self.contrast_control.widen(lo, hi)
         self.contrast = (lo, hi)
 
     def auto_contrast(self, percentiles: tuple[float, float] = (1.0, 99.0)) -> None:
@@ -348,10 +342,6 @@ class SliceBrowser(widgets.VBox):
                 draw_png(self.canvas[0], *self._image)
                 self.scale_bar = draw_scale_bar(self.canvas[0], self.tomo.apix,
                                                 view.pixels_per_voxel, view.width, view.height)
-            if fresh:
-                lo, hi = self.contrast
-                self.contrast_readout.value = (f"black {lo:.4g} · white {hi:.4g} &nbsp;|&nbsp; "
-                                               f"{self.tomo.apix:.4g} Å/voxel")
             if force or self._overlay_key != key[:2]:
                 self._overlay_key = key[:2]
                 for callback in self._redraw_callbacks:
