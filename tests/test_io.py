@@ -203,6 +203,13 @@ def test_write_needs_a_positive_voxel_size_and_a_float_dtype(tmp_path):
         tw.write_tomogram(tmp_path / "o.mrc", _volume(), apix=1, dtype=np.int32)
 
 
+def test_swapped_arguments_say_that_the_file_name_comes_first(tmp_path):
+    tomo = tw.Tomogram(np.zeros((2, 4, 4), np.float32), apix=10.0)
+    with pytest.raises(TypeError, match=r"file name comes first: write_tomogram\(path, tomo\)"):
+        tw.write_tomogram(tomo, tmp_path / "cell.mrc")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_failed_write_leaves_the_previous_file_intact(tmp_path):
     target = tmp_path / "keep.mrc"
     tw.write_tomogram(target, _volume(), apix=3.0)

@@ -75,6 +75,8 @@ def test_picks_with_the_same_capped_maximum_are_ranked_by_their_core(tmp_path):
     picks = pick_particles(scores, min_size=1, min_distance=10)
     assert len(picks) == 2 and picks["x"].iloc[0] == pytest.approx(12)
     assert picks["score"].iloc[0] == pytest.approx(1.5) and picks["score"].iloc[1] < 1.0
+    with pytest.raises(TypeError, match="file name comes first"):
+        write_particles(picks, tmp_path / "picks.star", apix=10.0)
     write_particles(tmp_path / "picks.star", picks, apix=10.0)
     np.testing.assert_allclose(read_particles(tmp_path / "picks.star")["score"], picks["score"], rtol=1e-5)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numbers
+import os
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -25,6 +27,15 @@ def same_voxel_size(a: float, b: float, rtol: float = APIX_RTOL) -> bool:
     (True, False, True)
     """
     return abs(float(a) - float(b)) <= rtol * max(abs(float(a)), abs(float(b)))
+
+
+def as_path(path: Any, call: str) -> Path:
+    """`path` as a Path, or a TypeError saying that `call` (e.g. ``"write_tomogram(path, tomo)"``)
+    takes the file name first: a swapped call otherwise fails deep in pathlib or numpy."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`path` must be a file name (str or pathlib.Path), got {type(path).__name__}; "
+                        f"the file name comes first: {call}")
+    return Path(path)
 
 
 def as_float32(array: Any, arg_name: str = "volume") -> np.ndarray:

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any, cast
 import mrcfile
 import numpy as np
 
-from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive, same_voxel_size
+from tomowidgets._validate import (
+    as_float32,
+    as_path,
+    check_finite,
+    check_ndim,
+    check_positive,
+    same_voxel_size,
+)
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -314,7 +321,7 @@ def write_tomogram(
         If the array is not 2D/3D, holds NaN/inf, `apix` is missing or not positive, `dtype` is
         not float32/float16/int8, or values do not fit in int8.
     """
-    path = Path(path)
+    path = as_path(path, "write_tomogram(path, tomo)")
     if isinstance(tomo, Tomogram):
         apix = tomo.apix if apix is None else apix
         origin = tomo.origin

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import starfile
 
-from tomowidgets._validate import check_positive, same_voxel_size
+from tomowidgets._validate import as_path, check_positive, same_voxel_size
 from tomowidgets.io import atomic_path
 from tomowidgets.particles._table import ANGLE_COLUMNS, check_table, check_triple
 
@@ -110,7 +110,7 @@ def write_particles(
         If the suffix is not .star/.csv, `table` lacks finite ``z, y, x``, `apix` is not positive, or
         `origin`/`shape` are not 3 numbers (positive integers for `shape`).
     """
-    path = Path(path)
+    path = as_path(path, "write_particles(path, table, apix=...)")
     kind = _kind(path)
     table = check_table(table)
     apix = check_positive(apix, "apix")
