@@ -19,6 +19,7 @@ from tomowidgets.average import (
     compare_to_reference,
     envelope_mask,
     fsc,
+    halves_by_position,
     resolution,
     rotate_volume,
 )
@@ -391,3 +392,22 @@ def test_reference_fsc_is_taken_inside_the_envelope_so_neighbours_do_not_count()
     assert mask.max() == pytest.approx(1.0) and mask[far].max() < 0.05
     with pytest.raises(ValueError, match="`mask`"):
         compare_to_reference(crowded, reference, 20.0, mask="sphere")
+
+
+def test_half_sets_are_split_in_space_when_the_particles_positions_are_known():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"tomogram": ["TS_02"] * 5 + ["TS_01"] * 4, "z": rng.uniform(0, 10, 9),
+                          "y": rng.uniform(0, 20, 9), "x": rng.uniform(0, 300, 9)})
+    half = halves_by_position(table)
+    # TS_01 (first by name) whole in half 0, TS_02 cut by a plane across x, its low-x end in half 0
+    assert half[table["tomogram"] == "TS_01"].tolist() == [0] * 4
+    ts2 = table["tomogram"] == "TS_02"
+    x = table["x"][ts2]
+    assert half[ts2].sum() == 4 and x[half[ts2] == 0].max() < x[half[ts2] == 1].min()
+    assert halves_by_position(table[["tomogram", "x"]]) is None  # no positions: even and odd indices
+
+    boxes = rng.normal(size=(9, 8, 8, 8)).astype(np.float32)
+    result = average(boxes, particles=table, iterations=1, angular_step=90, progress=False, rng=0)
+    assert (result.orientations["half"] - 1).tolist() == half.tolist()
+    plain = average(boxes, iterations=1, angular_step=90, progress=False, rng=0)
+    assert (plain.orientations["half"] - 1).tolist() == [0, 1] * 4 + [0]

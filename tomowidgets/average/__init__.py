@@ -15,6 +15,7 @@ from tomowidgets.average._average import (
     compare_to_reference,
     envelope_mask,
     fsc,
+    halves_by_position,
     resolution,
     rotate_volume,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "compare_to_reference",
     "envelope_mask",
     "fsc",
+    "halves_by_position",
     "resolution",
     "rotate_volume",
 ]

@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["AverageResult", "Classification2D", "MapAlignment", "ReferenceComparison", "align_map",
-           "average", "classify_2d", "compare_to_reference", "envelope_mask", "fsc", "resolution",
-           "rotate_volume"]
+           "average", "classify_2d", "compare_to_reference", "envelope_mask", "fsc",
+           "halves_by_position", "resolution", "rotate_volume"]
 
 #: How :func:`compare_to_reference` may take a map's contrast and hand.
 _CONTRASTS = ("auto", "same", "inverted")
@@ -367,7 +367,8 @@ class AverageResult:
         The wedge-weighted average of all particles ``(z, y, x)``, in their contrast (dense material
         dark for tomograms), unfiltered.
     half_maps : ndarray of float32, shape (2, box, box, box)
-        Averages of the two independently refined half sets (even and odd particle indices).
+        Averages of the two independently refined half sets (split in space or by index: see
+        :func:`average`'s `particles`).
     fsc : tuple of 2 ndarrays
         ``(freqs, values)``: FSC between the half maps under the soft spherical alignment mask,
         freqs in 1/Å (1/voxel if `apix` was not given).
@@ -424,6 +425,34 @@ def _prior_rotations(particles: pd.DataFrame | None, prior_range: Any) -> NDArra
     return euler_to_matrix(np.column_stack([np.zeros(len(tilt_psi)), tilt_psi]))
 
 
+def halves_by_position(particles: pd.DataFrame | None) -> NDArray[np.int8] | None:
+    """Half sets (0 or 1 per particle) split in space, or None without ``z, y, x`` columns.
+
+    Particles are ordered tomogram by tomogram (the ``tomogram`` column) and, within each, along
+    the axis over which its particles spread most; the first half of that order is half set 0.
+    Whole tomograms fall into one half, and the one tomogram shared between the halves is cut by a
+    plane, so only boxes within a box's width of that plane can overlap across the halves, where
+    alternate indices put most touching neighbours in different halves.
+
+    >>> table = pd.DataFrame({"z": [5, 5, 5, 5], "y": [0, 0, 1, 1], "x": [40, 10, 30, 20]})
+    >>> halves_by_position(table).tolist()
+    [1, 0, 1, 0]
+    """
+    if particles is None or not {"z", "y", "x"} <= set(particles.columns):
+        return None
+    zyx = particles[["z", "y", "x"]].to_numpy(np.float64)
+    names = (particles["tomogram"].astype(str).to_numpy() if "tomogram" in particles.columns
+             else np.zeros(len(particles), str))
+    along = np.empty(len(particles))
+    for name in np.unique(names):
+        rows = names == name
+        along[rows] = zyx[rows, int(np.argmax(zyx[rows].std(axis=0)))]
+    order = np.lexsort((along, names))
+    half = np.ones(len(particles), np.int8)
+    half[order[: (len(particles) + 1) // 2]] = 0
+    return half
+
+
 def average(subvolumes: ArrayLike, *, apix: float | None = None, iterations: int = 6,
             angular_step: float = 30.0, symmetry: str = "c1", tilt_range: float = 60.0,
             wedge: bool = True, rng: int | np.random.Generator | None = None,
@@ -432,7 +461,7 @@ def average(subvolumes: ArrayLike, *, apix: float | None = None, iterations: int
             max_shift: float | None = None, prior_range: float | None = None) -> AverageResult:
     """Align and average subtomograms without a reference, with gold-standard half sets.
 
-    Particles are normalised (mean 0, sd 1) and split into two half sets (even and odd indices)
+    Particles are normalised (mean 0, sd 1) and split into two half sets (see `particles`)
     that are refined independently throughout, each against its own map (gold standard). Each
     half starts from the wedge-weighted average of its particles in random orientations (or from
     `reference`). In the first ``iterations // 2`` iterations (at least one) every particle is
@@ -478,6 +507,10 @@ def average(subvolumes: ArrayLike, *, apix: float | None = None, iterations: int
         Show a progress bar over iterations (tqdm).
     particles : pandas.DataFrame, optional
         Table of the n particles (e.g. from picking); returned updated as ``result.particles``.
+        With their positions (``z, y, x``), the half sets are split in space
+        (:func:`halves_by_position`), so that overlapping boxes of neighbouring particles fall
+        into one half, not both (shared voxels would make the half maps agree beyond what the
+        data hold); without, they are the even and odd indices.
     mask_radius : float, optional
         Radius in voxels of the soft spherical alignment mask; default ``box / 2 - edge - 1`` with a
         cosine edge of ``max(2, box / 12)`` voxels.
@@ -541,7 +574,7 @@ def average(subvolumes: ArrayLike, *, apix: float | None = None, iterations: int
     out = rf.refine(parts, iterations=iterations, angular_step=step, sym=sym_n, tilt_range=tilt,
                     rng=np.random.default_rng(rng), reference=reference, mask_radius=float(mask_radius),
                     max_shift=float(max_shift), progress=progress, priors=priors,
-                    prior_range=float(prior_range or 0.0))
+                    prior_range=float(prior_range or 0.0), half=halves_by_position(particles))
     scale = apix if apix is not None else 1.0
     freqs = out.shells / (n * scale)
     angles = matrix_to_euler(out.mats)

@@ -223,8 +223,11 @@ def align_volumes(moving: NDArray[np.float32], fixed: NDArray[np.float32], *, ma
 def refine(parts: NDArray[np.float32], *, iterations: int, angular_step: float, sym: int,
            tilt_range: float | None, rng: np.random.Generator, reference: NDArray[np.float32] | None,
            mask_radius: float, max_shift: float, progress: bool,
-           priors: NDArray[np.float64] | None = None, prior_range: float = 0.0) -> Refinement:
+           priors: NDArray[np.float64] | None = None, prior_range: float = 0.0,
+           half: NDArray[np.int8] | None = None) -> Refinement:
     """Gold-standard refinement of two independent half sets; see the module docstring.
+
+    `half` (count,) gives each particle's half set, 0 or 1; by default even and odd indices.
 
     With `priors` (count, 3, 3), rotations that put the map's z axis on each particle's prior
     direction: particles start there with a random spin about it, and the global searches and the
@@ -232,7 +235,7 @@ def refine(parts: NDArray[np.float32], *, iterations: int, angular_step: float, 
     degrees (:func:`_align.prior_grid`); the local refinement that follows is unrestricted.
     """
     count, n = len(parts), parts.shape[-1]
-    half = (np.arange(count) % 2).astype(np.int8)
+    half = (np.arange(count) % 2).astype(np.int8) if half is None else half
     groups = [np.flatnonzero(half == h) for h in (0, 1)]
     sym_mats = al.cn_matrices(sym)
     edge = max(2.0, n / 12)
