@@ -48,6 +48,7 @@ import numpy as np
 
 from tomowidgets.demo import DEMO_FEATURES, RIBOSOME_MATCH_RADIUS, simulated_annotation
 from tomowidgets.io import atomic_path
+from tomowidgets.synthetic import IMAGING_MODELS
 
 #: Noise levels (signal variance / noise variance after wedge and CTF); 0.5 is make_cell's default.
 SNRS = (1.0, 0.5, 0.25)
@@ -105,14 +106,15 @@ VARIANTS = {
 ANNOTATOR_SEEDS = 100
 
 
-def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int) -> list:
+def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
+               imaging: str = "fourier", seeds: tuple[int, ...] = (0, 1, 2)) -> list:
     """The training cell (`seed`) and two unseen cells, with their preprocessed tomograms."""
     from tomowidgets.preprocess import preprocess
     from tomowidgets.synthetic import make_cell
 
     cells = []
-    for s in (seed, seed + 1, seed + 2):
-        cell = make_cell(shape, seed=s, snr=snr, ctf=ctf)
+    for s in seeds:
+        cell = make_cell(shape, seed=seed + s, snr=snr, ctf=ctf, imaging=imaging)
         cells.append((cell, preprocess(cell.tomogram, progress=False)))
     return cells
 
@@ -225,6 +227,69 @@ def run_condition(snr: float, ctf: bool, variant: str, *, shape: tuple[int, int,
             "seconds": {"cells": t_cells, "train": t_train, "apply_score": t_score}}
 
 
+def run_spread(snr: float, ctf: bool, variant: str, *, train_imaging: str, test_imaging: tuple[str, ...],
+               annotators: int, shape: tuple[int, int, int], seed: int, epochs: int, box: int,
+               features: tuple[str, ...], cache: Path | None = None) -> dict:
+    """Each simulated annotator on its own, scored on two unseen cells of each imaging model.
+
+    The annotators click different tiles with different brush errors on the same training cell
+    (imaged by `train_imaging`) and their networks start from different weights; each annotator's
+    networks are merged and scored alone (no consensus), so the spread between annotators is the
+    run-to-run spread a user sees. The unseen cells have the same layouts (seeds ``seed + 1``,
+    ``seed + 2``) under every model of `test_imaging`, so the models' rows differ by imaging only.
+    Returns the per-annotator, per-cell metrics and their mean and sd over annotators.
+    """
+    t0 = time.perf_counter()
+    ((train_cell, train_pre),) = make_cells(snr, ctf, shape, seed, imaging=train_imaging, seeds=(0,))
+    unseen = {model: make_cells(snr, ctf, shape, seed, imaging=model, seeds=(1, 2)) for model in test_imaging}
+    t_cells = time.perf_counter() - t0
+    team_variant = Variant(**{**VARIANTS[variant].__dict__, "annotators": annotators})
+    t0 = time.perf_counter()
+    teams = train_networks(train_pre, train_cell.labels, features, team_variant, seed=seed, epochs=epochs,
+                           cache=cache)
+    t_train = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    per_model = {model: [[score_cell(score_maps([team], pre), cell, threshold=1.0, box=box, seed=seed,
+                                     pad=team_variant.pad) for cell, pre in cells] for team in teams]
+                 for model, cells in unseen.items()}
+    t_score = time.perf_counter() - t0
+    return {"snr": snr, "ctf": ctf, "variant": variant, "train_imaging": train_imaging, "shape": list(shape),
+            "seed": seed, "epochs": epochs, "annotators": annotators,
+            "tests": {model: {"annotators": per_annotator, **spread(per_annotator)}
+                      for model, per_annotator in per_model.items()},
+            "seconds": {"cells": t_cells, "train": t_train, "apply_score": t_score}}
+
+
+def spread(per_annotator: list[list[dict]]) -> dict:
+    """Mean and sd over annotators of each metric's mean over cells."""
+    first = per_annotator[0][0]
+    means = {key: {m: [float(np.mean([c[key][m] for c in cells])) for cells in per_annotator]
+                   for m in first[key]} for key in first}
+    return {"mean": {k: {m: float(np.mean(v)) for m, v in ms.items()} for k, ms in means.items()},
+            "sd": {k: {m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for m, v in ms.items()}
+                   for k, ms in means.items()}}
+
+
+def format_spread(results: list[dict], features: tuple[str, ...]) -> str:
+    """One Markdown table: a row per training model -> test model, mean ± sd over annotators."""
+    head = ["train → test", "SNR", "CTF", "annotators"] + [f"{f} Dice" for f in features]
+    head += ["cross-talk", "ribosome precision", "ribosome recall"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        for model, t in r["tests"].items():
+            m, sd = t["mean"], t["sd"]
+            row = [f"{r['train_imaging']} → {model}", f"{r['snr']:g}", "yes" if r["ctf"] else "no",
+                   str(r["annotators"])]
+            row += [f"{m[f]['Dice']:.2f} ± {sd[f]['Dice']:.2f}" if f in m else "—" for f in features]
+            row.append(f"{m['merge']['cross_talk']:.1%} ± {sd['merge']['cross_talk']:.1%}")
+            if "picking" in m:
+                row += [f"{m['picking'][k]:.0%} ± {sd['picking'][k]:.0%}" for k in ("precision", "recall")]
+            else:
+                row += ["—", "—"]
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def format_table(results: list[dict], features: tuple[str, ...]) -> str:
     """One Markdown table: a row per condition, Dice/skeleton Dice per feature, then the picks."""
     names = {"membrane": "membrane", "double_membrane": "double mem.", "microtubule": "microtubule",
@@ -269,7 +334,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="recompute cached conditions")
     parser.add_argument("--cached", action="store_true",
                         help="only print the table of the conditions already computed")
+    parser.add_argument("--annotators", type=int, default=0,
+                        help="score this many simulated annotators each on its own (mean ± sd) on unseen "
+                             "cells of every --test-imaging model, instead of the one-annotator table")
+    parser.add_argument("--imaging", nargs="+", choices=IMAGING_MODELS, default=["fourier"],
+                        help="imaging model of the training cell (with --annotators)")
+    parser.add_argument("--test-imaging", nargs="+", choices=IMAGING_MODELS, default=list(IMAGING_MODELS),
+                        help="imaging models of the unseen cells (with --annotators)")
     args = parser.parse_args(argv)
+    if args.annotators:
+        return main_spread(args)
 
     ctfs = {"on": [True], "off": [False], "both": [True, False]}[args.ctf]
     features = tuple(args.features)
@@ -303,6 +377,43 @@ def main(argv: list[str] | None = None) -> int:
     if picks:
         print(f"\nribosome precision on unseen cells: {min(picks):.0%} (worst condition) to "
               f"{max(picks):.0%}; the paper's figure (by eye): ~{PAPER_PRECISION:.0%}")
+    return 0
+
+
+def main_spread(args: argparse.Namespace) -> int:
+    """The --annotators table: each annotator alone, train on one imaging model, test on each."""
+    ctfs = {"on": [True], "off": [False], "both": [True, False]}[args.ctf]
+    features = tuple(args.features)
+    print(f"Machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; cells "
+          f"{tuple(args.shape)} at 10 Å/voxel, {args.epochs} epochs, {args.annotators} annotators; "
+          f"results cached in {args.out}/")
+    results = []
+    for variant in args.variant:
+        for train_imaging in args.imaging:
+            for ctf in ctfs:
+                for snr in args.snr:
+                    key = (f"spread_{variant}_{train_imaging}_snr{snr:g}_{'ctf' if ctf else 'noctf'}_"
+                           f"{'x'.join(map(str, args.shape))}_e{args.epochs}_s{args.seed}_a{args.annotators}")
+                    path = args.out / f"{key}.json"
+                    if path.exists() and not args.force:
+                        result = json.loads(path.read_text())
+                    elif args.cached:
+                        continue
+                    else:
+                        t0 = time.perf_counter()
+                        result = run_spread(snr, ctf, variant, train_imaging=train_imaging,
+                                            test_imaging=tuple(args.test_imaging), annotators=args.annotators,
+                                            shape=tuple(args.shape), seed=args.seed, epochs=args.epochs,
+                                            box=args.box, features=features,
+                                            cache=args.out / "networks" / key)
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        with atomic_path(path) as tmp:
+                            tmp.write_text(json.dumps(result, indent=1))
+                        secs = ", ".join(f"{k} {v:.0f} s" for k, v in result["seconds"].items())
+                        print(f"  {key}: {time.perf_counter() - t0:.0f} s ({secs})", flush=True)
+                    results.append(result)
+    print()
+    print(format_spread(results, features))
     return 0
 
 

@@ -53,3 +53,23 @@ def test_table_has_a_row_per_condition_and_a_column_per_metric(accuracy):
     assert table[0].split(" | ")[3:5] == ["membrane Dice", "membrane skel"]
     assert "| 0.5 | yes | default | 0.91 | 0.95 | 1.2% | 40/38 | 95% | 100% | 0.97 | 1.00 | 29 |" == table[2]
     assert table[3] == "| 1 | no | paper | 0.91 | 0.95 |" + " — |" * 7
+
+
+def test_annotators_spread_is_the_mean_and_sd_of_their_means_over_cells(accuracy):
+    def cell(dice, precision):
+        return {"membrane": {"Dice": dice}, "merge": {"cross_talk": 0.02},
+                "picking": {"precision": precision, "recall": 1.0}}
+
+    # three annotators, two cells each: per-annotator means 0.8, 0.9, 1.0
+    per_annotator = [[cell(0.7, 1.0), cell(0.9, 1.0)], [cell(0.9, 0.9), cell(0.9, 0.9)],
+                     [cell(1.0, 0.8), cell(1.0, 0.8)]]
+    spread = accuracy.spread(per_annotator)
+    assert spread["mean"]["membrane"]["Dice"] == pytest.approx(0.9)
+    assert spread["sd"]["membrane"]["Dice"] == pytest.approx(0.1)  # sample sd over annotators
+    assert spread["sd"]["merge"]["cross_talk"] == 0.0
+    result = {"snr": 0.5, "ctf": True, "train_imaging": "fourier", "annotators": 3,
+              "tests": {"tilt_series": {"annotators": per_annotator, **spread}}}
+    table = accuracy.format_spread([result], ("membrane",)).splitlines()
+    assert table[0].startswith("| train → test | SNR | CTF | annotators | membrane Dice |")
+    assert table[2] == ("| fourier → tilt_series | 0.5 | yes | 3 | 0.90 ± 0.10 | 2.0% ± 0.0% | 90% ± 10% "
+                        "| 100% ± 0% |")

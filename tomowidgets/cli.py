@@ -406,6 +406,10 @@ def _add_cell_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snr", type=float, default=None, help="signal-to-noise ratio (variance ratio)")
     p.add_argument("--defocus", type=float, default=None, help="defocus in µm (underfocus > 0)")
     p.add_argument("--no-ctf", action="store_true", help="image without a CTF")
+    p.add_argument("--imaging", choices=("fourier", "tilt_series"), default="fourier",
+                   help="imaging model: 'fourier' (wedge and CTF as Fourier masks, the default) or "
+                   "'tilt_series' (a ±60° tilt series with per-tilt CTF, dose and noise, reconstructed "
+                   "by weighted back-projection)")
 
 
 def _add_filter_options(p: argparse.ArgumentParser) -> None:
@@ -474,19 +478,20 @@ def _stats(data: np.ndarray, slab: int = 16) -> dict[str, float]:
 
 def cmd_synth(args: argparse.Namespace) -> None:
     """Write a synthetic cell and its ground truth."""
-    cell = _make_cell(args.shape, args.apix, args.seed, args.snr, args.defocus, not args.no_ctf)
+    cell = _make_cell(args.shape, args.apix, args.seed, args.snr, args.defocus, not args.no_ctf,
+                      args.imaging)
     from tomowidgets.synthetic import write_cell
 
     write_cell(cell, args.out_dir)
     print(f"{cell!r}\nwritten to {args.out_dir}/")
 
 
-def _make_cell(shape, apix, seed, snr, defocus, ctf):  # noqa: ANN001, ANN202 - thin adapter
+def _make_cell(shape, apix, seed, snr, defocus, ctf, imaging="fourier"):  # noqa: ANN001, ANN202 - thin adapter
     from tomowidgets.synthetic import make_cell
 
     options = {"snr": snr, "defocus": defocus}
     options = {k: v for k, v in options.items() if v is not None}
-    return make_cell(tuple(shape), apix=apix, seed=seed, ctf=ctf, **options)
+    return make_cell(tuple(shape), apix=apix, seed=seed, ctf=ctf, imaging=imaging, **options)
 
 
 def cmd_preprocess(args: argparse.Namespace) -> None:

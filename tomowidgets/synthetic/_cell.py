@@ -44,6 +44,12 @@ from tomowidgets.synthetic._imaging import (
 )
 from tomowidgets.synthetic._phantoms import proteasome_template, ribosome_template
 from tomowidgets.synthetic._scene import FEATURES, build_scene
+from tomowidgets.synthetic._tiltseries import (
+    DEFAULT_ALIGNMENT_ERROR,
+    DEFAULT_DOSE,
+    DEFAULT_TILT_STEP,
+    _image_tilt_series,
+)
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -52,6 +58,7 @@ __all__ = [
     "DEFAULT_DEFOCUS",
     "DEFAULT_SNR",
     "FEATURES",
+    "IMAGING_MODELS",
     "PARTICLE_COLUMNS",
     "SyntheticCell",
     "ctf_curve",
@@ -65,6 +72,10 @@ __all__ = [
     "zyz_matrix",
 ]
 
+#: The imaging models of :func:`make_cell`: "fourier" (wedge and CTF as exact masks of the volume's
+#: Fourier transform, :func:`image_volume`) and "tilt_series" (a tilt series projected in real space,
+#: per-image CTF, dose and noise, reconstructed by weighted back-projection).
+IMAGING_MODELS = ("fourier", "tilt_series")
 #: Columns of :attr:`SyntheticCell.particles`.
 PARTICLE_COLUMNS = ("feature", "z", "y", "x", "rot", "tilt", "psi")
 
@@ -132,6 +143,14 @@ class SyntheticCell:
         Spherical aberration in mm.
     amplitude_contrast : float
         Amplitude contrast fraction.
+    imaging : str
+        The imaging model, one of :data:`IMAGING_MODELS`.
+    tilt_step : float
+        Tilt increment in degrees ("tilt_series" only).
+    dose : float
+        Total exposure of the tilt series in e/Å² ("tilt_series" only).
+    alignment_error : float
+        Residual misalignment of each tilt image, sd in voxels ("tilt_series" only).
     """
 
     tomogram: Tomogram
@@ -149,6 +168,10 @@ class SyntheticCell:
     voltage: float
     cs: float
     amplitude_contrast: float
+    imaging: str = "fourier"
+    tilt_step: float = DEFAULT_TILT_STEP
+    dose: float = DEFAULT_DOSE
+    alignment_error: float = DEFAULT_ALIGNMENT_ERROR
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -163,8 +186,10 @@ class SyntheticCell:
         ctf = (f"CTF {self.defocus:g} µm{' phase-flipped' if self.phase_flip else ''}"
                if self.ctf else "no CTF")
         noise = f"snr={self.snr:g}" if self.snr is not None else "no noise"
+        tilts = (f"±{self.tilt_range:g}° tilts" if self.imaging == "fourier" else
+                 f"WBP of ±{self.tilt_range:g}° tilts in {self.tilt_step:g}° steps, {self.dose:g} e/Å²")
         return (f"SyntheticCell(shape=(z={z}, y={y}, x={x}), apix={self.apix:g} Å, seed={self.seed}, "
-                f"{noise}, ±{self.tilt_range:g}° tilts, {ctf}; particles: {parts or 'none'}; "
+                f"{noise}, {tilts}, {ctf}; particles: {parts or 'none'}; "
                 f"labelled voxels: {cover})")
 
 
@@ -181,6 +206,10 @@ def make_cell(
     voltage: float = 300.0,
     cs: float = 2.7,
     amplitude_contrast: float = 0.07,
+    imaging: str = "fourier",
+    tilt_step: float = DEFAULT_TILT_STEP,
+    dose: float = DEFAULT_DOSE,
+    alignment_error: float = DEFAULT_ALIGNMENT_ERROR,
 ) -> SyntheticCell:
     """Build a synthetic cellular tomogram with exact labels and a particle table.
 
@@ -194,8 +223,15 @@ def make_cell(
     15 proteasomes, 5 vesicles, 3 microtubules and 4 beads at the default size, a few of each at
     32 × 128 × 128); nothing overlaps.
 
-    The density is imaged by :func:`image_volume`: missing wedge for ±`tilt_range` tilts about y,
-    CTF, then noise (also through the wedge) at `snr`.
+    With ``imaging="fourier"`` (the default) the density is imaged by :func:`image_volume`: missing
+    wedge for ±`tilt_range` tilts about y, CTF, then noise (also through the wedge) at `snr`. With
+    ``imaging="tilt_series"`` it is projected in real space at every `tilt_step` up to
+    ±`tilt_range` in dose-symmetric order; each image gets its CTF (with the defocus gradient across
+    the tilted slab), the exposure filter of the dose so far, a random misalignment and shot noise,
+    and the series is reconstructed by weighted back-projection. The two models differ as real
+    reconstructions differ from an idealised one (streaks, a soft wedge, mixed CTFs), so a network
+    trained on one and tested on the other shows what it learned of the feature rather than of the
+    simulator.
 
     Parameters
     ----------
@@ -227,6 +263,15 @@ def make_cell(
         Spherical aberration in mm.
     amplitude_contrast : float, default 0.07
         Amplitude contrast fraction, in ``[0, 1)``.
+    imaging : {"fourier", "tilt_series"}, default "fourier"
+        The imaging model (see above).
+    tilt_step : float, default 3.0
+        Tilt increment in degrees ("tilt_series" only).
+    dose : float, default 120.0
+        Total exposure of the series in e/Å², spread evenly over the tilts ("tilt_series" only;
+        0 for no radiation damage).
+    alignment_error : float, default 0.3
+        Residual misalignment of each tilt image, sd in voxels along y and x ("tilt_series" only).
 
     Returns
     -------
@@ -237,11 +282,12 @@ def make_cell(
     ------
     ValueError
         If `shape` is not 3 ints >= 32, `apix`/`snr`/`defocus`/`voltage` is not positive,
-        `tilt_range` is outside ``(0, 90]``, `cs` < 0 or `amplitude_contrast` outside ``[0, 1)``.
+        `tilt_range` is outside ``(0, 90]``, `cs` < 0, `amplitude_contrast` outside ``[0, 1)``,
+        `imaging` is unknown, or `tilt_step`, `dose` or `alignment_error` is out of range.
 
     Notes
     -----
-    A 64 × 256 × 256 cell takes about a second on two CPU cores.
+    A 64 × 256 × 256 cell takes about a second on two CPU cores with either model.
     """
     shape = _check_shape(shape)
     apix = check_positive(apix, "apix")
@@ -254,14 +300,26 @@ def make_cell(
             "e.g. seed=0 (the same seed gives the same cell)"
         )
     rng = np.random.default_rng(seed)
-    imaging: _Imaging = dict(tilt_range=tilt_range, defocus=defocus, ctf=bool(ctf),
+    imaging_params: _Imaging = dict(tilt_range=tilt_range, defocus=defocus, ctf=bool(ctf),
                              phase_flip=bool(phase_flip), voltage=voltage, cs=cs,
                              amplitude_contrast=amplitude_contrast)
+    if imaging not in IMAGING_MODELS:
+        raise ValueError(f"`imaging` must be one of {IMAGING_MODELS}, got {imaging!r}")
+    tilt_step = check_positive(tilt_step, "tilt_step")
+
+    def image(volume: NDArray[np.float32], noise_snr: float | None, noise_rng: np.random.Generator | None,
+              ) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
+        if imaging == "fourier":
+            return _image(volume, apix, snr=noise_snr, rng=noise_rng, **imaging_params)
+        return _image_tilt_series(volume, apix, tilt_step=tilt_step, dose=dose,
+                                  alignment_error=alignment_error, snr=noise_snr, rng=noise_rng,
+                                  **imaging_params)
+
     # Check the imaging parameters on a tiny volume before spending time on the layout.
-    _image(np.zeros((2, 2, 2), np.float32), apix, snr=None, rng=None, **imaging)
+    image(np.zeros((2, 2, 2), np.float32), None, None)
 
     density, labels, rows = build_scene(shape, apix, rng)
-    noiseless, noise = _image(density, apix, snr=snr, rng=rng, **imaging)
+    noiseless, noise = image(density, snr, rng)
     data = noiseless if noise is None else noiseless + noise
     for array in (density, noiseless, data, *labels.values()):
         array.flags.writeable = False
@@ -272,12 +330,16 @@ def make_cell(
         tomogram=Tomogram(data, apix), density=density, noiseless=noiseless, labels=labels,
         particles=particles, apix=apix,
         seed=None if seed is None or isinstance(seed, np.random.Generator) else int(seed),
-        snr=snr, **imaging,
+        snr=snr, imaging=imaging, tilt_step=tilt_step, dose=float(dose),
+        alignment_error=float(alignment_error), **imaging_params,
     )
 
 
 def reference_map(cell: SyntheticCell, box: int) -> NDArray[np.float32]:
     """The true ribosome of `cell` in a ``box``³ box, imaged as in the cell but without the wedge.
+
+    For a ``"tilt_series"`` cell, the box is imaged by the same tilt-series model with tilts over
+    ±90° and no misalignment.
 
     This is what a perfect subtomogram average of the cell's ribosomes converges to: the 4V5D map
     at the cell's voxel size, with the cell's contrast and CTF (phase-flipped or not), centred,
@@ -301,9 +363,17 @@ def reference_map(cell: SyntheticCell, box: int) -> NDArray[np.float32]:
     o = full.shape[0] // 2 - n // 2
     full[o:o + n, o:o + n, o:o + n] = template
     o = full.shape[0] // 2 - box // 2
-    return image_volume(full[o:o + box, o:o + box, o:o + box], cell.apix, tilt_range=90.0, ctf=cell.ctf,
-                        defocus=cell.defocus, phase_flip=cell.phase_flip, snr=None, voltage=cell.voltage,
-                        cs=cell.cs, amplitude_contrast=cell.amplitude_contrast)
+    boxed = full[o:o + box, o:o + box, o:o + box]
+    if cell.imaging == "tilt_series":  # the same optics and dose, tilts all round, nothing misaligned
+        noiseless, _ = _image_tilt_series(
+            boxed, cell.apix, tilt_range=90.0, tilt_step=cell.tilt_step, dose=cell.dose,
+            alignment_error=0.0, gradient=False, snr=None, rng=None, ctf=cell.ctf, defocus=cell.defocus,
+            phase_flip=cell.phase_flip, voltage=cell.voltage, cs=cell.cs,
+            amplitude_contrast=cell.amplitude_contrast)
+        return noiseless
+    return image_volume(boxed, cell.apix, tilt_range=90.0, snr=None, ctf=cell.ctf, defocus=cell.defocus,
+                        phase_flip=cell.phase_flip, voltage=cell.voltage, cs=cell.cs,
+                        amplitude_contrast=cell.amplitude_contrast)
 
 
 def write_cell(cell: SyntheticCell, out_dir: str | os.PathLike) -> Path:
