@@ -20,7 +20,16 @@ compared with the truth of those two cells:
 - the **resolution at FSC 0.5** of the reference-free average of the picks against the true
   ribosome map (:func:`tomowidgets.metrics.fsc_resolution`, :func:`tomowidgets.synthetic.reference_map`).
 
-Each value is the mean over the two unseen cells. Results are cached per condition as JSON in
+Each value is the mean over the two unseen cells.
+
+With ``--annotators N`` the benchmark asks instead how far a result can be trusted: N simulated
+annotators (different tiles, brush errors and initial weights) each train their own networks on a
+cell imaged by ``--imaging`` (the Fourier-mask model or the real-space tilt series reconstructed by
+weighted back-projection, :func:`tomowidgets.synthetic.make_cell`), and each is scored alone on two
+unseen cells of every ``--test-imaging`` model; the table gives mean ± sd over the annotators, and
+the JSON keeps every annotator's values per cell.
+
+Results are cached per condition as JSON in
 ``--out`` (a rerun only computes what is missing; ``--force`` recomputes, reusing the trained
 networks kept in ``--out/networks/``) and printed as one Markdown table, the one in the README.
 
@@ -30,6 +39,8 @@ Usage::
     python benchmarks/accuracy.py --snr 0.5 --ctf on      # one condition, ~7 min
     python benchmarks/accuracy.py --variant paper         # the paper's augmentation, for comparison
     python benchmarks/accuracy.py --variant default skip-edges compete consensus-3 --cached  # README
+    python benchmarks/accuracy.py --annotators 3 --snr 0.5 --ctf on --imaging fourier tilt_series
+                                                          # 3 annotators x 2 x 2 cells, ~50 min
 
 The paper's figure to beat: ~89 % of picked ribosomes correct (judged by eye, recall unknown).
 """
@@ -77,6 +88,11 @@ class Variant:
         Average picks near the edges too, their boxes padded (``extract_subvolumes(pad=...)``).
     context : int
         Slices above and below that each network reads (2.5D, ``FeatureNet(context=...)``).
+    turns : int
+        Test-time augmentation: apply each network to the tomogram turned by 0, 90, ... degrees
+        about z (`turns` of them, up to 4) and average the scores turned back.
+    networks : str or None
+        The variant whose trained networks this one reuses (it changes only how they are applied).
     """
 
     train: dict = field(default_factory=dict)
@@ -84,6 +100,8 @@ class Variant:
     annotators: int = 1
     pad: bool = True
     context: int = 0
+    turns: int = 1
+    networks: str | None = None
 
 
 #: Pipeline settings compared in the table. "default" is the product's; "skip-edges" the product
@@ -101,6 +119,8 @@ VARIANTS = {
     "consensus-3": Variant(annotators=3),
     "context-1": Variant(context=1),
     "context-2": Variant(context=2),
+    "turns-4": Variant(turns=4, networks="default"),
+    "blur-1": Variant(train={"blur": 1.0}),
 }
 #: Seed offset between simulated annotators.
 ANNOTATOR_SEEDS = 100
@@ -191,15 +211,29 @@ def train_networks(train_pre, labels: dict, features: tuple[str, ...], variant: 
     return teams
 
 
-def score_maps(teams: list[list], pre) -> dict:  # noqa: ANN001
+def score_maps(teams: list[list], pre, turns: int = 1) -> dict:  # noqa: ANN001
     """Each feature's calibrated scores on `pre`: one network's, or the annotators' consensus."""
-    from tomowidgets.apply import apply
     from tomowidgets.merge import consensus
 
-    applied = [apply(team, pre, progress=False) for team in teams]
+    applied = [turned_apply(team, pre, turns) for team in teams]
     if len(applied) == 1:
         return applied[0]
     return {name: consensus([maps[name] for maps in applied]).mean for name in applied[0]}
+
+
+def turned_apply(team: list, pre, turns: int) -> dict:  # noqa: ANN001
+    """`apply`, averaged over the tomogram turned by 0, 90, 180 and 270 degrees about z (`turns` of them)."""
+    from tomowidgets.apply import apply
+    from tomowidgets.io import Tomogram
+
+    total: dict = {}
+    for k in range(turns):
+        turned = Tomogram(np.ascontiguousarray(np.rot90(pre.data, k, axes=(1, 2))), pre.apix)
+        for name, scores in apply(team, turned, progress=False).items():
+            back = np.rot90(scores.data, -k, axes=(1, 2))
+            total[name] = back + total[name] if name in total else back.copy()
+    return {name: Tomogram(np.ascontiguousarray(t / np.float32(turns)), pre.apix)
+            for name, t in total.items()}
 
 
 def run_condition(snr: float, ctf: bool, variant: str, *, shape: tuple[int, int, int], seed: int,
@@ -249,8 +283,9 @@ def run_spread(snr: float, ctf: bool, variant: str, *, train_imaging: str, test_
                            cache=cache)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
-    per_model = {model: [[score_cell(score_maps([team], pre), cell, threshold=1.0, box=box, seed=seed,
-                                     pad=team_variant.pad) for cell, pre in cells] for team in teams]
+    per_model = {model: [[score_cell(score_maps([team], pre, team_variant.turns), cell, threshold=1.0,
+                                     box=box, seed=seed, pad=team_variant.pad) for cell, pre in cells]
+                          for team in teams]
                  for model, cells in unseen.items()}
     t_score = time.perf_counter() - t0
     return {"snr": snr, "ctf": ctf, "variant": variant, "train_imaging": train_imaging, "shape": list(shape),
@@ -272,14 +307,14 @@ def spread(per_annotator: list[list[dict]]) -> dict:
 
 def format_spread(results: list[dict], features: tuple[str, ...]) -> str:
     """One Markdown table: a row per training model -> test model, mean ± sd over annotators."""
-    head = ["train → test", "SNR", "CTF", "annotators"] + [f"{f} Dice" for f in features]
+    head = ["train → test", "SNR", "CTF", "variant", "annotators"] + [f"{f} Dice" for f in features]
     head += ["cross-talk", "ribosome precision", "ribosome recall"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         for model, t in r["tests"].items():
             m, sd = t["mean"], t["sd"]
             row = [f"{r['train_imaging']} → {model}", f"{r['snr']:g}", "yes" if r["ctf"] else "no",
-                   str(r["annotators"])]
+                   r["variant"], str(r["annotators"])]
             row += [f"{m[f]['Dice']:.2f} ± {sd[f]['Dice']:.2f}" if f in m else "—" for f in features]
             row.append(f"{m['merge']['cross_talk']:.1%} ± {sd['merge']['cross_talk']:.1%}")
             if "picking" in m:
@@ -392,8 +427,11 @@ def main_spread(args: argparse.Namespace) -> int:
         for train_imaging in args.imaging:
             for ctf in ctfs:
                 for snr in args.snr:
-                    key = (f"spread_{variant}_{train_imaging}_snr{snr:g}_{'ctf' if ctf else 'noctf'}_"
-                           f"{'x'.join(map(str, args.shape))}_e{args.epochs}_s{args.seed}_a{args.annotators}")
+                    condition = (f"{train_imaging}_snr{snr:g}_{'ctf' if ctf else 'noctf'}_"
+                                 f"{'x'.join(map(str, args.shape))}_e{args.epochs}_s{args.seed}"
+                                 f"_a{args.annotators}")
+                    key = f"spread_{variant}_{condition}"
+                    networks = f"spread_{VARIANTS[variant].networks or variant}_{condition}"
                     path = args.out / f"{key}.json"
                     if path.exists() and not args.force:
                         result = json.loads(path.read_text())
@@ -405,7 +443,7 @@ def main_spread(args: argparse.Namespace) -> int:
                                             test_imaging=tuple(args.test_imaging), annotators=args.annotators,
                                             shape=tuple(args.shape), seed=args.seed, epochs=args.epochs,
                                             box=args.box, features=features,
-                                            cache=args.out / "networks" / key)
+                                            cache=args.out / "networks" / networks)
                         path.parent.mkdir(parents=True, exist_ok=True)
                         with atomic_path(path) as tmp:
                             tmp.write_text(json.dumps(result, indent=1))

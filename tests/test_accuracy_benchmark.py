@@ -67,9 +67,9 @@ def test_annotators_spread_is_the_mean_and_sd_of_their_means_over_cells(accuracy
     assert spread["mean"]["membrane"]["Dice"] == pytest.approx(0.9)
     assert spread["sd"]["membrane"]["Dice"] == pytest.approx(0.1)  # sample sd over annotators
     assert spread["sd"]["merge"]["cross_talk"] == 0.0
-    result = {"snr": 0.5, "ctf": True, "train_imaging": "fourier", "annotators": 3,
+    result = {"snr": 0.5, "ctf": True, "variant": "default", "train_imaging": "fourier", "annotators": 3,
               "tests": {"tilt_series": {"annotators": per_annotator, **spread}}}
     table = accuracy.format_spread([result], ("membrane",)).splitlines()
-    assert table[0].startswith("| train → test | SNR | CTF | annotators | membrane Dice |")
-    assert table[2] == ("| fourier → tilt_series | 0.5 | yes | 3 | 0.90 ± 0.10 | 2.0% ± 0.0% | 90% ± 10% "
-                        "| 100% ± 0% |")
+    assert table[0].startswith("| train → test | SNR | CTF | variant | annotators | membrane Dice |")
+    assert table[2] == ("| fourier → tilt_series | 0.5 | yes | default | 3 | 0.90 ± 0.10 | 2.0% ± 0.0% "
+                        "| 90% ± 10% | 100% ± 0% |")

@@ -693,6 +693,30 @@ def test_scale_augmentation_magnifies_copies_within_the_range():
         ts.training_arrays(scale=1.5)
 
 
+def test_blur_augmentation_smooths_the_copies_not_the_tiles_as_annotated():
+    tomo = _tomo(shape=(2, 64, 64))
+    ts = TrainingSet(32, feature="membrane")
+    mask = np.zeros((32, 32), bool)
+    mask[14:18, :] = True
+    ts.add_positive(tomo, 0, 32, 32, mask)
+    ts.add_negative(tomo, 1, 32, 32)
+
+    def roughness(blur):  # mean squared difference of neighbouring pixels, per example
+        x, _ = training_examples(ts._records, rng=0, balance=False, copies=20, augment_negatives=False,
+                                 negative_copies=20, blur=blur)
+        return (np.diff(x, axis=-1) ** 2).mean(axis=(1, 2)), x
+
+    plain, x_plain = roughness(0.0)
+    smooth, x_smooth = roughness(2.0)
+    assert np.median(smooth) < 0.5 * np.median(plain)
+    for image in (ts.image(0), ts.image(1)):                           # the tiles as annotated stay
+        assert any(np.array_equal(image, x) for x in x_smooth)
+    np.testing.assert_array_equal(x_plain, training_examples(ts._records, rng=0, balance=False, copies=20,
+                                                             augment_negatives=False, negative_copies=20)[0])
+    with pytest.raises(ValueError, match="blur"):
+        ts.training_arrays(blur=-1.0)
+
+
 # -- 2.5D context ----------------------------------------------------------------------------------
 def test_a_context_set_keeps_the_neighbouring_slices_repeating_the_end_slice():
     tomo = _tomo()

@@ -167,7 +167,7 @@ class FeatureNet:
               l1: float = 1e-5, copies: int | None = None, callbacks: Any = None,
               progress: bool = True, seed: int | None = None, engine: str = "fft",
               reset: bool = False, negative_copies: int | None = None,
-              scale: float | None = None) -> dict[str, list[float]]:
+              scale: float | None = None, blur: float | None = None) -> dict[str, list[float]]:
         """Train on a training set with the paper's schedule, then calibrate.
 
         Parameters
@@ -217,6 +217,9 @@ class FeatureNet:
             Largest relative magnification of the augmented copies (log-uniform in
             ``[1 / (1 + scale), 1 + scale]``); default :data:`tomowidgets.trainset.SCALE`. 0
             rotates only, as the paper. Ignored for plain arrays.
+        blur : float, optional
+            Largest Gaussian blur of the augmented copies, sd in pixels (random in ``[0, blur]``);
+            default :data:`tomowidgets.trainset.BLUR` (0, none). Ignored for plain arrays.
 
         Returns
         -------
@@ -241,7 +244,7 @@ class FeatureNet:
         _tf()
         seed = self.seed if seed is None else int(seed)
         x, y = _training.training_arrays(ts, seed=seed, copies=copies,
-                                         negative_copies=negative_copies, scale=scale)
+                                         negative_copies=negative_copies, scale=scale, blur=blur)
         _training.check_context(x, self.context)
         self._adopt(ts)
         if reset:
@@ -257,7 +260,7 @@ class FeatureNet:
         self.training = {
             "epochs": len(self.history["loss"]), "batch_size": batch_size,
             "learning_rate": learning_rate, "decay": decay, "l1": l1, "copies": copies,
-            "negative_copies": negative_copies, "scale": scale,
+            "negative_copies": negative_copies, "scale": scale, "blur": blur,
             "seed": seed, "engine": engine, "n_tiles": len(x),
             "n_annotated_tiles": int((y > 0).any(axis=(1, 2)).sum()),
             "trainset": _trainset_summary(ts),

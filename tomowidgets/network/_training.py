@@ -46,7 +46,8 @@ def check_arrays(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def training_arrays(ts: Any, *, seed: int, copies: int | None, negative_copies: int | None = None,
-                    scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    scale: float | None = None, blur: float | None = None,
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` from a TrainingSet (augmented, balanced, shuffled) or from a plain tuple."""
     if isinstance(ts, tuple | list) and len(ts) == 2:
         return check_arrays(*ts)
@@ -58,6 +59,8 @@ def training_arrays(ts: Any, *, seed: int, copies: int | None, negative_copies: 
         options["negative_copies"] = check_positive_int(negative_copies, "negative_copies")
     if scale is not None:
         options["scale"] = scale
+    if blur is not None:
+        options["blur"] = blur
     warn_if_no_negatives(ts)
     # a TrainingSet checked each tile when it was added (or loaded): its arrays are trusted
     return ts.training_arrays(rng=seed, **options)

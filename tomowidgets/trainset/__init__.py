@@ -7,6 +7,7 @@
 
 from tomowidgets.trainset import suggest
 from tomowidgets.trainset._trainset import (
+    BLUR,
     NEGATIVE_COPIES,
     SCALE,
     TileRecord,
@@ -16,6 +17,7 @@ from tomowidgets.trainset._trainset import (
 from tomowidgets.trainset.suggest import EXPLORE, SUGGESTION_COLUMNS, suggest_tiles, uncertainty
 
 __all__ = [
+    "BLUR",
     "EXPLORE",
     "NEGATIVE_COPIES",
     "SCALE",

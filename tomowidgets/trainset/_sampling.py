@@ -32,6 +32,8 @@ _NEGATIVE_TOLERANCE = 0.005  # from_ground_truth: fallback negatives may hold <=
 NEGATIVE_COPIES = 3
 #: Default largest relative magnification of the augmented copies (0: rotation only, as the paper).
 SCALE = 0.0
+#: Default largest Gaussian blur of the augmented copies, sd in pixels (0: none, as the paper).
+BLUR = 0.0
 
 
 # -- ground truth ------------------------------------------------------------------------------
@@ -163,12 +165,14 @@ def perturb_mask(mask: np.ndarray, perturb: int, rng: np.random.Generator) -> np
 def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator | None,
                       balance: bool, copies: Any, augment_negatives: bool,
                       negative_copies: Any = NEGATIVE_COPIES, scale: float = SCALE,
-                      ) -> tuple[np.ndarray, np.ndarray]:
+                      blur: float = BLUR) -> tuple[np.ndarray, np.ndarray]:
     """Images and full-size masks of TileRecords in rotated copies, shuffled.
 
     Each positive appears `copies` times and each negative `negative_copies` times: once as picked,
     the other times rotated by random angles (as EMAN2's ``e2tomoseg_buildtrainset.py --ncopy``
-    does) and magnified by random factors in ``[1 / (1 + scale), 1 + scale]`` (log-uniform).
+    does), magnified by random factors in ``[1 / (1 + scale), 1 + scale]`` (log-uniform) and
+    smoothed by a Gaussian of random sd in ``[0, blur]`` pixels (as a reconstruction with more
+    interpolation, defocus spread or radiation damage would show the feature).
     Returns ``x`` (n, tile, tile) float32, contiguous, and the masks (n, tile, tile) bool in the
     same order; for 2.5D records (with ``slices``), ``x`` is (n, tile, tile, slices), every slice of
     a copy rotated alike. Arguments and errors are those of ``TrainingSet.training_arrays``.
@@ -194,6 +198,9 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
         raise ValueError(f"`scale` must be a number in [0, 1) (largest relative magnification of the "
                          f"augmented copies, e.g. 0.25 for ±25 %), got {scale!r}")
     log_zoom = np.log1p(float(scale))
+    if not (isinstance(blur, int | float) and 0.0 <= blur <= 4.0):
+        raise ValueError(f"`blur` must be a number in [0, 4] (largest Gaussian sd in pixels of the "
+                         f"augmented copies, e.g. 1.0), got {blur!r}")
     if copies is not None:
         copies = check_positive_int(copies, "copies")
     else:
@@ -207,18 +214,24 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
     def pixels(r: Any) -> np.ndarray:  # (tile, tile), or (slices, tile, tile) for a 2.5D record
         return r.image if r.slices is None else r.slices
 
+    def random_blur(image: np.ndarray) -> np.ndarray:
+        if not blur:
+            return image
+        sigma = float(rng.uniform(0.0, blur))
+        return ndimage.gaussian_filter(image, sigma, axes=(-2, -1), mode="reflect")
+
     images, masks = [], []
     for r in positives:
         images.append(pixels(r))
         masks.append(r.mask)
         for angle in rng.uniform(0.0, 360.0, size=copies - 1):
             image, mask = rotate_pair(pixels(r), r.mask, float(angle), random_zoom())
-            images.append(image)
+            images.append(random_blur(image))
             masks.append(mask)
     for r in negatives:
         for angle in (None, *rng.uniform(0.0, 360.0, size=negative_copies - 1)):
             image = (pixels(r) if angle is None
-                     else rotate_pair(pixels(r), r.mask, float(angle), random_zoom())[0])
+                     else random_blur(rotate_pair(pixels(r), r.mask, float(angle), random_zoom())[0]))
             if augment_negatives:
                 image = np.rot90(image, int(rng.integers(4)), axes=(-2, -1))
                 image = image[..., ::-1] if rng.integers(2) else image

@@ -34,6 +34,7 @@ from tomowidgets.trainset._checks import (
     cut_tile,
     frozen,
 )
+from tomowidgets.trainset._sampling import BLUR as BLUR
 from tomowidgets.trainset._sampling import NEGATIVE_COPIES as NEGATIVE_COPIES
 from tomowidgets.trainset._sampling import SCALE as SCALE
 from tomowidgets.trainset._sampling import ground_truth_tiles, training_examples
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
     from tomowidgets.io import Tomogram
 
-__all__ = ["NEGATIVE_COPIES", "SCALE", "TileRecord", "TrainingSet", "shrink_labels"]
+__all__ = ["BLUR", "NEGATIVE_COPIES", "SCALE", "TileRecord", "TrainingSet", "shrink_labels"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -399,7 +400,7 @@ class TrainingSet:
     def training_arrays(self, *, rng: int | np.random.Generator | None = None, balance: bool = True,
                         copies: int | None = None, augment_negatives: bool = False,
                         negative_copies: int = NEGATIVE_COPIES, scale: float = SCALE,
-                        ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+                        blur: float = BLUR) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Images and labels to train the network on, augmented, balanced and shuffled.
 
         Each positive tile appears once as annotated plus ``copies - 1`` times rotated in-plane by
@@ -430,6 +431,10 @@ class TrainingSet:
             network learns the feature a little thinner/thicker and closer/further apart than in
             the few annotated tiles (e.g. the 10-16 nm spacing of a double membrane). 0 rotates
             only, as the paper.
+        blur : float, default BLUR (0)
+            Largest Gaussian blur of the augmented copies, sd in pixels, in [0, 4]: each copy is
+            smoothed by a random sd in ``[0, blur]``, so the network does not rely on the finest
+            detail of the annotated tomogram, which another reconstruction may not have.
 
         Returns
         -------
@@ -443,7 +448,7 @@ class TrainingSet:
         ------
         ValueError
             If the set is empty or has no positive tile, `copies` or `negative_copies` is not an
-            integer >= 1, or `scale` is not in [0, 1).
+            integer >= 1, `scale` is not in [0, 1) or `blur` not in [0, 4].
 
         Notes
         -----
@@ -454,7 +459,7 @@ class TrainingSet:
         """
         x, masks = training_examples(self._records, rng=rng, balance=balance, copies=copies,
                                      augment_negatives=augment_negatives,
-                                     negative_copies=negative_copies, scale=scale)
+                                     negative_copies=negative_copies, scale=scale, blur=blur)
         return x, shrink_labels(masks)
 
     # -- files ---------------------------------------------------------------------------------
