@@ -211,6 +211,25 @@ def test_remove_and_replace_mask():
     assert not ts.mask(-1).any()  # a negative's mask is empty
 
 
+def test_split_holds_out_a_share_of_each_kind_reproducibly():
+    ts = _small_set(n_pos=10, n_neg=20)
+    ts.replace_mask(9, _mask(row=4), painted=False)          # a placeholder is never held out
+    kept, held = ts.split(0.2, rng=1)
+    assert (held.n_positive, held.n_negative) == (2, 4) and (kept.n_positive, kept.n_negative) == (8, 16)
+    assert tuple(ts[9].centre) not in {tuple(c) for c in held.centres}
+    centres = {tuple(c) for c in kept.centres} | {tuple(c) for c in held.centres}
+    assert len(kept) + len(held) == len(ts) and centres == {tuple(c) for c in ts.centres}
+    again = ts.split(0.2, rng=1)[1]
+    assert [r.centre for r in again] == [r.centre for r in held]
+    assert held.feature == "membrane" and held.apix == ts.apix and len(ts) == 30   # ts unchanged
+    small = _small_set(n_pos=2, n_neg=1).split(0.5)[1]          # one of each kept to train on
+    assert (small.n_positive, small.n_negative) == (1, 0)
+    with pytest.raises(ValueError, match="1 painted positive tile.*at least 2"):
+        _small_set(n_pos=1).split()
+    with pytest.raises(ValueError, match=r"`fraction` must lie in \(0, 1\)"):
+        ts.split(1.0)
+
+
 def test_merge_and_concatenate_keep_order_and_leave_inputs_unchanged():
     a, b = _small_set(1, 2), _small_set(2, 1, seed=1)
     merged = a.merge(b)

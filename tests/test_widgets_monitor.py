@@ -43,6 +43,7 @@ class FakeNet:
     def __init__(self, *, warn: str | None = None, fail: Exception | None = None) -> None:
         self.history = {"loss": [], "learning_rate": [], "time": []}
         self.amplitude = None
+        self.reliability = None
         self.stop_training = False
         self.calls: list[dict] = []
         self.warn, self.fail = warn, fail
@@ -216,3 +217,27 @@ def test_awaiting_a_run_lets_a_click_on_stop_through(ts):
     run = asyncio.run(cell_with_a_click())
     assert run["status"] == "stopped" and 1 <= len(run["history"]["loss"]) < 200
     assert asyncio.run(monitor.finished(timeout=1)) is run     # nothing running: at once
+
+
+@pytest.mark.tensorflow
+def test_check_shows_the_reliability_report_and_a_new_run_clears_it(ts):
+    pytest.importorskip("tensorflow")
+    net = small_net()
+    monitor = TrainingMonitor(net, ts, epochs=5, batch_size=4)
+    assert monitor.check_button.disabled                       # nothing to judge yet
+    with pytest.raises(ValueError, match="train the network first"):
+        monitor.check()
+    monitor.train()
+    assert not monitor.check_button.disabled
+    monitor.check_button.click()
+    monitor.wait(120)
+    report = net.reliability
+    assert report is not None and report.n_positive == 1 and report.n_negative == 1
+    assert f"disk network: {report.verdict}" in monitor.report.value and "<li>" in monitor.report.value
+    assert f"is {report.verdict}" in monitor.status.message
+    assert TrainingMonitor(net, ts).report.value == monitor.report.value   # shown again later
+    monitor.train()
+    assert monitor.report.value == "" and net.reliability is None
+    arrays = TrainingMonitor(net, (np.zeros((2, TILE, TILE)), np.ones((2, TILE // 2, TILE // 2))))
+    with pytest.raises(ValueError, match="TrainingSet"):
+        arrays.check()

@@ -144,6 +144,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("tiles", type=Path, metavar="TILES.npz")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="NET.keras")
     _add_train_options(p)
+    p.add_argument("--check", action="store_true",
+                   help="judge the network on tiles it did not train on: train a second one on 80%% "
+                   "of the tiles from another seed, score it on the rest and print a reliability "
+                   "report with advice (kept in the .keras file; doubles the training time)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
@@ -455,7 +459,12 @@ def describe(path: Path) -> str:
 
         meta = read_metadata(path)
         keys = ("feature", "apix", "amplitude", "preprocessing")
-        return f"{path}: network " + ", ".join(f"{k}={meta.get(k)!r}" for k in keys)
+        text = f"{path}: network " + ", ".join(f"{k}={meta.get(k)!r}" for k in keys)
+        if isinstance(meta.get("reliability"), dict):
+            from tomowidgets.network.reliability import Reliability
+
+            text += "\n" + str(Reliability.from_dict(meta["reliability"]))
+        return text
     if path.suffix == ".npz":
         from tomowidgets.trainset import TrainingSet
 
@@ -538,9 +547,18 @@ def cmd_train(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     history = net.train(ts, epochs=args.epochs, batch_size=args.batch_size,
                         learning_rate=args.learning_rate, decay=args.decay, l1=args.l1)
-    net.save(args.output)
     print(f"{net!r}\ntrained in {time.perf_counter() - t0:.1f} s, final loss "
-          f"{history['loss'][-1]:.3f}; saved to {args.output}")
+          f"{history['loss'][-1]:.3f}")
+    net.save(args.output)
+    print(f"saved to {args.output}")
+    if args.check:  # after saving: a failed check must not lose the trained network
+        from tomowidgets.network import check_reliability
+
+        t0 = time.perf_counter()
+        print("checking: a second network trained on 80% of the tiles, judged on the rest…")
+        print(f"{check_reliability(net, ts)}\nchecked in {time.perf_counter() - t0:.1f} s")
+        net.save(args.output)
+        print(f"report saved in {args.output}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

@@ -4,6 +4,7 @@
 ``_training`` the training loop and ``_fftconv`` its FFT-domain convolutions (imports TensorFlow);
 ``_keras_engine`` applies a network through Keras ``predict``, what :func:`tomowidgets.apply` does
 on a GPU;
+:mod:`.reliability` judges a trained network on tiles it did not train on;
 :mod:`.netfile` reads and writes the files without TensorFlow and is the one home of the layer names.
 """
 
@@ -23,6 +24,7 @@ from tomowidgets.network._featurenet import (
 )
 from tomowidgets.network._keras_engine import KerasEngine, gpu_available
 from tomowidgets.network._training import check_training_options
+from tomowidgets.network.reliability import Reliability, assess, check_reliability
 
 __all__ = [
     "EPS",
@@ -31,7 +33,10 @@ __all__ = [
     "KerasEngine",
     "LAYERS",
     "MIN_AMPLITUDE",
+    "Reliability",
+    "assess",
     "build_model",
+    "check_reliability",
     "check_training_options",
     "gpu_available",
     "log_squared_residual",

@@ -59,6 +59,7 @@ from tomowidgets.network.netfile import (
     read_network,
     read_weights,
 )
+from tomowidgets.network.reliability import Reliability
 
 if TYPE_CHECKING:
     import keras
@@ -113,6 +114,9 @@ class FeatureNet:
         Calibrated score = output / amplitude, so 1.0 is the annotated level. None until trained.
     history : dict of list of float
         Every epoch trained so far: ``loss``, ``learning_rate``, ``time`` (s).
+    reliability : Reliability or None
+        How it did on tiles it was not trained on, set by
+        :func:`~tomowidgets.network.check_reliability` (None until checked; cleared by training).
     stop_training : bool
         Set to True (e.g. from a widget's Stop button or a callback) to stop :meth:`train` after the
         current batch.
@@ -152,6 +156,7 @@ class FeatureNet:
         self.amplitude: float | None = None
         self.history: dict[str, list[float]] = {"loss": [], "learning_rate": [], "time": []}
         self.training: dict[str, Any] = {}
+        self.reliability: Reliability | None = None
         self.stop_training = False
         self._model = None
 
@@ -247,6 +252,7 @@ class FeatureNet:
                                          negative_copies=negative_copies, scale=scale, blur=blur)
         _training.check_context(x, self.context)
         self._adopt(ts)
+        self.reliability = None  # judged the weights before this run
         if reset:
             self._model, self.amplitude = None, None
             self.history = {key: [] for key in self.history}
@@ -385,6 +391,7 @@ class FeatureNet:
             "amplitude": self.amplitude, "seed": self.seed, "context": self.context,
             "hyper": self.hyper,
             "training": self.training, "history": self.history,
+            "reliability": None if self.reliability is None else self.reliability.to_dict(),
             "output": "min(1, x) at half resolution (y//2, x//2); divide by amplitude to calibrate",
         }
 
@@ -448,6 +455,8 @@ class FeatureNet:
         net.amplitude = meta.get("amplitude")
         net.history = meta.get("history", net.history)
         net.training = meta.get("training", {})
+        if isinstance(meta.get("reliability"), Mapping):
+            net.reliability = Reliability.from_dict(meta["reliability"])
         return net
 
     def __repr__(self) -> str:
@@ -459,6 +468,8 @@ class FeatureNet:
                          else f"amplitude {self.amplitude:.4g}")
         else:
             parts.append("untrained")
+        if self.reliability is not None:
+            parts.append(self.reliability.verdict)
         if self.apix is not None:
             parts.append(f"apix={self.apix:.4g} Å")
         if self.context:

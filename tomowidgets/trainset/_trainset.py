@@ -307,6 +307,56 @@ class TrainingSet:
         out._records = [r for s in sets for r in s._records]
         return out
 
+    def split(self, fraction: float = 0.2, *, rng: int | np.random.Generator | None = None
+              ) -> tuple[TrainingSet, TrainingSet]:
+        """Two new sets: the tiles to train on and `fraction` of them held out to judge the network.
+
+        ``round(fraction * n)`` of the painted positive tiles (at least 1) and of the negative
+        tiles are drawn at random and held out; the rest, with any unpainted positive, are kept.
+        A network trained on the first set and scored on the second shows how it does on tiles it
+        never saw (:func:`tomowidgets.network.check_reliability`).
+
+        Parameters
+        ----------
+        fraction : float, default 0.2
+            Share of the tiles of each kind held out, in (0, 1).
+        rng : int or numpy.random.Generator, optional
+            Seed or generator of the draw; a fixed seed gives the same split.
+
+        Returns
+        -------
+        kept, held_out : TrainingSet
+            Both with this set's feature, voxel size, preprocessing and context.
+
+        Raises
+        ------
+        ValueError
+            If `fraction` is not in (0, 1), or the set has fewer than 2 painted positive tiles (one
+            to train on and one to hold out).
+        """
+        if not isinstance(fraction, int | float) or not 0 < fraction < 1:
+            raise ValueError(f"`fraction` must lie in (0, 1), got {fraction!r}; e.g. 0.2 holds out "
+                             "a fifth of the tiles")
+        positives = [i for i, r in enumerate(self._records) if r.kind == "positive" and r.painted]
+        negatives = [i for i, r in enumerate(self._records) if r.kind == "negative"]
+        if len(positives) < 2:
+            raise ValueError(f"the {self._feature or 'training'} set has {len(positives)} painted "
+                             "positive tile(s); holding tiles out needs at least 2 (one to train "
+                             "on, one to judge by); paint more positive tiles")
+        rng = np.random.default_rng(rng)
+        held: set[int] = set()
+        for indices in (positives, negatives):
+            # at least one of each kind held out, and at least one kept to train on
+            n = min(len(indices) - 1, max(1, round(fraction * len(indices))))
+            if n > 0:
+                held.update(rng.choice(indices, n, replace=False).tolist())
+        kept_set, held_set = (TrainingSet(self.tile, feature=self.feature, apix=self.apix,
+                                          preprocessing=self.preprocessing, context=self.context)
+                              for _ in range(2))
+        kept_set._records = [r for i, r in enumerate(self._records) if i not in held]
+        held_set._records = [r for i, r in enumerate(self._records) if i in held]
+        return kept_set, held_set
+
     def with_competitors(self, others: Iterable[TrainingSet]) -> TrainingSet:
         """A new set with this set's tiles plus every positive tile of `others` as a negative.
 

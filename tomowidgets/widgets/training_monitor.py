@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import threading
 import time
 import warnings
@@ -20,7 +21,7 @@ from tomowidgets.widgets._plots import loss_png
 from tomowidgets.widgets._status import StatusLine
 
 if TYPE_CHECKING:
-    from tomowidgets.network import FeatureNet
+    from tomowidgets.network import FeatureNet, Reliability
     from tomowidgets.trainset import TrainingSet
 
 __all__ = ["TrainingMonitor"]
@@ -41,6 +42,9 @@ class TrainingMonitor(widgets.VBox):
     :attr:`runs` and drawn in its own colour, its settings in the legend, so settings can be
     compared; tick *from scratch* to restart from the initial weights, else a run continues from
     the current ones. Errors and warnings of a run (e.g. "learned nothing") go to the status line.
+    **Check** judges the trained network on tiles it did not train on
+    (:func:`~tomowidgets.network.check_reliability`: a second network trained on 80 % of the tiles
+    from another seed, scored on the rest) and shows the report, with advice, below the plots.
 
     Parameters
     ----------
@@ -138,6 +142,12 @@ class TrainingMonitor(widgets.VBox):
                                           disabled=True)
         self.train_button.on_click(guard(lambda _: self.start()))
         self.stop_button.on_click(guard(lambda _: self.stop()))
+        self.check_button = widgets.Button(
+            description="Check", icon="check", disabled=not net.history["loss"],
+            tooltip="judge the network on tiles it did not train on (trains a second network on "
+                    "80 % of the tiles; as long as a run)")
+        self.check_button.on_click(guard(lambda _: self.start_check()))
+        self.report = widgets.HTML(_report_html(net.reliability) if net.reliability else "")
         self.progress = widgets.HTML()
         self.plot = widgets.Image(format="png")
         self.preview = widgets.Image(format="png")
@@ -145,10 +155,12 @@ class TrainingMonitor(widgets.VBox):
         self.children = [
             widgets.HBox([self.epochs, self.batch_size, self.l1, self.copies]),
             widgets.HBox([self.learning_rate, self.decay]),
-            widgets.HBox([self.train_button, self.stop_button, self.reset, self.progress]),
+            widgets.HBox([self.train_button, self.stop_button, self.check_button, self.reset,
+                          self.progress]),
             # flex-start: a stretched box would draw the 480×256 px loss plot 547 px tall
             widgets.HBox([self.plot, widgets.VBox([self.caption, self.preview])],
                          layout=widgets.Layout(align_items="flex-start")),
+            self.report,
             self.status,
         ]
         guard(self._draw)(final=True)
@@ -245,6 +257,45 @@ class TrainingMonitor(widgets.VBox):
             self.wait()
         return run
 
+    def start_check(self) -> None:
+        """Judge the trained network in a background thread (see :meth:`check`).
+
+        Raises
+        ------
+        RuntimeError
+            If a run or check is in progress.
+        ValueError
+            If the network is not trained yet or the set is not a TrainingSet with >= 2 painted
+            positive tiles.
+        """
+        from tomowidgets.trainset import TrainingSet
+
+        if self.running:
+            raise RuntimeError("a training run is in progress; press Stop or call wait() first")
+        if not self.net.history["loss"]:
+            raise ValueError("train the network first (Train), then check it")
+        if not isinstance(self.trainset, TrainingSet):
+            raise ValueError("checking holds tiles out of a TrainingSet; this monitor was given arrays")
+        self._stop.clear()
+        self._set_running(True)
+        self.status.info("checking: training a second network on 80 % of the tiles…")
+        self._thread = threading.Thread(target=self._check_work, daemon=True,
+                                        name="tomowidgets-check")
+        self._thread.start()
+
+    def check(self, block: bool = True) -> Reliability | None:
+        """Judge the trained network on tiles it did not train on; returns the report.
+
+        Starts :meth:`start_check` and, if `block`, waits for it. The report is shown below the
+        plots and kept as ``net.reliability`` (saved with the network). Returns None if the check
+        was stopped or failed (the status line says why), or if not `block`.
+        """
+        self.start_check()
+        if not block:
+            return None
+        self.wait()
+        return self.net.reliability
+
     def stop(self) -> bool:
         """Stop the run in progress after the current batch; returns False if none was running."""
         self._stop.set()
@@ -278,6 +329,7 @@ class TrainingMonitor(widgets.VBox):
                     callbacks=[self._epoch_end(run)], progress=False, seed=self.seed,
                     engine=self.engine, reset=s["reset"], **self.train_options)
             run["history"] = {key: list(values) for key, values in history.items()}
+            self.report.value = ""  # judged the weights before this run
             n = len(history["loss"])
             run["status"] = "done" if n >= s["epochs"] else "stopped"
             done = (f"run #{len(self._runs)} {run['status']} after {n} epoch(s); loss "
@@ -321,6 +373,24 @@ class TrainingMonitor(widgets.VBox):
 
         return epoch_end
 
+    def _check_work(self) -> None:
+        from tomowidgets.network import check_reliability
+
+        stopper = lambda epoch, logs: not self._stop.is_set()  # noqa: E731 - False stops training
+        try:
+            report = check_reliability(self.net, self.trainset,  # type: ignore[arg-type] # checked
+                                       progress=False, callbacks=[stopper])
+            if self._stop.is_set():
+                self.net.reliability = None
+                self.status.info("check stopped")
+                return
+            self.report.value = _report_html(report)
+            self.status.info(f"checked: the {report.feature} network is {report.verdict}")
+        except Exception as err:  # shown in the widget: a thread has no other place for it
+            self.status.error(err)
+        finally:
+            self._set_running(False)
+
     # -- drawing -------------------------------------------------------------------------------
     def _draw(self, *, final: bool) -> None:
         with self._lock:
@@ -355,6 +425,19 @@ class TrainingMonitor(widgets.VBox):
     def _set_running(self, running: bool) -> None:
         self.train_button.disabled = running
         self.stop_button.disabled = not running
+        self.check_button.disabled = running or not self.net.history["loss"]
+
+
+_VERDICT_COLOURS = {"reliable": "#2e7d32", "weak": "#e65100", "failed": "#c62828"}
+
+
+def _report_html(report: Reliability) -> str:
+    """The reliability report as HTML: the verdict in colour, figures, then the advice."""
+    head, *figures = [line.strip() for line in str(report).splitlines() if not line.startswith("  - ")]
+    colour = _VERDICT_COLOURS[report.verdict]
+    items = "".join(f"<li>{html.escape(a)}</li>" for a in report.advice)
+    return (f"<div><b style='color:{colour}'>{html.escape(head)}</b><br>"
+            + "<br>".join(html.escape(f) for f in figures) + f"<ul>{items}</ul></div>")
 
 
 def _preview_tiles(ts: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
