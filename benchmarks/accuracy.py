@@ -93,6 +93,9 @@ class Variant:
         about z (`turns` of them, up to 4) and average the scores turned back.
     networks : str or None
         The variant whose trained networks this one reuses (it changes only how they are applied).
+    calibration : str
+        ``FeatureNet.calibrate(method=...)``: the paper's 'mean' (the default) or 'dice'.
+        Networks loaded from the cache are calibrated again on their annotator's tiles.
     """
 
     train: dict = field(default_factory=dict)
@@ -102,6 +105,7 @@ class Variant:
     context: int = 0
     turns: int = 1
     networks: str | None = None
+    calibration: str = "mean"
 
 
 #: Pipeline settings compared in the table. "default" is the product's; "skip-edges" the product
@@ -109,7 +113,9 @@ class Variant:
 #: "paper" the paper's augmentation (each positive tile in 10 rotated copies, each negative once:
 #: 200 tiles per epoch instead of 600); "scale-0.25" adds magnification by up to ±25 % to the
 #: augmentation; "compete", "consensus-3" and "context-1"/"context-2" (2.5D networks reading 1 or 2
-#: slices above and below) are the options of notebook 07.
+#: slices above and below) are the options of notebook 07; "dice-calibration" the default networks
+#: calibrated so that their calls at 1.0 best reproduce the painted masks (#16); "blur-1" blurs the
+#: augmented copies, "turns-4" averages the scores of the tomogram turned 0/90/180/270 degrees.
 VARIANTS = {
     "default": Variant(),
     "skip-edges": Variant(pad=False),
@@ -121,6 +127,7 @@ VARIANTS = {
     "context-2": Variant(context=2),
     "turns-4": Variant(turns=4, networks="default"),
     "blur-1": Variant(train={"blur": 1.0}),
+    "dice-calibration": Variant(calibration="dice", networks="default"),
 }
 #: Seed offset between simulated annotators.
 ANNOTATOR_SEEDS = 100
@@ -200,10 +207,13 @@ def train_networks(train_pre, labels: dict, features: tuple[str, ...], variant: 
         for feature in features:
             path = None if cache is None else cache / f"{feature}.annotator{annotator}.keras"
             if path is not None and path.is_file():
-                team.append(FeatureNet.load(path))
+                net = FeatureNet.load(path)
+                net.calibrate(sets[feature], method=variant.calibration)
+                team.append(net)
                 continue
             net = FeatureNet(feature, seed=s, context=variant.context)
-            net.train(sets[feature], epochs=epochs, progress=False, **variant.train)
+            net.train(sets[feature], epochs=epochs, progress=False, calibration=variant.calibration,
+                      **variant.train)
             if path is not None:
                 net.save(path)
             team.append(net)

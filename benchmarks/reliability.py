@@ -85,13 +85,13 @@ def run(imaging: str, annotators: int, accuracy_dir: Path, features: tuple[str, 
 
 def format_table(result: dict) -> str:
     models = list(result["rows"][0]["unseen"])
-    head = ("| annotator | feature | held-out Dice | false calls | agreement | amplitude | verdict | "
+    head = ("| annotator | feature | held-out Dice | false calls | agreement | response | verdict | "
             + " | ".join(f"unseen {m} Dice" for m in models) + " |")
     lines = [head, "|" + "---|" * (7 + len(models))]
     for row in result["rows"]:
         r = row["report"]
         lines.append(f"| {row['annotator']} | {row['feature']} | {_f(r['dice'])} | "
-                     f"{_pct(r['false_calls'])} | {_f(r['agreement'])} | {_f(r['amplitude'])} | "
+                     f"{_pct(r['false_calls'])} | {_f(r['agreement'])} | {_f(r['response'])} | "
                      f"{r['verdict']} | " + " | ".join(_f(row["unseen"][m]) for m in models) + " |")
     lines.append("")
     held = np.array([_nan(row["report"]["dice"]) for row in result["rows"]])

@@ -184,7 +184,28 @@ def test_training_learns_disks_and_calibrates(trained):
     assert np.sum(scores * y) / np.sum(y) == pytest.approx(1.0, rel=1e-4)   # the calibration
     assert scores[y == 0].mean() < 0.3                                         # background stays low
     assert net.amplitude == pytest.approx(np.sum(net.predict(x, raw=True) * y) / np.sum(y))
+    assert net.calibration == {"method": "mean", "mean": net.amplitude, "level": 1.0}
     assert repr(net).startswith("FeatureNet('disk', trained 8 epochs")
+
+
+def test_dice_calibration_puts_1_where_calls_best_reproduce_the_masks(trained):
+    from tomowidgets.metrics import tile_overlap
+
+    net, x, y, _, path = trained
+    clone = FeatureNet.load(path)
+    mean = clone.calibration["mean"]
+    amplitude = clone.calibrate((x, y), method="dice")
+    cal = clone.calibration
+    assert cal["method"] == "dice" and cal["mean"] == pytest.approx(mean, rel=1e-5)
+    assert amplitude == pytest.approx(cal["level"] * mean) and cal["level"] in network.CALIBRATION_LEVELS
+    painted = (y > 0).any(axis=(1, 2))
+    masks = np.repeat(np.repeat(y[painted] >= 0.5, 2, axis=1), 2, axis=2)
+    calls = clone.predict(x[painted], unbin=True)
+    at_one = tile_overlap(calls >= 1.0 - 1e-6, masks)[0]
+    assert at_one == pytest.approx(cal["dice"], abs=1e-3)          # no other level does better
+    assert all(at_one >= tile_overlap(calls >= t, masks)[0] - 1e-3 for t in (0.5, 0.8, 1.25, 2.0))
+    with pytest.raises(ValueError, match="`calibration` must be one of"):
+        clone.calibrate((x, y), method="median")
 
 
 def test_predict_shapes_and_unbinning(trained):
@@ -206,8 +227,9 @@ def test_save_load_round_trip_needs_no_custom_objects(trained):
     net, x, _, _, path = trained
     loaded = FeatureNet.load(path)
     assert np.array_equal(loaded.predict(x[:4]), net.predict(x[:4]))
-    assert (loaded.feature, loaded.apix, loaded.preprocessing, loaded.amplitude, loaded.history) == (
-        net.feature, net.apix, net.preprocessing, net.amplitude, net.history)
+    assert (loaded.feature, loaded.apix, loaded.preprocessing, loaded.amplitude, loaded.history,
+            loaded.calibration) == (net.feature, net.apix, net.preprocessing, net.amplitude,
+                                    net.history, net.calibration)
     plain = keras.saving.load_model(path)              # registered functions, safe mode
     np.testing.assert_array_equal(plain.predict(x[:2, ..., None], verbose=0), net.model(x[:2, ..., None]))
     meta = read_metadata(path)

@@ -51,7 +51,7 @@ def test_a_network_that_learned_its_feature_is_reliable(disk_net, tmp_path):
     assert report.verdict == "reliable", str(report)
     assert report.dice > 0.7 and report.false_calls < 0.02 and report.agreement > 0.7
     assert (report.n_positive, report.n_negative) == (2, 4)      # a fifth of 10 and of 20
-    assert report.amplitude == net.amplitude and net.reliability is report
+    assert report.response == net.calibration["mean"] and net.reliability is report
     assert "disk network: reliable" in str(report) and "reliable" in repr(net)
     loaded = FeatureNet.load(net.save(tmp_path / "disk.keras"))     # kept in the network file
     assert loaded.reliability == report
@@ -83,7 +83,7 @@ def test_agreement_between_seeds_is_measured_and_judged():
         net.train(ts, epochs=6, batch_size=10, progress=False)
     report = assess(a, ts, other=same)
     assert report.agreement == pytest.approx(1.0)        # the same seed trains the same weights
-    chance = _judged(Reliability(**{**report.to_dict(), "agreement": 0.3}), amplitude=a.amplitude)
+    chance = _judged(Reliability(**{**report.to_dict(), "agreement": 0.3}), response=a.calibration["mean"])
     assert chance.verdict == "weak" and "agree on 30%" in " ".join(chance.advice)
 
 
@@ -133,6 +133,9 @@ def test_the_cli_checks_prints_advice_and_keeps_the_report(tmp_path, capsys):
     # too few positives to hold one out: one line naming the problem, the network still saved
     one = tiles_of(["disk", "noise", "noise"], seed=4).save(tmp_path / "one.tiles.npz")
     assert main(["train", str(one), "-o", str(tmp_path / "one.keras"), "--epochs", "1",
-                 "--check"]) == 1
+                 "--calibration", "dice", "--check"]) == 1
     err = capsys.readouterr().err
     assert "at least 2" in err and "Traceback" not in err and (tmp_path / "one.keras").is_file()
+    from tomowidgets.network import read_metadata
+
+    assert read_metadata(tmp_path / "one.keras")["calibration"]["method"] == "dice"

@@ -442,6 +442,10 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--l1", type=float, default=1e-5, help="L1 weight decay on kernels (default 1e-5)")
     p.add_argument("--seed", type=int, default=0, help="random seed for initialisation and augmentation")
     p.add_argument("--feature", default=None, help="feature name (default: the training set's)")
+    p.add_argument("--calibration", choices=("mean", "dice"), default="mean",
+                   help="1.0 is the mean output on painted pixels (mean, the paper's, default: best "
+                   "for picking) or the level whose calls best match the painted masks (dice: "
+                   "wider, better voxel overlap for membranes and filaments)")
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -546,7 +550,8 @@ def cmd_train(args: argparse.Namespace) -> None:
                      context=ts.context)
     t0 = time.perf_counter()
     history = net.train(ts, epochs=args.epochs, batch_size=args.batch_size,
-                        learning_rate=args.learning_rate, decay=args.decay, l1=args.l1)
+                        learning_rate=args.learning_rate, decay=args.decay, l1=args.l1,
+                        calibration=args.calibration)
     print(f"{net!r}\ntrained in {time.perf_counter() - t0:.1f} s, final loss "
           f"{history['loss'][-1]:.3f}")
     net.save(args.output)

@@ -1,9 +1,10 @@
 """Merge the calibrated score maps of several features into one label map (the paper's merge step).
 
-Each network's output is calibrated so that 1.0 is the mean score on annotated voxels, which makes the
-maps comparable: per voxel, the feature with the highest score wins, provided the score reaches the
-threshold (1.0 in the paper). Volumes are processed in slabs of z slices, so memory-mapped score maps
-larger than memory can be merged straight into an MRC file.
+Each network's output is calibrated so that 1.0 is the annotated level (``FeatureNet.calibrate``:
+the mean score on annotated voxels, or the edge of what was painted), which makes the maps
+comparable: per voxel, the feature with the highest score wins, provided the score reaches the
+threshold (1.0, as in the paper). Volumes are processed in slabs of z slices, so memory-mapped
+score maps larger than memory can be merged straight into an MRC file.
 
 Examples
 --------

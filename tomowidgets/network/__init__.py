@@ -10,6 +10,8 @@ on a GPU;
 
 from tomowidgets.network import netfile
 from tomowidgets.network._featurenet import (
+    CALIBRATION_LEVELS,
+    CALIBRATIONS,
     EPS,
     INIT_SCALE,
     LAYERS,
@@ -27,6 +29,8 @@ from tomowidgets.network._training import check_training_options
 from tomowidgets.network.reliability import Reliability, assess, check_reliability
 
 __all__ = [
+    "CALIBRATIONS",
+    "CALIBRATION_LEVELS",
     "EPS",
     "FeatureNet",
     "INIT_SCALE",

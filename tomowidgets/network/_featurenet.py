@@ -67,13 +67,17 @@ if TYPE_CHECKING:
 
     from tomowidgets.trainset import TrainingSet
 
-__all__ = ["EPS", "INIT_SCALE", "LAYERS", "MIN_AMPLITUDE", "FeatureNet", "build_model",
-           "log_squared_residual", "mean_log_squared_residual", "min_one", "read_metadata",
-           "read_weights"]
+__all__ = ["CALIBRATIONS", "CALIBRATION_LEVELS", "EPS", "INIT_SCALE", "LAYERS", "MIN_AMPLITUDE",
+           "FeatureNet", "build_model", "log_squared_residual", "mean_log_squared_residual",
+           "min_one", "read_metadata", "read_weights"]
 
 #: Below this calibration amplitude the network is taken to have learned nothing: dividing by it
 #: would amplify its noise more than 100-fold.
 MIN_AMPLITUDE = 0.01
+#: Ways to set the calibration amplitude (see :meth:`FeatureNet.calibrate`); the first is the default.
+CALIBRATIONS = ("mean", "dice")
+#: Thresholds tried by the 'dice' calibration, as fractions of the mean output on painted pixels.
+CALIBRATION_LEVELS = np.round(np.arange(0.2, 1.2001, 0.05), 2)
 #: Keyword arguments of :func:`build_model` that FeatureNet accepts as ``**hyper``.
 HYPER = ("filters", "kernel_size", "init_scale", "loss")
 #: Input pixels per batch in :meth:`FeatureNet.predict` (bounds memory: 40 float32 maps per pixel).
@@ -110,8 +114,12 @@ class FeatureNet:
     model : keras.Model
         The network (built on first use).
     amplitude : float or None
-        Calibration: mean network output over the annotated pixels of the positive training tiles.
-        Calibrated score = output / amplitude, so 1.0 is the annotated level. None until trained.
+        Calibration: calibrated score = output / amplitude, so 1.0 is the annotated level (by
+        default the mean output over the painted pixels of the positive training tiles; see
+        :meth:`calibrate`). None until trained.
+    calibration : dict
+        How `amplitude` was set: ``method``, ``mean`` (mean output over the painted pixels),
+        ``level`` (amplitude / mean) and ``dice`` (of the calls on the painted tiles).
     history : dict of list of float
         Every epoch trained so far: ``loss``, ``learning_rate``, ``time`` (s).
     reliability : Reliability or None
@@ -157,6 +165,7 @@ class FeatureNet:
         self.history: dict[str, list[float]] = {"loss": [], "learning_rate": [], "time": []}
         self.training: dict[str, Any] = {}
         self.reliability: Reliability | None = None
+        self.calibration: dict[str, Any] = {}
         self.stop_training = False
         self._model = None
 
@@ -172,7 +181,8 @@ class FeatureNet:
               l1: float = 1e-5, copies: int | None = None, callbacks: Any = None,
               progress: bool = True, seed: int | None = None, engine: str = "fft",
               reset: bool = False, negative_copies: int | None = None,
-              scale: float | None = None, blur: float | None = None) -> dict[str, list[float]]:
+              scale: float | None = None, blur: float | None = None,
+              calibration: str = "mean") -> dict[str, list[float]]:
         """Train on a training set with the paper's schedule, then calibrate.
 
         Parameters
@@ -225,6 +235,9 @@ class FeatureNet:
         blur : float, optional
             Largest Gaussian blur of the augmented copies, sd in pixels (random in ``[0, blur]``);
             default :data:`tomowidgets.trainset.BLUR` (0, none). Ignored for plain arrays.
+        calibration : {'mean', 'dice'}, default 'mean'
+            How the output is calibrated when training ends (see :meth:`calibrate`): 'dice' for
+            a network whose voxels matter more than its picks (membranes, filaments).
 
         Returns
         -------
@@ -246,6 +259,7 @@ class FeatureNet:
         """
         _training.check_training_options(epochs=epochs, batch_size=batch_size,
                                          learning_rate=learning_rate, decay=decay, l1=l1, engine=engine)
+        _check_calibration(calibration)
         _tf()
         seed = self.seed if seed is None else int(seed)
         x, y = _training.training_arrays(ts, seed=seed, copies=copies,
@@ -267,24 +281,40 @@ class FeatureNet:
             "epochs": len(self.history["loss"]), "batch_size": batch_size,
             "learning_rate": learning_rate, "decay": decay, "l1": l1, "copies": copies,
             "negative_copies": negative_copies, "scale": scale, "blur": blur,
-            "seed": seed, "engine": engine, "n_tiles": len(x),
+            "seed": seed, "engine": engine, "calibration": calibration, "n_tiles": len(x),
             "n_annotated_tiles": int((y > 0).any(axis=(1, 2)).sum()),
             "trainset": _trainset_summary(ts),
         }
-        self.calibrate(ts)
+        self.calibrate(ts, method=calibration)
         return run
 
-    def calibrate(self, ts: TrainingSet | tuple[ArrayLike, ArrayLike]) -> float | None:
-        """Set :attr:`amplitude` from annotated tiles (:meth:`train` does this when it ends).
+    def calibrate(self, ts: TrainingSet | tuple[ArrayLike, ArrayLike], *,
+                  method: str = "mean") -> float | None:
+        """Set :attr:`amplitude` from painted tiles (:meth:`train` does this when it ends).
 
-        amplitude = mean network output over the annotated pixels of the positive tiles, each
-        full-resolution annotated pixel counting once (a mean weighted by the 2×-shrunk labels).
+        The network's output is divided by the amplitude, so that 1.0, the threshold merging,
+        picking and suggestions use, means the same for every feature.
+
+        - ``'mean'`` (default): the paper's, the mean output over the painted pixels (each
+          full-resolution painted pixel once). Half of the painted pixels score below that mean,
+          so the calls at 1.0 are thinner than the painting, but only the feature's strongest
+          instances reach 1.0, which suits picking particles.
+        - ``'dice'``: the output level whose calls (output >= level) best reproduce the
+          painted masks of the positive tiles (Dice with a 1-pixel tolerance; levels
+          :data:`CALIBRATION_LEVELS` times the mean output on painted pixels; the middle one of
+          those within 0.005 of the best). Painted pixels and the unpainted pixels around them
+          both count, so 1.0 becomes the edge of what was painted. On unseen synthetic cells
+          (README, #16) it raised the merged Dice of double membranes from 0.30 to 0.65 and of
+          microtubules from 0.76 to 0.86, but ribosome picks at 1.0 fell from 94 % to 78 %
+          precision and cross-talk rose from 4.2 % to 5.3 %.
 
         Parameters
         ----------
         ts : TrainingSet or tuple (x, y)
             A TrainingSet's positive tiles as painted (not augmented), or every tile of ``(x, y)``
-            with an annotated pixel.
+            with an annotated pixel (masks: labels >= 0.5).
+        method : {'mean', 'dice'}, default 'mean'
+            See above; recorded in :attr:`calibration`.
 
         Returns
         -------
@@ -294,29 +324,44 @@ class FeatureNet:
         Raises
         ------
         ValueError
-            If there is no annotated tile, or the arrays are malformed (as in :meth:`train`).
+            If there is no annotated tile, the arrays are malformed (as in :meth:`train`) or
+            `method` is unknown.
 
         Warns
         -----
         RuntimeWarning
-            If the amplitude is below :data:`MIN_AMPLITUDE` (the network learned nothing); it is
-            then set to None and :meth:`predict` refuses calibrated output. Train for more epochs
-            or add positive tiles.
+            If the mean output on the painted pixels is below :data:`MIN_AMPLITUDE` (the network
+            learned nothing); the amplitude is then None and :meth:`predict` refuses calibrated
+            output. Train for more epochs or add positive tiles.
         """
-        x, y = _training.positive_tiles(ts)
+        from tomowidgets.metrics import tile_overlap
+
+        _check_calibration(method)
+        x, y, masks = _training.positive_tiles(ts)
         _training.check_context(x, self.context)  # else a 2.5D net would read tiles as slices
         out = self.predict(x, raw=True)
-        amplitude: float | None  # None when the network learned nothing (below)
-        amplitude = float(np.sum(out * y, dtype=np.float64) / np.sum(y, dtype=np.float64))
-        if not amplitude >= MIN_AMPLITUDE:
+        mean = float(np.sum(out * y, dtype=np.float64) / np.sum(y, dtype=np.float64))
+        self.calibration = {"method": method, "mean": mean}
+        if not mean >= MIN_AMPLITUDE:
             warnings.warn(
                 f"the {self.feature!r} network learned nothing: its mean output on the annotated "
-                f"pixels is {amplitude:.3g} (needs >= {MIN_AMPLITUDE}), so it cannot be calibrated. "
+                f"pixels is {mean:.3g} (needs >= {MIN_AMPLITUDE}), so it cannot be calibrated. "
                 "Train for more epochs (train(ts) again continues), or add positive tiles.",
                 RuntimeWarning, stacklevel=2)
-            amplitude = None
-        self.amplitude = amplitude
-        return amplitude
+            self.amplitude = None
+            return None
+        level = 1.0
+        if method == "dice":
+            full = np.repeat(np.repeat(out, 2, axis=1), 2, axis=2)   # tiles have even sizes
+            scores = np.array([tile_overlap(full >= f * mean, masks)[0] for f in CALIBRATION_LEVELS])
+            # the middle of the levels within 0.005 of the best: a network that separates the
+            # feature cleanly has a plateau of equal Dice, and its middle leaves most margin
+            near = CALIBRATION_LEVELS[scores >= scores.max() - 0.005]
+            level = float(near[len(near) // 2])
+            self.calibration["dice"] = float(scores.max())
+        self.calibration["level"] = level
+        self.amplitude = level * mean
+        return self.amplitude
 
     def predict(self, slices: ArrayLike, *, raw: bool = False, unbin: bool = False
                 ) -> NDArray[np.float32]:
@@ -388,7 +433,8 @@ class FeatureNet:
             "format": netfile.FORMAT, "format_version": 1,
             "tomowidgets_version": __version__,
             "feature": self.feature, "apix": self.apix, "preprocessing": self.preprocessing,
-            "amplitude": self.amplitude, "seed": self.seed, "context": self.context,
+            "amplitude": self.amplitude, "calibration": self.calibration, "seed": self.seed,
+            "context": self.context,
             "hyper": self.hyper,
             "training": self.training, "history": self.history,
             "reliability": None if self.reliability is None else self.reliability.to_dict(),
@@ -453,6 +499,9 @@ class FeatureNet:
                   **meta.get("hyper", {}))
         net._model = model
         net.amplitude = meta.get("amplitude")
+        # files written before calibration had a choice were calibrated by the mean
+        net.calibration = meta.get("calibration") or {"method": "mean", "mean": net.amplitude,
+                                                      "level": 1.0}
         net.history = meta.get("history", net.history)
         net.training = meta.get("training", {})
         if isinstance(meta.get("reliability"), Mapping):
@@ -489,6 +538,11 @@ class FeatureNet:
         prep = getattr(ts, "preprocessing", None)
         if self.preprocessing is None and prep is not None:
             self.preprocessing = _json_dict(prep, "ts.preprocessing")
+
+
+def _check_calibration(method: Any) -> None:
+    if method not in CALIBRATIONS:
+        raise ValueError(f"`calibration` must be one of {CALIBRATIONS}, got {method!r}")
 
 
 @overload

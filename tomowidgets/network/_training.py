@@ -102,21 +102,22 @@ def as_inputs(a: np.ndarray, context: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(padded, 2 * context + 1, axis=0)
 
 
-def positive_tiles(ts: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, y)`` to calibrate on: a TrainingSet's positive tiles as painted (not augmented), or,
-    for a plain ``(x, y)``, every tile with an annotated pixel."""
+def positive_tiles(ts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, y, masks)`` to calibrate on: a TrainingSet's positive tiles as painted (not
+    augmented), or, for a plain ``(x, y)``, every tile with an annotated pixel; `y` at the
+    network's half resolution, `masks` at the tiles' (for plain arrays, ``y >= 0.5`` unbinned)."""
     if isinstance(ts, tuple | list) and len(ts) == 2:
         x, y = check_arrays(*ts)
         keep = (y > 0).any(axis=(1, 2))
-        return x[keep], y[keep]
+        return x[keep], y[keep], np.repeat(np.repeat(y[keep] >= 0.5, 2, axis=1), 2, axis=2)
     from tomowidgets.trainset import shrink_labels
 
     records = [r for r in ts if r.kind == "positive" and r.painted]   # not placeholders
     if not records:
         raise ValueError("the training set has no painted positive tile to calibrate on; add "
                          "positive tiles with painted masks")
-    return (np.stack([r.inputs for r in records]).astype(np.float32),
-            shrink_labels(np.stack([r.mask for r in records])))
+    masks = np.stack([r.mask for r in records])
+    return np.stack([r.inputs for r in records]).astype(np.float32), shrink_labels(masks), masks
 
 
 def _make_step(model: Any, engine: str, loss_fn: Callable, l1: float, shape: tuple[int, int]

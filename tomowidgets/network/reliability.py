@@ -28,15 +28,15 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import ndimage
 
 from tomowidgets._calibration import THRESHOLD
+from tomowidgets.metrics import tile_overlap
 
 if TYPE_CHECKING:
     from tomowidgets.network import FeatureNet
     from tomowidgets.trainset import TrainingSet
 
-__all__ = ["GOOD_AGREEMENT", "GOOD_DICE", "HOLDOUT", "LOW_AMPLITUDE", "MAX_FALSE_CALLS",
+__all__ = ["GOOD_AGREEMENT", "GOOD_DICE", "HOLDOUT", "LOW_RESPONSE", "MAX_FALSE_CALLS",
            "Reliability", "assess", "check_reliability"]
 
 #: Share of the tiles held out by :func:`check_reliability` (2 of the paper's 10 positive tiles
@@ -50,9 +50,9 @@ MAX_FALSE_CALLS = 0.02
 #: Dice between the calls of two networks trained from different seeds, below which one run is
 #: a matter of chance.
 GOOD_AGREEMENT = 0.7
-#: Calibration amplitude below which the network barely responds to the painted feature (working
-#: networks reach about 0.5-0.9; a collapsed one 0.1).
-LOW_AMPLITUDE = 0.2
+#: Mean output on the painted pixels below which the network barely responds to the feature
+#: (working networks reach about 0.5-0.9 of the output's cap of 1; a collapsed one 0.1).
+LOW_RESPONSE = 0.2
 #: Tiles named in the advice, at most.
 _NAMED = 3
 
@@ -68,7 +68,7 @@ class Reliability:
     verdict : {'reliable', 'weak', 'failed'}
         'failed': it learned nothing (no calibration); 'weak': a figure below is past its limit
         (:data:`GOOD_DICE`, :data:`MAX_FALSE_CALLS`, :data:`GOOD_AGREEMENT`,
-        :data:`LOW_AMPLITUDE`); else 'reliable'.
+        :data:`LOW_RESPONSE`); else 'reliable'.
     dice, precision, recall : float or None
         Calls (calibrated score >= 1) against the painted masks of the held-out positive tiles,
         at full resolution with a 1-pixel tolerance, as the accuracy benchmark scores cells.
@@ -80,8 +80,9 @@ class Reliability:
     fit_dice : float or None
         Dice of the judged network on the positive tiles it was trained on: low when even those
         are not learned (inconsistent masks, too few epochs).
-    amplitude : float or None
-        The network's calibration amplitude (None: it learned nothing).
+    response : float or None
+        The network's mean output (0 to 1) on the painted pixels of its training tiles
+        (``net.calibration["mean"]``; None: it learned nothing).
     n_positive, n_negative : int
         Held-out tiles of each kind the figures come from.
     missed : list of dict
@@ -101,7 +102,7 @@ class Reliability:
     false_calls: float | None = None
     agreement: float | None = None
     fit_dice: float | None = None
-    amplitude: float | None = None
+    response: float | None = None
     n_positive: int = 0
     n_negative: int = 0
     missed: list[dict[str, Any]] = field(default_factory=list)
@@ -126,7 +127,7 @@ class Reliability:
                          f"recall {_f(self.recall)})"
                          + (f", {self.false_calls:.1%} of the negative tiles' pixels called"
                             if self.false_calls is not None else ""))
-        extra = [f"calibration amplitude {_f(self.amplitude, 3)}"]
+        extra = [f"mean output on painted pixels {_f(self.response)}"]
         if self.agreement is not None:
             extra.append(f"agreement between two seeds {_f(self.agreement)}")
         if self.fit_dice is not None:
@@ -138,7 +139,7 @@ class Reliability:
     def __repr__(self) -> str:
         return (f"Reliability({self.feature!r}, {self.verdict}: held-out Dice {_f(self.dice)}, "
                 f"false calls {_pct(self.false_calls)}, agreement {_f(self.agreement)}, "
-                f"amplitude {_f(self.amplitude, 3)})")
+                f"response {_f(self.response)})")
 
 
 def check_reliability(net: FeatureNet, ts: TrainingSet, *, holdout: float = HOLDOUT,
@@ -199,7 +200,7 @@ def check_reliability(net: FeatureNet, ts: TrainingSet, *, holdout: float = HOLD
         twin.train(kept, progress=progress, callbacks=callbacks, **recipe)
     report = assess(twin, held, other=net, fit=kept)
     # the verdict is about `net`: its own calibration counts, the twin's figures estimate the rest
-    report = _judged(report, amplitude=net.amplitude, twin_failed=twin.amplitude is None)
+    report = _judged(report, response=_response(net), twin_failed=twin.amplitude is None)
     net.reliability = report
     return report
 
@@ -230,7 +231,7 @@ def assess(net: FeatureNet, tiles: TrainingSet, *, other: FeatureNet | None = No
         If `tiles` has no painted positive tile, or its tiles do not fit the network.
     """
     if net.amplitude is None:
-        return _judged(Reliability(net.feature, "failed"), amplitude=None)
+        return _judged(Reliability(net.feature, "failed"), response=None)
     positives = [r for r in tiles if r.kind == "positive" and r.painted]
     negatives = [r for r in tiles if r.kind == "negative"]
     if not positives:
@@ -240,39 +241,33 @@ def assess(net: FeatureNet, tiles: TrainingSet, *, other: FeatureNet | None = No
     inputs = np.stack([r.inputs for r in records]).astype(np.float32)
     calls = net.predict(inputs, unbin=True) >= THRESHOLD
     masks = np.stack([r.mask for r in positives])
-    dice, precision, recall, per_tile = _overlap(calls[: len(positives)], masks)
+    dice, precision, recall, per_tile = tile_overlap(calls[: len(positives)], masks)
     called = calls[len(positives):].mean(axis=(1, 2)) if negatives else np.zeros(0)
     agreement = None
     if other is not None and other.amplitude is not None:
         theirs = other.predict(inputs, unbin=True) >= THRESHOLD
         if calls.any() or theirs.any():
-            agreement = _overlap(calls, theirs)[0]
+            agreement = tile_overlap(calls, theirs)[0]
     fit_dice = None
     if fit is not None:
         mine = [r for r in fit if r.kind == "positive" and r.painted]
         fit_calls = net.predict(np.stack([r.inputs for r in mine]).astype(np.float32), unbin=True)
-        fit_dice = _overlap(fit_calls >= THRESHOLD, np.stack([r.mask for r in mine]))[0]
+        fit_dice = tile_overlap(fit_calls >= THRESHOLD, np.stack([r.mask for r in mine]))[0]
     report = Reliability(
         net.feature, "reliable", dice=dice, precision=precision, recall=recall,
         false_calls=float(called.mean()) if negatives else None, agreement=agreement,
-        fit_dice=fit_dice, amplitude=net.amplitude, n_positive=len(positives),
+        fit_dice=fit_dice, response=_response(net), n_positive=len(positives),
         n_negative=len(negatives),
         missed=_worst(positives, per_tile, lowest=True),
         false_tiles=_worst(negatives, called, lowest=False, beyond=MAX_FALSE_CALLS))
-    return _judged(report, amplitude=net.amplitude)
+    return _judged(report, response=_response(net))
 
 
-def _overlap(calls: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, np.ndarray]:
-    """Dice, precision, recall (1-pixel tolerance within each tile) and each tile's recall."""
-    near = np.ones((1, 3, 3), bool)  # dilate within a tile, never into the next one
-    hit_calls = calls & ndimage.binary_dilation(truth, near)
-    hit_truth = truth & ndimage.binary_dilation(calls, near)
-    n_calls, n_truth = int(calls.sum()), int(truth.sum())
-    dice = (int(hit_calls.sum()) + int(hit_truth.sum())) / max(1, n_calls + n_truth)
-    precision = int(hit_calls.sum()) / n_calls if n_calls else 0.0
-    recall = int(hit_truth.sum()) / max(1, n_truth)
-    per_tile = hit_truth.sum(axis=(1, 2)) / np.maximum(1, truth.sum(axis=(1, 2)))
-    return float(dice), float(precision), float(recall), per_tile
+def _response(net: FeatureNet) -> float | None:
+    """Mean output on the painted pixels (None if the network learned nothing)."""
+    if net.amplitude is None:
+        return None
+    return float(net.calibration.get("mean", net.amplitude))
 
 
 def _worst(records: list, values: np.ndarray, *, lowest: bool, beyond: float | None = None
@@ -284,21 +279,21 @@ def _worst(records: list, values: np.ndarray, *, lowest: bool, beyond: float | N
              "value": float(values[i])} for i in chosen[:_NAMED]]
 
 
-def _judged(r: Reliability, *, amplitude: float | None, twin_failed: bool = False) -> Reliability:
+def _judged(r: Reliability, *, response: float | None, twin_failed: bool = False) -> Reliability:
     """The report with its verdict and advice set from its figures."""
-    if amplitude is None:
+    if response is None:
         advice = [f"The {r.feature} network learned nothing: its output on the painted pixels is "
                   "too weak to calibrate. Check that the masks cover the feature, add positive "
                   "tiles, or train for more epochs."]
-        return _replace(r, verdict="failed", amplitude=None, advice=advice)
+        return _replace(r, verdict="failed", response=None, advice=advice)
     advice = []
     if twin_failed:
         advice.append("A second network trained on 80 % of these tiles learned nothing: the result "
                       "hangs on a few tiles. Add positive tiles.")
-    if amplitude < LOW_AMPLITUDE:
-        advice.append(f"Its output on the painted pixels is weak (calibration amplitude "
-                      f"{amplitude:.2f}; working networks reach 0.5-0.9), so calibrated scores "
-                      "amplify its noise. Add positive tiles or train for more epochs.")
+    if response < LOW_RESPONSE:
+        advice.append(f"Its output on the painted pixels is weak (mean {response:.2f}; working "
+                      "networks reach 0.5-0.9), so calibrated scores amplify its noise. Add "
+                      "positive tiles or train for more epochs.")
     if r.recall is not None and r.recall < GOOD_DICE:
         advice.append(f"It misses the {r.feature} on tiles it did not train on (recall "
                       f"{r.recall:.0%}){_where(r.missed, 'e.g. the held-out tile')}: add positive "
@@ -322,8 +317,8 @@ def _judged(r: Reliability, *, amplitude: float | None, twin_failed: bool = Fals
     if not advice:
         advice.append(f"Nothing to fix on these {r.n_positive + r.n_negative} held-out tiles. They "
                       "are few: look at the merged annotation of a whole tomogram too.")
-        return _replace(r, verdict="reliable", amplitude=amplitude, advice=advice)
-    return _replace(r, verdict="weak", amplitude=amplitude, advice=advice)
+        return _replace(r, verdict="reliable", response=response, advice=advice)
+    return _replace(r, verdict="weak", response=response, advice=advice)
 
 
 def _replace(r: Reliability, **changes: Any) -> Reliability:
