@@ -52,7 +52,9 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -93,8 +95,9 @@ class Variant:
         about z (`turns` of them, up to 4) and average the scores turned back.
     networks : str or None
         The variant whose trained networks this one reuses (it changes only how they are applied).
-    calibration : str
-        ``FeatureNet.calibrate(method=...)``: the paper's 'mean' (the default) or 'dice'.
+    calibration : str or dict
+        ``FeatureNet.calibrate(method=...)``: the paper's 'mean' (the default) or 'dice'; or a
+        method per feature (features not named: 'mean').
         Networks loaded from the cache are calibrated again on their annotator's tiles.
     """
 
@@ -105,7 +108,7 @@ class Variant:
     context: int = 0
     turns: int = 1
     networks: str | None = None
-    calibration: str = "mean"
+    calibration: str | dict = "mean"
 
 
 #: Pipeline settings compared in the table. "default" is the product's; "skip-edges" the product
@@ -114,7 +117,8 @@ class Variant:
 #: 200 tiles per epoch instead of 600); "scale-0.25" adds magnification by up to ±25 % to the
 #: augmentation; "compete", "consensus-3" and "context-1"/"context-2" (2.5D networks reading 1 or 2
 #: slices above and below) are the options of notebook 07; "dice-calibration" the default networks
-#: calibrated so that their calls at 1.0 best reproduce the painted masks (#16); "blur-1" blurs the
+#: calibrated so that their calls at 1.0 best reproduce the painted masks (#16), "dice-continuous"
+#: only the membranes' and microtubules' (the ribosomes', which are picked, by the mean); "blur-1" blurs the
 #: augmented copies, "turns-4" averages the scores of the tomogram turned 0/90/180/270 degrees.
 VARIANTS = {
     "default": Variant(),
@@ -128,6 +132,8 @@ VARIANTS = {
     "turns-4": Variant(turns=4, networks="default"),
     "blur-1": Variant(train={"blur": 1.0}),
     "dice-calibration": Variant(calibration="dice", networks="default"),
+    "dice-continuous": Variant(networks="default", calibration=dict.fromkeys(
+        ("membrane", "double_membrane", "microtubule"), "dice")),
 }
 #: Seed offset between simulated annotators.
 ANNOTATOR_SEEDS = 100
@@ -206,13 +212,15 @@ def train_networks(train_pre, labels: dict, features: tuple[str, ...], variant: 
         team = []
         for feature in features:
             path = None if cache is None else cache / f"{feature}.annotator{annotator}.keras"
+            method = (variant.calibration.get(feature, "mean") if isinstance(variant.calibration, dict)
+                      else variant.calibration)
             if path is not None and path.is_file():
                 net = FeatureNet.load(path)
-                net.calibrate(sets[feature], method=variant.calibration)
+                net.calibrate(sets[feature], method=method)
                 team.append(net)
                 continue
             net = FeatureNet(feature, seed=s, context=variant.context)
-            net.train(sets[feature], epochs=epochs, progress=False, calibration=variant.calibration,
+            net.train(sets[feature], epochs=epochs, progress=False, calibration=method,
                       **variant.train)
             if path is not None:
                 net.save(path)
@@ -365,6 +373,23 @@ def format_table(results: list[dict], features: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+def cached_or_run(path: Path, args: argparse.Namespace, compute: Callable[[], dict]) -> dict | None:
+    """The result cached at `path` (unless --force); else None with --cached, or `compute()`'s,
+    written there atomically with its timings printed."""
+    if path.exists() and not args.force:
+        return json.loads(path.read_text())
+    if args.cached:
+        return None
+    t0 = time.perf_counter()
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(result, indent=1))
+    secs = ", ".join(f"{k} {v:.0f} s" for k, v in result["seconds"].items())
+    print(f"  {path.stem}: {time.perf_counter() - t0:.0f} s ({secs})", flush=True)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--snr", type=float, nargs="+", default=list(SNRS), help="noise levels")
@@ -401,21 +426,12 @@ def main(argv: list[str] | None = None) -> int:
                 key = (f"{variant}_snr{snr:g}_{'ctf' if ctf else 'noctf'}_{'x'.join(map(str, args.shape))}"
                        f"_e{args.epochs}_s{args.seed}_{'-'.join(features)}")
                 path = args.out / f"{key}.json"
-                if path.exists() and not args.force:
-                    result = json.loads(path.read_text())
-                elif args.cached:
-                    continue
-                else:
-                    t0 = time.perf_counter()
-                    result = run_condition(snr, ctf, variant, shape=tuple(args.shape), seed=args.seed,
-                                           epochs=args.epochs, box=args.box, features=features,
-                                           cache=args.out / "networks" / key)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    with atomic_path(path) as tmp:
-                        tmp.write_text(json.dumps(result, indent=1))
-                    secs = ", ".join(f"{k} {v:.0f} s" for k, v in result["seconds"].items())
-                    print(f"  {key}: {time.perf_counter() - t0:.0f} s ({secs})", flush=True)
-                results.append(result)
+                result = cached_or_run(path, args, partial(
+                    run_condition, snr, ctf, variant, shape=tuple(args.shape), seed=args.seed,
+                    epochs=args.epochs, box=args.box, features=features,
+                    cache=args.out / "networks" / key))
+                if result is not None:
+                    results.append(result)
     print()
     print(format_table(results, features))
     picks = [r["mean"]["picking"]["precision"] for r in results if "picking" in r["mean"]]
@@ -443,23 +459,13 @@ def main_spread(args: argparse.Namespace) -> int:
                     key = f"spread_{variant}_{condition}"
                     networks = f"spread_{VARIANTS[variant].networks or variant}_{condition}"
                     path = args.out / f"{key}.json"
-                    if path.exists() and not args.force:
-                        result = json.loads(path.read_text())
-                    elif args.cached:
-                        continue
-                    else:
-                        t0 = time.perf_counter()
-                        result = run_spread(snr, ctf, variant, train_imaging=train_imaging,
-                                            test_imaging=tuple(args.test_imaging), annotators=args.annotators,
-                                            shape=tuple(args.shape), seed=args.seed, epochs=args.epochs,
-                                            box=args.box, features=features,
-                                            cache=args.out / "networks" / networks)
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        with atomic_path(path) as tmp:
-                            tmp.write_text(json.dumps(result, indent=1))
-                        secs = ", ".join(f"{k} {v:.0f} s" for k, v in result["seconds"].items())
-                        print(f"  {key}: {time.perf_counter() - t0:.0f} s ({secs})", flush=True)
-                    results.append(result)
+                    result = cached_or_run(path, args, partial(
+                        run_spread, snr, ctf, variant, train_imaging=train_imaging,
+                        test_imaging=tuple(args.test_imaging), annotators=args.annotators,
+                        shape=tuple(args.shape), seed=args.seed, epochs=args.epochs, box=args.box,
+                        features=features, cache=args.out / "networks" / networks))
+                    if result is not None:
+                        results.append(result)
     print()
     print(format_spread(results, features))
     return 0
