@@ -151,9 +151,12 @@ def check_reliability(net: FeatureNet, ts: TrainingSet, *, holdout: float = HOLD
     recorded in ``net.training``) from another seed on the tiles of `ts` left after holding out
     `holdout` of them (:meth:`TrainingSet.split`), then scored on the held-out tiles
     (:func:`assess`), and its calls there are compared with `net`'s. The held-out figures
-    estimate how `net` does on tiles like those it will meet (it saw a few more tiles, so it is
+    estimate how `net` does on tiles like those it trained on (it saw a few more tiles, so it is
     if anything a little better); the agreement shows how much one run depends on chance. It
-    costs one more training of `net`'s length.
+    costs one more training of `net`'s length. It catches a network that did not learn its
+    tiles consistently, not one whose feature looks different in other tomograms (on synthetic
+    cells, held-out Dice did not rank networks as unseen cells did; README, #16): for that,
+    :func:`assess` it on tiles painted on the new data.
 
     Parameters
     ----------
@@ -316,7 +319,10 @@ def _judged(r: Reliability, *, response: float | None, twin_failed: bool = False
                       "the masks may disagree with each other, or it needs more epochs.")
     if not advice:
         advice.append(f"Nothing to fix on these {r.n_positive + r.n_negative} held-out tiles. They "
-                      "are few: look at the merged annotation of a whole tomogram too.")
+                      "come from the training tomograms, which says little about other data: on "
+                      "synthetic cells, networks that passed here failed on cells whose features "
+                      "looked different. Before trusting it on another tomogram, paint ~10 tiles "
+                      "there and run tomowidgets.network.assess(net, tiles).")
         return _replace(r, verdict="reliable", response=response, advice=advice)
     return _replace(r, verdict="weak", response=response, advice=advice)
 
