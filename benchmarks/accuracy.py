@@ -27,7 +27,10 @@ annotators (different tiles, brush errors and initial weights) each train their 
 cell imaged by ``--imaging`` (the Fourier-mask model or the real-space tilt series reconstructed by
 weighted back-projection, :func:`tomowidgets.synthetic.make_cell`), and each is scored alone on two
 unseen cells of every ``--test-imaging`` model; the table gives mean ± sd over the annotators, and
-the JSON keeps every annotator's values per cell.
+the JSON keeps every annotator's values per cell. ``--cells varied`` trains on a varied cell
+(several mitochondria with membranes 7-22 nm apart, tilted microtubules, crowding:
+``make_cell(varied=True)``) and ``--test-cells standard varied`` scores on unseen cells of either
+layout, so that what a network learned of a feature is told from what it learned of one instance.
 
 Results are cached per condition as JSON in
 ``--out`` (a rerun only computes what is missing; ``--force`` recomputes, reusing the trained
@@ -41,6 +44,8 @@ Usage::
     python benchmarks/accuracy.py --variant default skip-edges compete consensus-3 --cached  # README
     python benchmarks/accuracy.py --annotators 3 --snr 0.5 --ctf on --imaging fourier tilt_series
                                                           # 3 annotators x 2 x 2 cells, ~50 min
+    python benchmarks/accuracy.py --annotators 3 --snr 0.5 --ctf on --cells varied \
+        --test-cells standard varied                      # train on a varied cell, ~45 min
 
 The paper's figure to beat: ~89 % of picked ribosomes correct (judged by eye, recall unknown).
 """
@@ -63,6 +68,8 @@ from tomowidgets.demo import DEMO_FEATURES, RIBOSOME_MATCH_RADIUS, simulated_ann
 from tomowidgets.io import atomic_path
 from tomowidgets.synthetic import IMAGING_MODELS
 
+#: Layouts of synthetic cells: make_cell's standard one and ``varied=True``.
+LAYOUTS = ("standard", "varied")
 #: Noise levels (signal variance / noise variance after wedge and CTF); 0.5 is make_cell's default.
 SNRS = (1.0, 0.5, 0.25)
 #: The paper's figure: share of picked ribosomes judged correct by eye.
@@ -140,14 +147,14 @@ ANNOTATOR_SEEDS = 100
 
 
 def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
-               imaging: str = "fourier", seeds: tuple[int, ...] = (0, 1, 2)) -> list:
+               imaging: str = "fourier", seeds: tuple[int, ...] = (0, 1, 2), varied: bool = False) -> list:
     """The training cell (`seed`) and two unseen cells, with their preprocessed tomograms."""
     from tomowidgets.preprocess import preprocess
     from tomowidgets.synthetic import make_cell
 
     cells = []
     for s in seeds:
-        cell = make_cell(shape, seed=seed + s, snr=snr, ctf=ctf, imaging=imaging)
+        cell = make_cell(shape, seed=seed + s, snr=snr, ctf=ctf, imaging=imaging, varied=varied)
         cells.append((cell, preprocess(cell.tomogram, progress=False)))
     return cells
 
@@ -281,19 +288,25 @@ def run_condition(snr: float, ctf: bool, variant: str, *, shape: tuple[int, int,
 
 def run_spread(snr: float, ctf: bool, variant: str, *, train_imaging: str, test_imaging: tuple[str, ...],
                annotators: int, shape: tuple[int, int, int], seed: int, epochs: int, box: int,
-               features: tuple[str, ...], cache: Path | None = None) -> dict:
+               features: tuple[str, ...], cache: Path | None = None, train_varied: bool = False,
+               test_cells: tuple[str, ...] = ("standard",)) -> dict:
     """Each simulated annotator on its own, scored on two unseen cells of each imaging model.
 
     The annotators click different tiles with different brush errors on the same training cell
     (imaged by `train_imaging`) and their networks start from different weights; each annotator's
     networks are merged and scored alone (no consensus), so the spread between annotators is the
     run-to-run spread a user sees. The unseen cells have the same layouts (seeds ``seed + 1``,
-    ``seed + 2``) under every model of `test_imaging`, so the models' rows differ by imaging only.
+    ``seed + 2``) under every model of `test_imaging`, so the models' rows differ by imaging only;
+    `test_cells` names their layouts ("standard" and/or "varied", tests named "fourier",
+    "fourier varied", ...), `train_varied` the training cell's.
     Returns the per-annotator, per-cell metrics and their mean and sd over annotators.
     """
     t0 = time.perf_counter()
-    ((train_cell, train_pre),) = make_cells(snr, ctf, shape, seed, imaging=train_imaging, seeds=(0,))
-    unseen = {model: make_cells(snr, ctf, shape, seed, imaging=model, seeds=(1, 2)) for model in test_imaging}
+    ((train_cell, train_pre),) = make_cells(snr, ctf, shape, seed, imaging=train_imaging, seeds=(0,),
+                                            varied=train_varied)
+    unseen = {cells_name(model, layout): make_cells(snr, ctf, shape, seed, imaging=model, seeds=(1, 2),
+                                                   varied=layout == "varied")
+              for layout in test_cells for model in test_imaging}
     t_cells = time.perf_counter() - t0
     team_variant = Variant(**{**VARIANTS[variant].__dict__, "annotators": annotators})
     t0 = time.perf_counter()
@@ -307,10 +320,16 @@ def run_spread(snr: float, ctf: bool, variant: str, *, train_imaging: str, test_
                  for model, cells in unseen.items()}
     t_score = time.perf_counter() - t0
     return {"snr": snr, "ctf": ctf, "variant": variant, "train_imaging": train_imaging, "shape": list(shape),
+            "train_cell": cells_name(train_imaging, "varied" if train_varied else "standard"),
             "seed": seed, "epochs": epochs, "annotators": annotators,
             "tests": {model: {"annotators": per_annotator, **spread(per_annotator)}
                       for model, per_annotator in per_model.items()},
             "seconds": {"cells": t_cells, "train": t_train, "apply_score": t_score}}
+
+
+def cells_name(model: str, layout: str) -> str:
+    """How a set of cells is named in the table: the imaging model, then "varied" if so."""
+    return model if layout == "standard" else f"{model} {layout}"
 
 
 def spread(per_annotator: list[list[dict]]) -> dict:
@@ -331,7 +350,8 @@ def format_spread(results: list[dict], features: tuple[str, ...]) -> str:
     for r in results:
         for model, t in r["tests"].items():
             m, sd = t["mean"], t["sd"]
-            row = [f"{r['train_imaging']} → {model}", f"{r['snr']:g}", "yes" if r["ctf"] else "no",
+            trained_on = r.get("train_cell", r["train_imaging"])
+            row = [f"{trained_on} → {model}", f"{r['snr']:g}", "yes" if r["ctf"] else "no",
                    r["variant"], str(r["annotators"])]
             row += [f"{m[f]['Dice']:.2f} ± {sd[f]['Dice']:.2f}" if f in m else "—" for f in features]
             row.append(f"{m['merge']['cross_talk']:.1%} ± {sd['merge']['cross_talk']:.1%}")
@@ -411,6 +431,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="imaging model of the training cell (with --annotators)")
     parser.add_argument("--test-imaging", nargs="+", choices=IMAGING_MODELS, default=list(IMAGING_MODELS),
                         help="imaging models of the unseen cells (with --annotators)")
+    parser.add_argument("--cells", choices=LAYOUTS, default="standard",
+                        help="layout of the training cell (with --annotators): make_cell(varied=...)")
+    parser.add_argument("--test-cells", nargs="+", choices=LAYOUTS, default=["standard"],
+                        help="layouts of the unseen cells (with --annotators)")
     args = parser.parse_args(argv)
     if args.annotators:
         return main_spread(args)
@@ -453,17 +477,20 @@ def main_spread(args: argparse.Namespace) -> int:
         for train_imaging in args.imaging:
             for ctf in ctfs:
                 for snr in args.snr:
-                    condition = (f"{train_imaging}_snr{snr:g}_{'ctf' if ctf else 'noctf'}_"
+                    condition = (f"{train_imaging}{'_varied' if args.cells == 'varied' else ''}"
+                                 f"_snr{snr:g}_{'ctf' if ctf else 'noctf'}_"
                                  f"{'x'.join(map(str, args.shape))}_e{args.epochs}_s{args.seed}"
                                  f"_a{args.annotators}")
-                    key = f"spread_{variant}_{condition}"
+                    tests = "" if args.test_cells == ["standard"] else "_on-" + "-".join(args.test_cells)
+                    key = f"spread_{variant}_{condition}{tests}"
                     networks = f"spread_{VARIANTS[variant].networks or variant}_{condition}"
                     path = args.out / f"{key}.json"
                     result = cached_or_run(path, args, partial(
                         run_spread, snr, ctf, variant, train_imaging=train_imaging,
                         test_imaging=tuple(args.test_imaging), annotators=args.annotators,
                         shape=tuple(args.shape), seed=args.seed, epochs=args.epochs, box=args.box,
-                        features=features, cache=args.out / "networks" / networks))
+                        features=features, cache=args.out / "networks" / networks,
+                        train_varied=args.cells == "varied", test_cells=tuple(args.test_cells)))
                     if result is not None:
                         results.append(result)
     print()

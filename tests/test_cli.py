@@ -40,6 +40,13 @@ def test_synth_images_by_a_tilt_series_when_asked(tmp_path, capsys):
     np.testing.assert_array_equal(tw.read_tomogram(tmp_path / "tomogram.mrc").data, expected)
 
 
+def test_synth_varies_the_layout_when_asked(tmp_path, capsys):
+    assert main(["synth", str(tmp_path), "--shape", "32", "96", "96", "--varied"]) == 0
+    assert "varied layout" in capsys.readouterr().out
+    expected = tw.synthetic.make_cell((32, 96, 96), seed=0, varied=True).tomogram.data
+    np.testing.assert_array_equal(tw.read_tomogram(tmp_path / "tomogram.mrc").data, expected)
+
+
 def test_preprocess_output_has_the_voxel_size_and_normalized_clamped_values(cell_dir, capsys):
     out = cell_dir / "pre.mrc"
     assert main(["preprocess", str(cell_dir / "tomogram.mrc"), str(out), "--lowpass", "30"]) == 0

@@ -215,6 +215,60 @@ def test_templates_are_centred_float32_maps():
     assert (profile > 0.2 * profile.max()).sum() > (width > 0.2 * width.max()).sum()
 
 
+# --- varied layouts (#16) -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def varied() -> SyntheticCell:
+    return make_cell(seed=0, snr=None, varied=True)
+
+
+def _double_membrane_spacings(mask: np.ndarray) -> list[float]:
+    """Per mitochondrion, the median distance (voxels) from its inner membrane to its outer one."""
+    pieces, n = ndi.label(mask)
+    sizes = np.bincount(pieces.ravel())
+    spacings = []
+    for outer in range(1, n + 1):
+        to_outer = ndi.distance_transform_edt(pieces != outer)
+        others = {j: float(np.median(to_outer[pieces == j])) for j in range(1, n + 1) if j != outer}
+        inner = min(others, key=others.get)
+        if sizes[inner] < sizes[outer]:  # the partner nearest to a shell and smaller is its inner one
+            spacings.append(others[inner])
+    return spacings
+
+
+def _tube_elevations(mask: np.ndarray, apix: float) -> list[float]:
+    """Angle (degrees) of each microtubule's long axis out of the xy plane."""
+    pieces, n = ndi.label(mask)
+    angles = []
+    for i in range(1, n + 1):
+        zyx = np.argwhere(pieces == i) * apix
+        axis = np.linalg.svd(zyx - zyx.mean(0), full_matrices=False)[2][0]
+        angles.append(float(np.degrees(np.arcsin(abs(axis[0])))))
+    return angles
+
+
+def test_a_varied_cell_has_several_mitochondria_with_different_membrane_spacings(varied):
+    spacings = _double_membrane_spacings(varied.labels["double_membrane"])
+    assert len(spacings) >= 2
+    assert max(spacings) - min(spacings) >= 3  # voxels of 10 Å: at least 3 nm apart
+    standard = _double_membrane_spacings(make_cell(seed=0, snr=None).labels["double_membrane"])
+    assert len(standard) == 1
+
+
+def test_a_varied_cell_tilts_its_microtubules_out_of_the_slice_plane(varied, cell):
+    assert max(_tube_elevations(varied.labels["microtubule"], varied.apix)) > 10
+    assert max(_tube_elevations(cell.labels["microtubule"], cell.apix)) < 8
+
+
+def test_a_varied_cell_keeps_its_labels_apart_and_its_particles_on_them(varied):
+    total = sum(mask.astype(int) for mask in varied.labels.values())
+    assert total.max() == 1
+    rows = varied.particles[varied.particles["feature"] == "ribosome"]
+    assert varied.labels["ribosome"][tuple(rows[["z", "y", "x"]].to_numpy().astype(int).T)].all()
+    assert "varied layout" in repr(varied) and varied.varied
+
+
 def test_same_seed_gives_identical_cells_and_different_seeds_differ():
     a = make_cell(SMALL, seed=5)
     b = make_cell(SMALL, seed=5)

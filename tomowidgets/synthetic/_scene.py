@@ -29,6 +29,16 @@ _REF_AREA = 2560.0**2
 #: Objects per reference field (vesicles, microtubules, gold) and per nm³ of cytoplasm.
 _PER_FIELD = {"vesicle": 5, "microtubule": 3, "gold": 4}
 _PER_NM3 = {"ribosome": 2e-5, "proteasome": 7e-6}
+#: What a varied cell (``make_cell(varied=True)``) changes, so that a network learns the feature
+#: rather than one instance of it: mitochondria attempted per reference field, their semi-axes
+#: (fraction of the field) and membrane spacings (Å, centre to centre), the largest elevation of
+#: microtubules out of the xy plane (degrees; the standard cell's is 6), and how much more crowded
+#: the cytoplasm is.
+VARIED_MITOCHONDRIA = 3
+VARIED_MITO_SIZE = (0.12, 0.22)
+VARIED_MITO_GAP = (70.0, 220.0)
+VARIED_ELEVATION = 30.0
+VARIED_CROWDING = 1.5
 #: Density of the mitochondrial matrix (protein ~1, ice 0).
 MATRIX_DENSITY = 0.1
 #: Template values below this fraction of the maximum are treated as empty (footprints, crops).
@@ -50,7 +60,8 @@ class _Scene:
     rows: list[_Row] = field(default_factory=list)
     cell_center: NDArray[np.float64] = field(default_factory=lambda: np.zeros(3))
     cell_radius: float = 0.0
-    mito: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] | None = None
+    mitos: list[tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]] = field(
+        default_factory=list)
     tubes: list[NDArray[np.float64]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -63,17 +74,19 @@ class _Scene:
         """Size of the volume in Å, (z, y, x)."""
         return np.array(self.shape, float) * self.apix
 
-    def count(self, kind: str, fraction_free: float = 1.0) -> int:
+    def count(self, kind: str, fraction_free: float = 1.0, per: float | None = None) -> int:
         """How many objects of `kind` this volume gets (at least 1).
 
         Field objects scale with the xy area, macromolecules with the free cytoplasm volume
-        (`fraction_free` of the volume).
+        (`fraction_free` of the volume); `per` replaces the kind's usual number per field or nm³.
         """
         area = self.extent[1] * self.extent[2]
-        if kind in _PER_FIELD:
-            return max(1, int(round(_PER_FIELD[kind] * area / _REF_AREA)))
+        if kind in _PER_FIELD or kind == "mitochondrion":
+            per = _PER_FIELD[kind] if per is None else per
+            return max(1, int(round(per * area / _REF_AREA)))
         nm3 = float(np.prod(self.extent)) / 1000.0 * fraction_free
-        return max(1, int(round(_PER_NM3[kind] * nm3)))
+        per = _PER_NM3[kind] if per is None else per
+        return max(1, int(round(per * nm3)))
 
     def cell_depth(self, point_vox: NDArray[np.float64]) -> NDArray[np.float64]:
         """How far (Å) points lie inside the cell membrane (negative = outside)."""
@@ -81,17 +94,29 @@ class _Scene:
         return self.cell_radius - d
 
 
-def build_scene(shape: tuple[int, int, int], apix: float, rng: np.random.Generator
+def build_scene(shape: tuple[int, int, int], apix: float, rng: np.random.Generator, varied: bool = False
                 ) -> tuple[NDArray[np.float32], dict[str, NDArray[np.bool_]], list[tuple]]:
-    """Density, labels and particle rows ``(feature, z, y, x, rot, tilt, psi)`` of one cell."""
+    """Density, labels and particle rows ``(feature, z, y, x, rot, tilt, psi)`` of one cell.
+
+    A `varied` cell has several smaller mitochondria with membrane spacings from 7 to 22 nm,
+    microtubules up to 30° out of the xy plane and a more crowded cytoplasm (``VARIED_*``).
+    """
     s = _Scene(shape, apix, rng)
     inside = _add_cell_membrane(s)
-    _add_mitochondrion(s)
+    if varied:
+        # each mitochondrion draws its spacing from its own share of the range, so that every
+        # varied cell spans it (three random draws can all fall within 1 nm)
+        n = s.count("mitochondrion", per=VARIED_MITOCHONDRIA)
+        edges = np.linspace(*VARIED_MITO_GAP, n + 1)
+        for share in rng.permutation(n):
+            _add_mitochondrion(s, size=VARIED_MITO_SIZE, gap=(edges[share], edges[share + 1]), tries=300)
+    else:
+        _add_mitochondrion(s)
     for _ in range(s.count("microtubule")):
-        _add_microtubule(s)
+        _add_microtubule(s, max_elevation=VARIED_ELEVATION if varied else 6.0)
     for _ in range(s.count("vesicle")):
         _add_vesicle(s)
-    _add_macromolecules(s, inside)
+    _add_macromolecules(s, inside, crowding=VARIED_CROWDING if varied else 1.0)
     for _ in range(s.count("gold")):
         _add_gold(s)
     return s.density, s.labels, s.rows
@@ -122,37 +147,46 @@ def _in_plane_rotation(angle: float) -> NDArray[np.float64]:
     return np.array([[0.0, 0.0, 1.0], [si, c, 0.0], [c, -si, 0.0]])
 
 
-def _add_mitochondrion(s: _Scene) -> None:
-    """A double-membrane ellipsoid (outer and inner bilayer 10-16 nm apart) inside the cell."""
+def _add_mitochondrion(s: _Scene, size: tuple[float, float] = (0.22, 0.32),
+                       gap: tuple[float, float] = (100.0, 160.0), tries: int = 100) -> None:
+    """A double-membrane ellipsoid inside the cell, clear of what is already there.
+
+    Its long semi-axis is a `size` fraction of the field, its outer and inner bilayers `gap` Å
+    apart (centre to centre; the standard cell's one mitochondrion: 10-16 nm).
+    """
     rng, ext = s.rng, s.extent
     lateral = min(ext[1], ext[2])
-    a = rng.uniform(0.22, 0.32) * lateral
+    a = rng.uniform(*size) * lateral
     axes = np.array([a, a * rng.uniform(0.55, 0.8), min(a, rng.uniform(0.6, 1.0) * ext[0])])
     rotation = _in_plane_rotation(rng.uniform(0, np.pi))
-    gap = rng.uniform(100.0, 160.0)
-    axes = np.maximum(axes, gap + 100.0)  # room for the inner membrane in small fields
+    spacing = rng.uniform(*gap)
+    axes = np.maximum(axes, spacing + 100.0)  # room for the inner membrane in small fields
     band = ph.membrane_band(s.apix)
-    for _ in range(100):
+    for _ in range(tries):
         center = np.array([0.5, rng.uniform(0.15, 0.85), rng.uniform(0.15, 0.85)]) * s.shape
-        if s.cell_depth(center)[0] >= axes.max() + band + MARGIN:
+        if s.cell_depth(center)[0] < axes.max() + band + MARGIN:
+            continue
+        found = ph.ellipsoid_distance(s.shape, center, axes, rotation, s.apix, band + MARGIN + s.apix)
+        if found is None:
+            return
+        box, dist = found
+        # the first (standard: only) mitochondrion has nothing but the cell membrane to avoid
+        if not s.mitos or not np.any(s.occupied[box] & (dist <= band + MARGIN)):
             break
     else:
         return
-    found = ph.ellipsoid_distance(s.shape, center, axes, rotation, s.apix, band + MARGIN + s.apix)
-    if found is None:
-        return
-    box, dist = found
-    inner = dist + np.float32(gap)
+    inner = dist + np.float32(spacing)
     dens = np.maximum(ph.bilayer(dist, s.apix), ph.bilayer(inner, s.apix))
     dens = np.where(inner < -band, np.maximum(dens, np.float32(MATRIX_DENSITY)), dens)
     np.maximum(s.density[box], dens, out=s.density[box])
     s.labels["double_membrane"][box] |= (np.abs(dist) <= band) | (np.abs(inner) <= band)
     s.occupied[box] |= dist <= band + MARGIN
-    s.mito = (center, axes, rotation)
+    s.mitos.append((center, axes, rotation))
 
 
-def _add_microtubule(s: _Scene, tries: int = 100) -> None:
-    """A gently curved microtubule near the xy plane, crossing the field inside the cytoplasm."""
+def _add_microtubule(s: _Scene, tries: int = 100, max_elevation: float = 6.0) -> None:
+    """A gently curved microtubule at most `max_elevation` degrees out of the xy plane, crossing
+    the field inside the cytoplasm."""
     rng, ext = s.rng, s.extent
     reach = (ph.MT_OUTER + MARGIN) / s.apix  # voxels
     diag = float(np.linalg.norm(ext))
@@ -161,7 +195,7 @@ def _add_microtubule(s: _Scene, tries: int = 100) -> None:
         zlo, zhi = reach, s.shape[0] - 1 - reach
         z0 = rng.uniform(zlo, zhi) if zhi > zlo else 0.5 * (s.shape[0] - 1)
         p0 = np.array([z0, rng.uniform(0, s.shape[1] - 1), rng.uniform(0, s.shape[2] - 1)])
-        azimuth, elevation = rng.uniform(0, 2 * np.pi), np.deg2rad(rng.uniform(-6, 6))
+        azimuth, elevation = rng.uniform(0, 2 * np.pi), np.deg2rad(rng.uniform(-max_elevation, max_elevation))
         t = np.array([np.sin(elevation), np.cos(elevation) * np.sin(azimuth),
                       np.cos(elevation) * np.cos(azimuth)])
         bend = np.cross([1.0, 0.0, 0.0], t)
@@ -189,8 +223,7 @@ def _tube_fits(s: _Scene, pts: NDArray[np.float64], band: float) -> bool:
     """Whether a tube along centreline points `pts` stays clear of membranes and other tubes."""
     if len(pts) == 0 or np.any(s.cell_depth(pts) < ph.MT_OUTER + band + MARGIN):
         return False
-    if s.mito is not None:
-        center, axes, rotation = s.mito
+    for center, axes, rotation in s.mitos:
         local = (pts - center) * s.apix @ rotation
         grown = axes + ph.MT_OUTER + band + MARGIN
         if np.any(np.sum((local / grown) ** 2, axis=1) < 1.0):
@@ -238,8 +271,9 @@ def _paste_box(shape: tuple[int, ...], center: NDArray[np.int64], size: int
     return dst, src
 
 
-def _add_macromolecules(s: _Scene, inside: float) -> None:
-    """Ribosomes and proteasomes in random orientations, in free cytoplasm, not overlapping."""
+def _add_macromolecules(s: _Scene, inside: float, crowding: float = 1.0) -> None:
+    """Ribosomes and proteasomes in random orientations, in free cytoplasm, not overlapping
+    (`crowding` times the usual number per nm³)."""
     rng = s.rng
     kinds = {}
     for name, make, mass in (("ribosome", ph.ribosome_template, ph.RIBOSOME_MASS),
@@ -252,7 +286,7 @@ def _add_macromolecules(s: _Scene, inside: float) -> None:
         radius = (3 * mass * ph.A3_PER_DA / (4 * np.pi)) ** (1 / 3) / s.apix  # voxels
         kinds[name] = (ph.crop_centered(template, floor), floor, threshold, radius)
     free = max(0.0, inside - float(s.occupied.mean()))
-    order = [k for k in kinds for _ in range(s.count(k, free))]
+    order = [k for k in kinds for _ in range(s.count(k, free, per=_PER_NM3[k] * crowding))]
     rng.shuffle(order)
     band = ph.membrane_band(s.apix)
     for name in order:
