@@ -126,7 +126,8 @@ class Variant:
 #: slices above and below) are the options of notebook 07; "dice-calibration" the default networks
 #: calibrated so that their calls at 1.0 best reproduce the painted masks (#16), "dice-continuous"
 #: only the membranes' and microtubules' (the ribosomes', which are picked, by the mean); "blur-1" blurs the
-#: augmented copies, "turns-4" averages the scores of the tomogram turned 0/90/180/270 degrees.
+#: augmented copies, "turns-4" averages the scores of the tomogram turned 0/90/180/270 degrees;
+#: "compete-dice" is "compete" with the calibration of "dice-continuous".
 VARIANTS = {
     "default": Variant(),
     "skip-edges": Variant(pad=False),
@@ -140,6 +141,8 @@ VARIANTS = {
     "blur-1": Variant(train={"blur": 1.0}),
     "dice-calibration": Variant(calibration="dice", networks="default"),
     "dice-continuous": Variant(networks="default", calibration=dict.fromkeys(
+        ("membrane", "double_membrane", "microtubule"), "dice")),
+    "compete-dice": Variant(compete=True, calibration=dict.fromkeys(
         ("membrane", "double_membrane", "microtubule"), "dice")),
 }
 #: Seed offset between simulated annotators.
