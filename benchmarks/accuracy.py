@@ -106,6 +106,9 @@ class Variant:
         ``FeatureNet.calibrate(method=...)``: the paper's 'mean' (the default) or 'dice'; or a
         method per feature (features not named: 'mean').
         Networks loaded from the cache are calibrated again on their annotator's tiles.
+    hysteresis : float or None
+        ``merge(hysteresis=...)``: weak voxels (this fraction of the threshold) that continue a
+        called structure within their slice are labelled too.
     """
 
     train: dict = field(default_factory=dict)
@@ -116,6 +119,7 @@ class Variant:
     turns: int = 1
     networks: str | None = None
     calibration: str | dict = "mean"
+    hysteresis: float | None = None
 
 
 #: Pipeline settings compared in the table. "default" is the product's; "skip-edges" the product
@@ -163,12 +167,12 @@ def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
 
 
 def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # noqa: ANN001
-               pad: bool = True) -> dict:
+               pad: bool = True, hysteresis: float | None = None) -> dict:
     """All the metrics of one unseen cell from its score maps (one per feature)."""
     from tomowidgets.merge import merge
     from tomowidgets.metrics import confusion_matrix, dice, face_on, recall, skeleton_dice
 
-    labels = merge(scores, threshold=threshold)
+    labels = merge(scores, threshold=threshold, hysteresis=hysteresis)
     result = {}
     for i, name in enumerate(labels.names):
         called, truth = np.asarray(labels.data) == i + 1, cell.labels[name]
@@ -318,7 +322,8 @@ def run_spread(snr: float, ctf: bool, variant: str, *, train_imaging: str, test_
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
     per_model = {model: [[score_cell(score_maps([team], pre, team_variant.turns), cell, threshold=1.0,
-                                     box=box, seed=seed, pad=team_variant.pad) for cell, pre in cells]
+                                     box=box, seed=seed, pad=team_variant.pad,
+                                     hysteresis=team_variant.hysteresis) for cell, pre in cells]
                           for team in teams]
                  for model, cells in unseen.items()}
     t_score = time.perf_counter() - t0

@@ -57,6 +57,61 @@ def test_any_real_dtype_gives_the_same_labels(dtype):
     np.testing.assert_array_equal(merge(scores, 4.0).data, reference.data)
 
 
+# --- hysteresis: weak voxels that continue a called structure (#16) -----------------------------
+
+
+def _broken_membrane():
+    """A membrane along y = 3 in slice 1 of 3, weak (0.7) for x 4-6; a lone weak blob at (1, 7, 8);
+    a ribosome that wins at (1, 3, 10) next to the membrane's end."""
+    membrane = np.zeros((3, 10, 12), np.float32)
+    membrane[1, 3, :10] = 1.3
+    membrane[1, 3, 4:7] = 0.7
+    membrane[1, 7, 8] = 0.7
+    membrane[1, 3, 10] = 0.7
+    ribosome = np.zeros_like(membrane)
+    ribosome[1, 3, 10] = 0.9
+    return {"membrane": membrane, "ribosome": ribosome}
+
+
+def test_hysteresis_continues_a_weakly_scored_stretch_but_not_a_lone_weak_voxel():
+    scores = _broken_membrane()
+    plain = merge(scores).data
+    assert plain[1, 3, :10].tolist() == [1] * 4 + [0] * 3 + [1] * 3
+    grown = merge(scores, hysteresis=0.5).data
+    assert grown[1, 3, :10].tolist() == [1] * 10
+    assert grown[1, 7, 8] == 0                       # weak and touching nothing called
+    assert grown[1, 3, 10] == 0                      # the ribosome wins it (0.9 < 1): weak, not continued
+    assert not grown[[0, 2]].any()                   # nothing leaks into the slices above and below
+    np.testing.assert_array_equal(merge(scores, hysteresis=0.6).data[1, 3, 4:7], [1, 1, 1])
+    np.testing.assert_array_equal(merge(scores, hysteresis=0.55, threshold=1.3).data[1, 3, 4:7], [0, 0, 0])
+
+
+def test_hysteresis_counts_scores_equal_to_either_threshold():
+    line = {"a": np.array([[[1.0, 0.5, 0.5, 0.4]]], np.float32)}
+    assert merge(line, hysteresis=0.5).data.tolist() == [[[1, 1, 1, 0]]]
+
+
+def test_hysteresis_connects_only_within_a_slice_and_only_through_its_own_feature():
+    a = np.zeros((2, 3, 3), np.float32)
+    a[0, 1, 1] = 2.0            # called in slice 0
+    a[1, 1, 1] = 0.8            # weak right above it: another slice
+    a[0, 1, 2] = 0.8            # weak beside it, but b wins there
+    b = np.zeros_like(a)
+    b[0, 1, 2] = 0.9
+    labels = merge({"a": a, "b": b}, hysteresis=0.5).data
+    assert labels[0, 1, 1] == 1 and labels[1, 1, 1] == 0 and labels[0, 1, 2] == 0
+
+
+@pytest.mark.parametrize("slab", [1, 2])
+def test_hysteresis_gives_the_same_labels_slab_by_slab_and_into_a_file(slab, tmp_path):
+    scores = _scores(seed=4)
+    whole = merge(scores, 1.2, hysteresis=0.6)
+    np.testing.assert_array_equal(merge(scores, 1.2, hysteresis=0.6, slab=slab).data, whole.data)
+    np.testing.assert_array_equal(merge(scores, 1.2, hysteresis=0.6, out=tmp_path / "l.mrc").data,
+                                  whole.data)
+    assert (np.asarray(whole.data) > 0).sum() > (np.asarray(merge(scores, 1.2).data) > 0).sum()
+
+
 @pytest.mark.parametrize("slab", [1, 2, 7, 100])
 def test_slab_by_slab_equals_whole_volume(slab):
     scores = _scores()
@@ -203,6 +258,8 @@ def test_mask_counts_fractions_and_repr():
         ({"": np.ones((1, 1, 1))}, {}, "non-empty printable"),
         ({"a": np.ones((1, 1, 1), complex)}, {}, "real-valued"),
         ({"a": np.ones((1, 1, 1))}, {"out": "labels.json"}, "must be an MRC file"),
+        ({"a": np.ones((1, 1, 1))}, {"hysteresis": 1.0}, "`hysteresis` must be a fraction"),
+        ({"a": np.ones((1, 1, 1))}, {"hysteresis": True}, "`hysteresis`"),
     ],
 )
 def test_bad_inputs_raise_value_errors_that_name_the_problem(scores, kwargs, match):

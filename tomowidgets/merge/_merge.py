@@ -56,6 +56,7 @@ def merge(
     out: str | os.PathLike | None = None,
     slab: int | None = None,
     apix: float | None = None,
+    hysteresis: float | None = None,
 ) -> LabelMap:
     """Label each voxel with the feature whose calibrated score is highest, if it reaches a threshold.
 
@@ -83,6 +84,13 @@ def merge(
     apix : float, optional
         Voxel size in Å, for score maps given as bare arrays (default 1.0); must agree with the
         voxel size of any Tomogram in `scores`.
+    hysteresis : float, optional
+        A fraction in ``(0, 1)`` of each feature's threshold: a voxel whose best feature scores at
+        least this fraction of the threshold is labelled too if it touches, within its slice and
+        through such voxels of the same feature, one that reaches the threshold (hysteresis
+        thresholding, as in Canny's edges; :func:`skimage.filters.apply_hysteresis_threshold`).
+        It continues membranes and filaments through stretches the network scores weakly without
+        calling weak voxels on their own. None (default): the paper's single threshold.
 
     Returns
     -------
@@ -94,16 +102,21 @@ def merge(
     ValueError
         If `scores` is empty or not a dict, has more than 127 features or an invalid name, its maps
         differ in shape or voxel size or are not 3D, a map holds NaN/inf, a threshold is not a finite
-        number, `thresholds` names a feature not in `scores`, or `slab` < 1.
+        number, `thresholds` names a feature not in `scores`, `slab` < 1 or `hysteresis` is not
+        in ``(0, 1)``.
 
     Examples
     --------
     >>> s = {"a": np.full((1, 1, 2), 2.0), "b": np.array([[[3.0, 0.5]]])}
     >>> merge(s, thresholds={"b": 5.0}).data.tolist()
     [[[0, 1]]]
+    >>> line = {"membrane": np.array([[[1.2, 0.7, 1.1, 0.2, 0.7]]])}   # a weak stretch, a lone weak voxel
+    >>> merge(line, hysteresis=0.5).data.tolist()
+    [[[1, 1, 1, 0, 0]]]
     """
     names, sources, apix, origin = _check_scores(scores, apix)
     limits = _check_thresholds(names, threshold, thresholds)
+    low = None if hysteresis is None else _check_hysteresis(hysteresis) * limits
     shape = sources[0].shape
     if slab is None:
         slab = _auto_slab(len(names), shape)
@@ -115,6 +128,8 @@ def merge(
         stack = _read_stack(names, sources, start, stop, "scores")
         best = np.argmax(stack, axis=0)
         top = np.take_along_axis(stack, best[np.newaxis], axis=0)[0]
+        if low is not None:
+            return _hysteresis_labels(best, top, low, limits)
         return np.where(top >= limits[best], best + 1, 0).astype(np.uint8)
 
     if out is None:
@@ -135,6 +150,31 @@ def merge(
             mrc.data[start:stop] = labels_of(start, stop).view(np.int8)
     write_sidecar(out, names, shape, apix)
     return LabelMap.load(out, mmap=True)
+
+
+def _check_hysteresis(hysteresis: object) -> float:
+    if (isinstance(hysteresis, bool) or not isinstance(hysteresis, numbers.Real)
+            or not 0 < float(hysteresis) < 1):
+        raise ValueError(f"`hysteresis` must be a fraction of the threshold between 0 and 1 (e.g. 0.5), "
+                         f"got {hysteresis!r}; None keeps the single threshold")
+    return float(hysteresis)
+
+
+def _hysteresis_labels(best: np.ndarray, top: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Labels of a slab: per slice and feature, the voxels it wins at >= `low` connected to >= `high`."""
+    from skimage.filters import apply_hysteresis_threshold
+
+    below = np.float32(-np.inf)
+    labels = np.zeros(best.shape, np.uint8)
+    for i in np.unique(best):
+        won = best == i
+        score = np.where(won, top, np.float32(0))
+        # skimage keeps scores > its thresholds; the next float32 down makes that >=, as merge has it
+        lo = np.nextafter(np.float32(min(low[i], high[i])), below)
+        hi = np.nextafter(np.float32(high[i]), below)
+        for z in range(len(score)):   # slice by slice, as a 2D network scores them
+            labels[z][apply_hysteresis_threshold(score[z], lo, hi) & won[z]] = i + 1
+    return labels
 
 
 class Consensus(NamedTuple):
