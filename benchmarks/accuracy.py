@@ -131,7 +131,8 @@ class Variant:
 #: calibrated so that their calls at 1.0 best reproduce the painted masks (#16), "dice-continuous"
 #: only the membranes' and microtubules' (the ribosomes', which are picked, by the mean); "blur-1" blurs the
 #: augmented copies, "turns-4" averages the scores of the tomogram turned 0/90/180/270 degrees;
-#: "compete-dice" is "compete" with the calibration of "dice-continuous".
+#: "compete-dice" is "compete" with the calibration of "dice-continuous"; "hysteresis-0.5" merges
+#: with ``hysteresis=0.5``, "dice-hysteresis" both.
 VARIANTS = {
     "default": Variant(),
     "skip-edges": Variant(pad=False),
@@ -147,6 +148,9 @@ VARIANTS = {
     "dice-continuous": Variant(networks="default", calibration=dict.fromkeys(
         ("membrane", "double_membrane", "microtubule"), "dice")),
     "compete-dice": Variant(compete=True, calibration=dict.fromkeys(
+        ("membrane", "double_membrane", "microtubule"), "dice")),
+    "hysteresis-0.5": Variant(networks="default", hysteresis=0.5),
+    "dice-hysteresis": Variant(networks="default", hysteresis=0.5, calibration=dict.fromkeys(
         ("membrane", "double_membrane", "microtubule"), "dice")),
 }
 #: Seed offset between simulated annotators.
@@ -293,10 +297,10 @@ def run_condition(snr: float, ctf: bool, variant: str, *, shape: tuple[int, int,
             "seconds": {"cells": t_cells, "train": t_train, "apply_score": t_score}}
 
 
-def run_spread(snr: float, ctf: bool, variant: str, *, train_imaging: str, test_imaging: tuple[str, ...],
-               annotators: int, shape: tuple[int, int, int], seed: int, epochs: int, box: int,
-               features: tuple[str, ...], cache: Path | None = None, train_varied: bool = False,
-               test_cells: tuple[str, ...] = ("standard",)) -> dict:
+def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imaging: str,
+               test_imaging: tuple[str, ...], annotators: int, shape: tuple[int, int, int], seed: int,
+               epochs: int, box: int, features: tuple[str, ...], cache: Path | None = None,
+               train_varied: bool = False, test_cells: tuple[str, ...] = ("standard",)) -> dict[str, dict]:
     """Each simulated annotator on its own, scored on two unseen cells of each imaging model.
 
     The annotators click different tiles with different brush errors on the same training cell
@@ -306,7 +310,11 @@ def run_spread(snr: float, ctf: bool, variant: str, *, train_imaging: str, test_
     ``seed + 2``) under every model of `test_imaging`, so the models' rows differ by imaging only;
     `test_cells` names their layouts ("standard" and/or "varied", tests named "fourier",
     "fourier varied", ...), `train_varied` the training cell's.
-    Returns the per-annotator, per-cell metrics and their mean and sd over annotators.
+
+    `variants` share one set of networks (kept in `cache`) and one way of applying them (``turns``):
+    the networks are applied once per cell, and each variant's calibration only rescales their
+    scores (calibrated score = output / amplitude) before its merge.
+    Returns, per variant, the per-annotator, per-cell metrics and their mean and sd over annotators.
     """
     t0 = time.perf_counter()
     ((train_cell, train_pre),) = make_cells(snr, ctf, shape, seed, imaging=train_imaging, seeds=(0,),
@@ -315,24 +323,45 @@ def run_spread(snr: float, ctf: bool, variant: str, *, train_imaging: str, test_
                                                    varied=layout == "varied")
               for layout in test_cells for model in test_imaging}
     t_cells = time.perf_counter() - t0
-    team_variant = Variant(**{**VARIANTS[variant].__dict__, "annotators": annotators})
+    settings = {v: Variant(**{**VARIANTS[v].__dict__, "annotators": annotators}) for v in variants}
     t0 = time.perf_counter()
-    teams = train_networks(train_pre, train_cell.labels, features, team_variant, seed=seed, epochs=epochs,
-                           cache=cache)
+    teams = {v: train_networks(train_pre, train_cell.labels, features, settings[v], seed=seed, epochs=epochs,
+                               cache=cache) for v in variants}
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
-    per_model = {model: [[score_cell(score_maps([team], pre, team_variant.turns), cell, threshold=1.0,
-                                     box=box, seed=seed, pad=team_variant.pad,
-                                     hysteresis=team_variant.hysteresis) for cell, pre in cells]
-                          for team in teams]
-                 for model, cells in unseen.items()}
-    t_score = time.perf_counter() - t0
-    return {"snr": snr, "ctf": ctf, "variant": variant, "train_imaging": train_imaging, "shape": list(shape),
+    applied = teams[variants[0]]
+    maps = {model: [[score_maps([team], pre, settings[variants[0]].turns) for _, pre in cells]
+                    for team in applied] for model, cells in unseen.items()}
+    t_apply = time.perf_counter() - t0
+    results = {}
+    for v in variants:
+        t0 = time.perf_counter()
+        per_model = {model: [[score_cell(rescaled(maps[model][a][c], applied[a], teams[v][a]), cell,
+                                         threshold=1.0, box=box, seed=seed, pad=settings[v].pad,
+                                         hysteresis=settings[v].hysteresis)
+                              for c, (cell, _) in enumerate(cells)]
+                             for a in range(annotators)]
+                     for model, cells in unseen.items()}
+        results[v] = {
+            "snr": snr, "ctf": ctf, "variant": v, "train_imaging": train_imaging, "shape": list(shape),
             "train_cell": cells_name(train_imaging, "varied" if train_varied else "standard"),
             "seed": seed, "epochs": epochs, "annotators": annotators,
             "tests": {model: {"annotators": per_annotator, **spread(per_annotator)}
                       for model, per_annotator in per_model.items()},
-            "seconds": {"cells": t_cells, "train": t_train, "apply_score": t_score}}
+            "seconds": {"cells": t_cells, "train": t_train, "apply": t_apply,
+                        "score": time.perf_counter() - t0},
+            "shared_with": list(variants)}
+    return results
+
+
+def rescaled(maps: dict, applied: list, calibrated: list) -> dict:
+    """Score maps of networks `applied` as the same networks `calibrated` otherwise would give them."""
+    from tomowidgets.io import Tomogram
+
+    factor = {a.feature: np.float32(a.amplitude / b.amplitude)
+              for a, b in zip(applied, calibrated, strict=True)}
+    return {name: m if factor[name] == 1 else Tomogram(np.asarray(m.data) * factor[name], m.apix)
+            for name, m in maps.items()}
 
 
 def cells_name(model: str, layout: str) -> str:
@@ -408,13 +437,12 @@ def cached_or_run(path: Path, args: argparse.Namespace, compute: Callable[[], di
         return json.loads(path.read_text())
     if args.cached:
         return None
-    t0 = time.perf_counter()
     result = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(result, indent=1))
     secs = ", ".join(f"{k} {v:.0f} s" for k, v in result["seconds"].items())
-    print(f"  {path.stem}: {time.perf_counter() - t0:.0f} s ({secs})", flush=True)
+    print(f"  {path.stem}: {secs}", flush=True)
     return result
 
 
@@ -474,14 +502,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def main_spread(args: argparse.Namespace) -> int:
-    """The --annotators table: each annotator alone, train on one imaging model, test on each."""
+    """The --annotators table: each annotator alone, train on one imaging model, test on each.
+
+    Variants that share networks and ``turns`` are run together (their networks applied once).
+    """
     ctfs = {"on": [True], "off": [False], "both": [True, False]}[args.ctf]
     features = tuple(args.features)
     print(f"Machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; cells "
           f"{tuple(args.shape)} at 10 Å/voxel, {args.epochs} epochs, {args.annotators} annotators; "
           f"results cached in {args.out}/")
-    results = []
+    groups: dict[tuple[str, int], list[str]] = {}
     for variant in args.variant:
+        shared = (VARIANTS[variant].networks or variant, VARIANTS[variant].turns)
+        groups.setdefault(shared, []).append(variant)
+    results = []
+    for (networks, _), variants in groups.items():
         for train_imaging in args.imaging:
             for ctf in ctfs:
                 for snr in args.snr:
@@ -490,20 +525,28 @@ def main_spread(args: argparse.Namespace) -> int:
                                  f"{'x'.join(map(str, args.shape))}_e{args.epochs}_s{args.seed}"
                                  f"_a{args.annotators}")
                     tests = "" if args.test_cells == ["standard"] else "_on-" + "-".join(args.test_cells)
-                    key = f"spread_{variant}_{condition}{tests}"
-                    networks = f"spread_{VARIANTS[variant].networks or variant}_{condition}"
-                    path = args.out / f"{key}.json"
-                    result = cached_or_run(path, args, partial(
-                        run_spread, snr, ctf, variant, train_imaging=train_imaging,
+                    paths = {v: args.out / f"spread_{v}_{condition}{tests}.json" for v in variants}
+                    results += cached_or_run_group(paths, args, partial(
+                        run_spread, snr, ctf, train_imaging=train_imaging,
                         test_imaging=tuple(args.test_imaging), annotators=args.annotators,
                         shape=tuple(args.shape), seed=args.seed, epochs=args.epochs, box=args.box,
-                        features=features, cache=args.out / "networks" / networks,
+                        features=features, cache=args.out / "networks" / f"spread_{networks}_{condition}",
                         train_varied=args.cells == "varied", test_cells=tuple(args.test_cells)))
-                    if result is not None:
-                        results.append(result)
     print()
     print(format_spread(results, features))
     return 0
+
+
+def cached_or_run_group(paths: dict[str, Path], args: argparse.Namespace,
+                        compute: Callable[[tuple[str, ...]], dict[str, dict]]) -> list[dict]:
+    """`cached_or_run` for variants computed together: `compute(missing variants)` fills the gaps."""
+    missing = tuple(v for v, path in paths.items() if args.force or not path.exists())
+    computed: dict[str, dict] = {}
+    if missing and not args.cached:
+        everything = compute(missing)
+        computed = {v: cached_or_run(paths[v], args, lambda v=v: everything[v]) or {} for v in missing}
+    return [computed[v] if v in computed else json.loads(paths[v].read_text())
+            for v in paths if v in computed or paths[v].exists()]
 
 
 if __name__ == "__main__":
