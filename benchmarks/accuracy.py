@@ -171,8 +171,11 @@ def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
 
 
 def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # noqa: ANN001
-               pad: bool = True, hysteresis: float | None = None) -> dict:
-    """All the metrics of one unseen cell from its score maps (one per feature)."""
+               pad: bool = True, hysteresis: float | None = None, picked: dict | None = None) -> dict:
+    """All the metrics of one unseen cell from its score maps (one per feature).
+
+    `picked` caches the picking metrics by ribosome map, for variants that share it.
+    """
     from tomowidgets.merge import merge
     from tomowidgets.metrics import confusion_matrix, dice, face_on, recall, skeleton_dice
 
@@ -187,8 +190,13 @@ def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # 
     # cross-talk: share of the voxels called as some feature that lie on another true feature
     result["merge"] = {"cross_talk": float((counts.sum() - np.trace(counts)) / max(1, counts.sum()))}
     if "ribosome" in scores:
-        result["picking"] = pick_and_average(scores["ribosome"], cell, threshold=threshold, box=box,
-                                             seed=seed, pad=pad)
+        key = id(scores["ribosome"])
+        if picked is None or key not in picked:
+            picking = pick_and_average(scores["ribosome"], cell, threshold=threshold, box=box, seed=seed,
+                                       pad=pad)
+            picked = {} if picked is None else picked
+            picked[key] = picking
+        result["picking"] = picked[key]
     return result
 
 
@@ -334,14 +342,22 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
                     for team in applied] for model, cells in unseen.items()}
     t_apply = time.perf_counter() - t0
     results = {}
+    picked: dict = {}   # ribosome maps that a variant leaves as they were are picked once
     for v in variants:
         t0 = time.perf_counter()
-        per_model = {model: [[score_cell(rescaled(maps[model][a][c], applied[a], teams[v][a]), cell,
-                                         threshold=1.0, box=box, seed=seed, pad=settings[v].pad,
-                                         hysteresis=settings[v].hysteresis)
-                              for c, (cell, _) in enumerate(cells)]
-                             for a in range(annotators)]
-                     for model, cells in unseen.items()}
+        per_model: dict = {}
+        for model, cells in unseen.items():
+            per_model[model] = []
+            for a in range(annotators):
+                per_cell = []
+                for c, (cell, _) in enumerate(cells):
+                    scores = rescaled(maps[model][a][c], applied[a], teams[v][a])
+                    same = ("ribosome" in scores and scores["ribosome"] is maps[model][a][c]["ribosome"]
+                            and settings[v].pad == settings[variants[0]].pad)
+                    per_cell.append(score_cell(scores, cell, threshold=1.0, box=box, seed=seed,
+                                               pad=settings[v].pad, hysteresis=settings[v].hysteresis,
+                                               picked=picked if same else None))
+                per_model[model].append(per_cell)
         results[v] = {
             "snr": snr, "ctf": ctf, "variant": v, "train_imaging": train_imaging, "shape": list(shape),
             "train_cell": cells_name(train_imaging, "varied" if train_varied else "standard"),
