@@ -190,12 +190,11 @@ def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # 
     # cross-talk: share of the voxels called as some feature that lie on another true feature
     result["merge"] = {"cross_talk": float((counts.sum() - np.trace(counts)) / max(1, counts.sum()))}
     if "ribosome" in scores:
+        picked = {} if picked is None else picked
         key = id(scores["ribosome"])
-        if picked is None or key not in picked:
-            picking = pick_and_average(scores["ribosome"], cell, threshold=threshold, box=box, seed=seed,
-                                       pad=pad)
-            picked = {} if picked is None else picked
-            picked[key] = picking
+        if key not in picked:
+            picked[key] = pick_and_average(scores["ribosome"], cell, threshold=threshold, box=box,
+                                           seed=seed, pad=pad)
         result["picking"] = picked[key]
     return result
 

@@ -33,7 +33,7 @@ import numpy as np
 import tomowidgets as tw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_data import OUT, REAL, SETS, annotate, envelope_coverage, quiet, train  # noqa: E402
+from real_data import OUT, REAL, SETS, annotate, cached_network, envelope_coverage, quiet  # noqa: E402
 
 #: The traced slices and rows (20 Å voxels) where the envelope lines are known.
 SLICES, ROWS = slice(50, 96), slice(40, 281)
@@ -52,26 +52,16 @@ def on_the_envelope(membrane: np.ndarray) -> float:
     return float(called[:, lines[ROWS]].sum() / max(1, called.sum()))
 
 
-def network(feature: str, seed: int = 0) -> tw.FeatureNet:
-    """The real_data benchmark's network for `feature`, trained and cached if it is not there."""
-    cached = OUT / "networks" / f"{feature}.keras"
-    if cached.is_file():
-        return tw.FeatureNet.load(cached)
-    net = train(tw.TrainingSet.load(SETS / f"{feature}.tiles.npz"), seed)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    net.save(cached)
-    return net
-
-
 def main() -> int:
     if not (REAL / "empiar10499_TS00254_20A.mrc").is_file():
         sys.exit(f"the real cell is not at {REAL}; see ../shared/data/real/README.md")
     t0 = time.perf_counter()
     raw = tw.read_tomogram(REAL / "empiar10499_TS00254_20A.mrc")
     pre = quiet(tw.preprocess, tw.erase_gold(raw, tw.find_gold(raw)), progress=False)
-    nets = {f: network(f) for f in ("ribosome", "membrane")}
+    sets = {f: tw.TrainingSet.load(SETS / f"{f}.tiles.npz") for f in ("ribosome", "membrane")}
+    nets = {f: cached_network(ts, seed=0) for f, ts in sets.items()}
     scores = tw.apply(list(nets.values()), pre, progress=False)
-    membrane_set = tw.TrainingSet.load(SETS / "membrane.tiles.npz")
+    membrane_set = sets["membrane"]
     rows = []
     net = nets["membrane"]
     for method in tw.network.CALIBRATIONS:

@@ -79,6 +79,22 @@ def train(ts: tw.TrainingSet, seed: int) -> tw.FeatureNet:
     return net
 
 
+def network_path(feature: str) -> Path:
+    """Where the network of `feature` is kept between runs (ignored by git; --retrain to redo)."""
+    return OUT / "networks" / f"{feature}.keras"
+
+
+def cached_network(ts: tw.TrainingSet, seed: int, retrain: bool = False) -> tw.FeatureNet:
+    """The network kept for `ts`'s feature, or one trained on `ts` and kept."""
+    path = network_path(ts.feature)
+    if path.is_file() and not retrain:
+        return tw.FeatureNet.load(path)
+    net = train(ts, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net.save(path)
+    return net
+
+
 def envelope_coverage(labels: np.ndarray, index: int) -> dict[str, float]:
     """Share of the traced envelope (both membranes, slices 50-95, rows 40-280) with a membrane
     voxel within 2 voxels, and the number of separate membrane pieces per slice there."""
@@ -211,7 +227,6 @@ def main() -> None:
     args = parser.parse_args()
     if not (REAL / "empiar10499_TS00254_20A.mrc").is_file():
         sys.exit(f"the real cell is not at {REAL}; see ../shared/data/real/README.md")
-    (OUT / "networks").mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     results: dict = {"times_s": times}
     rng = np.random.default_rng(args.seed)
@@ -224,14 +239,9 @@ def main() -> None:
     sets = {f: tw.TrainingSet.load(SETS / f"{f}.tiles.npz") for f in ("ribosome", "membrane", "cytoplasm")}
     nets = {}
     for feature, ts in sets.items():
-        cached = OUT / "networks" / f"{feature}.keras"     # ignored by git; --retrain to redo
-        reuse = cached.is_file() and not args.retrain
+        reuse = network_path(feature).is_file() and not args.retrain
         with timed(times, f"train {feature}" + (" (cached)" if reuse else "")):
-            if reuse:
-                nets[feature] = tw.FeatureNet.load(cached)
-            else:
-                nets[feature] = train(ts, args.seed)
-                nets[feature].save(cached)
+            nets[feature] = cached_network(ts, args.seed, retrain=args.retrain)
     with timed(times, "apply 3 networks"):
         scores = tw.apply(list(nets.values()), pre, progress=False)
     with timed(times, "merge"):

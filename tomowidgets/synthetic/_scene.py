@@ -26,15 +26,15 @@ FEATURES = ("membrane", "double_membrane", "microtubule", "ribosome", "proteasom
 MARGIN = 20.0
 #: Reference field of view (Å², a 256 × 256 nm slab) for scaling object counts.
 _REF_AREA = 2560.0**2
-#: Objects per reference field (vesicles, microtubules, gold) and per nm³ of cytoplasm.
-_PER_FIELD = {"vesicle": 5, "microtubule": 3, "gold": 4}
+#: Objects per reference field (vesicles, microtubules, gold; mitochondria in a varied cell, the
+#: standard one has one) and per nm³ of cytoplasm.
+_PER_FIELD = {"vesicle": 5, "microtubule": 3, "gold": 4, "mitochondrion": 3}
 _PER_NM3 = {"ribosome": 2e-5, "proteasome": 7e-6}
 #: What a varied cell (``make_cell(varied=True)``) changes, so that a network learns the feature
-#: rather than one instance of it: mitochondria attempted per reference field, their semi-axes
+#: rather than one instance of it: several mitochondria (``_PER_FIELD``), their semi-axes
 #: (fraction of the field) and membrane spacings (Å, centre to centre), the largest elevation of
 #: microtubules out of the xy plane (degrees; the standard cell's is 6), and how much more crowded
 #: the cytoplasm is.
-VARIED_MITOCHONDRIA = 3
 VARIED_MITO_SIZE = (0.12, 0.22)
 VARIED_MITO_GAP = (70.0, 220.0)
 VARIED_ELEVATION = 30.0
@@ -81,7 +81,7 @@ class _Scene:
         (`fraction_free` of the volume); `per` replaces the kind's usual number per field or nm³.
         """
         area = self.extent[1] * self.extent[2]
-        if kind in _PER_FIELD or kind == "mitochondrion":
+        if kind in _PER_FIELD:
             per = _PER_FIELD[kind] if per is None else per
             return max(1, int(round(per * area / _REF_AREA)))
         nm3 = float(np.prod(self.extent)) / 1000.0 * fraction_free
@@ -106,7 +106,7 @@ def build_scene(shape: tuple[int, int, int], apix: float, rng: np.random.Generat
     if varied:
         # each mitochondrion draws its spacing from its own share of the range, so that every
         # varied cell spans it (three random draws can all fall within 1 nm)
-        n = s.count("mitochondrion", per=VARIED_MITOCHONDRIA)
+        n = s.count("mitochondrion")
         edges = np.linspace(*VARIED_MITO_GAP, n + 1)
         for share in rng.permutation(n):
             _add_mitochondrion(s, size=VARIED_MITO_SIZE, gap=(edges[share], edges[share + 1]), tries=300)
