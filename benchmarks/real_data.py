@@ -97,19 +97,39 @@ def cached_network(ts: tw.TrainingSet, seed: int, retrain: bool = False) -> tw.F
 
 def envelope_coverage(labels: np.ndarray, index: int) -> dict[str, float]:
     """Share of the traced envelope (both membranes, slices 50-95, rows 40-280) with a membrane
-    voxel within 2 voxels, and the number of separate membrane pieces per slice there."""
-    hits, total, pieces = 0, 0, []
+    voxel within 2 voxels, the number of separate membrane pieces per slice there, and the longest
+    unbroken stretch (:func:`longest_stretch`)."""
+    hits, total, pieces, stretches = 0, 0, [], []
     for z in range(50, 96, 5):
-        m = ndimage.binary_dilation(labels[z] == index, iterations=2)
+        called = labels[z] == index
+        m = ndimage.binary_dilation(called, iterations=2)
         for y in range(40, 281, 4):
             for x in (round(annotate.left_membrane(y)), round(annotate.right_membrane(y))):
                 if 0 <= x < m.shape[1]:
                     hits += bool(m[y, x])
                     total += 1
-        big = ndimage.label(labels[z] == index)[0]
+        big = ndimage.label(called)[0]
         sizes = np.bincount(big.ravel())[1:]
         pieces.append(int(np.sum(sizes >= 20)))
-    return {"envelope_covered": hits / max(total, 1), "pieces_per_slice": float(np.median(pieces))}
+        stretches += [longest_stretch(called, trace)
+                      for trace in (annotate.left_membrane, annotate.right_membrane)]
+    return {"envelope_covered": hits / max(total, 1), "pieces_per_slice": float(np.median(pieces)),
+            "longest_stretch": float(np.mean(stretches))}
+
+
+def longest_stretch(called: np.ndarray, trace, rows: range = range(40, 281), near: int = 6) -> float:
+    """Share of `rows` that the longest single membrane piece of one slice spans along one envelope
+    line (`trace`: row -> x), counting rows where the piece has a voxel within `near` voxels of the
+    line. One unbroken outline scores 1, whatever its width; the straight traced lines stray a few
+    voxels from the curved envelope at their ends, hence the loose `near`."""
+    pieces = ndimage.label(called, structure=np.ones((3, 3)))[0]
+    spans: dict[int, int] = {}
+    for y in rows:
+        x = round(trace(y))
+        found = np.unique(pieces[y, max(0, x - near):max(0, x + near + 1)])
+        for piece in found[found > 0]:
+            spans[int(piece)] = spans.get(int(piece), 0) + 1
+    return max(spans.values(), default=0) / len(rows)
 
 
 def gallery(tomo: tw.Tomogram, picks, path: Path, rng: np.random.Generator) -> list[int]:
@@ -329,7 +349,8 @@ def table(r: dict) -> str:
              f"| gold erased | {r['gold_voxels']:.2%} of the voxels |",
              f"| cell envelope covered by the membrane label (within 2 voxels, slices 50-95) | "
              f"{r['membrane']['envelope_covered']:.0%}, "
-             f"{r['membrane']['pieces_per_slice']:.0f} pieces per slice |",
+             f"{r['membrane']['pieces_per_slice']:.0f} pieces per slice, the longest "
+             f"{r['membrane']['longest_stretch']:.0%} of a side |",
              f"| ribosome picks anywhere | {r['picks_anywhere']}, {r['inside_the_cell_anywhere']:.0%} of "
              f"them inside the traced envelope (z 40-115) |",
              f"| ribosome picks inside the cytoplasm network's cell ({r['cell_voxels']:.0%} of the "

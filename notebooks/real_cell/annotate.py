@@ -70,6 +70,22 @@ MEMBRANE_TILES = [
     ((60, 250, 100), [(0, 17), (16, 25), (32, 34), (48, 41), (63, 47)]),
 ]
 
+#: Membrane tiles of a second round, after looking at where the first membrane network's calls
+#: (score >= 1) left the envelope bare: its far ends (rows < 100, z 60-70, where it bends away from
+#: the straight traces below), beside a dense vesicle on the right (z 85) and in the upper and lower
+#: slices (z 60, 90-95). Only stretches where the dark bilayer is plain in the 5-slice mean were
+#: traced (five of twelve candidates were left out because it was not), each line started from the
+#: darkest voxel per row within 5 voxels of the first traces and corrected by eye.
+MEMBRANE_TILES_SECOND_ROUND = [
+    ((60, 64, 40), [(0, 2), (16, 5), (32, 10), (48, 17), (63, 24)]),
+    ((70, 64, 40), [(0, 1), (16, 5), (32, 11), (48, 15), (63, 19)]),
+    ((85, 112, 280), [(0, 14), (16, 21), (32, 28), (48, 34), (63, 38)]),
+    ((70, 120, 282), [(0, 22), (16, 24), (32, 29), (48, 35), (63, 43)]),
+    ((60, 40, 266), [(0, 0), (16, 7), (32, 14), (48, 21), (63, 26)]),
+    ((90, 270, 116), [(0, 9), (16, 15), (32, 22), (48, 30), (63, 40)]),
+    ((95, 150, 75), [(0, 8), (16, 14), (32, 20), (48, 25), (63, 30)]),
+]
+
 
 #: Cytoplasm tiles: (z, y, x) of tile centres at least 40 voxels inside both envelope lines, chosen at
 #: random among :func:`inside_the_cell` (seed 0); each is painted whole with four broad strokes (the
@@ -105,6 +121,17 @@ def outside_the_cell() -> list[tuple[int, int, int]]:
         tiles += [(z, y, int(left_membrane(y)) - 30) for y in (200, 265)]
         tiles += [(z, 40, int(right_membrane(40)) + 30)]
     return tiles
+
+
+def beside_the_cell() -> list[tuple[int, int, int]]:
+    """Negatives for the membrane's second round: the tiles of :func:`outside_the_cell` in the
+    traced slices (the ice left and right of the cell, where the first network also fired) whose
+    box stays 8 voxels clear of both envelope lines."""
+    def clear(z: int, y: int, x: int) -> bool:
+        return all(x + 31 < left_membrane(v) - 8 or x - 32 > right_membrane(v) + 8
+                   or left_membrane(v) + 8 < x - 32 and x + 31 < right_membrane(v) - 8
+                   for v in range(y - 32, y + 32))
+    return [t for t in outside_the_cell() if 45 <= t[0] <= 110 and clear(*t)]
 
 
 def inside_the_cell() -> list[tuple[int, int, int]]:
@@ -196,11 +223,11 @@ def main(raw_path: Path = REAL_CELL) -> None:
     raw, pre = preprocessed_cell(raw_path, HERE / "cell20_pre.mrc")
     gold = gold_tiles(raw)
     ribosomes = [(centre, [([(r, c)], radius) for r, c, radius in blobs]) for centre, blobs in RIBOSOME_TILES]
-    membranes = [(centre, [(line, 1.5)]) for centre, line in MEMBRANE_TILES]
+    membranes = [(centre, [(line, 1.5)]) for centre, line in MEMBRANE_TILES + MEMBRANE_TILES_SECOND_ROUND]
     cytoplasm = [(centre, FILL_STROKES) for centre in CYTOPLASM_TILES]
     for feature, positives, negatives in (("ribosome", ribosomes, outside_the_cell() + gold),
                                           ("membrane", membranes, outside_the_cell()[:40] + inside_the_cell()
-                                           + gold),
+                                           + gold + beside_the_cell()),
                                           ("cytoplasm", cytoplasm, outside_the_cell() + gold)):
         ts = annotate(feature, pre, positives, negatives, HERE / f"{feature}.tiles.npz")
         print(f"{ts!r} -> {feature}.tiles.npz")
