@@ -108,7 +108,9 @@ class Variant:
         Networks loaded from the cache are calibrated again on their annotator's tiles.
     hysteresis : float or None
         ``merge(hysteresis=...)``: weak voxels (this fraction of the threshold) that continue a
-        called structure within their slice are labelled too.
+        called structure within their slice are labelled too. None is the paper's single
+        threshold, which the "default" variant keeps so that its committed results stay comparable;
+        merge's own default became 0.5 (the "hysteresis-0.5" variant) on 2026-12-04.
     """
 
     train: dict = field(default_factory=dict)
@@ -122,7 +124,8 @@ class Variant:
     hysteresis: float | None = None
 
 
-#: Pipeline settings compared in the table. "default" is the product's; "skip-edges" the product
+#: Pipeline settings compared in the table. "default" is the product's (merged with the single
+#: threshold: see Variant.hysteresis); "skip-edges" the product
 #: before edge boxes were padded (picks whose box crosses the top or bottom are not averaged);
 #: "paper" the paper's augmentation (each positive tile in 10 rotated copies, each negative once:
 #: 200 tiles per epoch instead of 600); "scale-0.25" adds magnification by up to ±25 % to the

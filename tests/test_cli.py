@@ -201,10 +201,13 @@ def test_merge_command_names_features_from_file_names_or_name_equals_file(score_
 def test_merge_command_with_hysteresis_labels_more_of_the_same_structures(score_files):
     out, paths, cell = score_files
     args = ["merge", str(paths["membrane"]), str(paths["ribosome"]), "-o"]
-    assert main([*args, str(out / "plain.mrc")]) == 0
+    assert main([*args, str(out / "plain.mrc"), "--hysteresis", "off"]) == 0
     assert main([*args, str(out / "grown.mrc"), "--hysteresis", "0.5"]) == 0
-    plain, grown = (tw.LabelMap.load(out / f"{n}.mrc").mask("membrane") for n in ("plain", "grown"))
+    assert main([*args, str(out / "default.mrc")]) == 0
+    plain, grown, default = (tw.LabelMap.load(out / f"{n}.mrc").mask("membrane")
+                             for n in ("plain", "grown", "default"))
     assert grown.sum() > plain.sum() and grown[plain].all()
+    np.testing.assert_array_equal(default, grown)                 # hysteresis 0.5 is the default
 
 
 def test_pick_command_writes_a_star_file_that_reads_back_at_the_ribosomes(score_files):

@@ -42,11 +42,11 @@ def test_per_feature_thresholds_apply_to_the_winning_feature():
     b = np.array([[[1.2, 0.5, 0.1]]], np.float32)
     # a wins everywhere; with its threshold at 2 it only keeps the last voxel, and b (second best)
     # does not take over the first voxel even though 1.2 passes b's own threshold.
-    labels = merge({"a": a, "b": b}, thresholds={"a": 2.0})
+    labels = merge({"a": a, "b": b}, thresholds={"a": 2.0}, hysteresis=None)
     np.testing.assert_array_equal(labels.data, [[[0, 0, 1]]])
-    labels = merge({"a": a, "b": b}, 5.0, thresholds={"b": 0.0})
+    labels = merge({"a": a, "b": b}, 5.0, thresholds={"b": 0.0}, hysteresis=None)
     np.testing.assert_array_equal(labels.data, [[[0, 0, 0]]])
-    low = merge({"a": b, "b": a * 0}, 5.0, thresholds={"a": 1.0})
+    low = merge({"a": b, "b": a * 0}, 5.0, thresholds={"a": 1.0}, hysteresis=None)
     np.testing.assert_array_equal(low.data, [[[1, 0, 0]]])
 
 
@@ -75,10 +75,11 @@ def _broken_membrane():
 
 def test_hysteresis_continues_a_weakly_scored_stretch_but_not_a_lone_weak_voxel():
     scores = _broken_membrane()
-    plain = merge(scores).data
+    plain = merge(scores, hysteresis=None).data                 # the paper's single threshold
     assert plain[1, 3, :10].tolist() == [1] * 4 + [0] * 3 + [1] * 3
     grown = merge(scores, hysteresis=0.5).data
     assert grown[1, 3, :10].tolist() == [1] * 10
+    np.testing.assert_array_equal(merge(scores).data, grown)    # 0.5 is the default
     assert grown[1, 7, 8] == 0                       # weak and touching nothing called
     assert grown[1, 3, 10] == 0                      # the ribosome wins it (0.9 < 1): weak, not continued
     assert not grown[[0, 2]].any()                   # nothing leaks into the slices above and below
@@ -109,14 +110,15 @@ def test_hysteresis_gives_the_same_labels_slab_by_slab_and_into_a_file(slab, tmp
     np.testing.assert_array_equal(merge(scores, 1.2, hysteresis=0.6, slab=slab).data, whole.data)
     np.testing.assert_array_equal(merge(scores, 1.2, hysteresis=0.6, out=tmp_path / "l.mrc").data,
                                   whole.data)
-    assert (np.asarray(whole.data) > 0).sum() > (np.asarray(merge(scores, 1.2).data) > 0).sum()
+    single = merge(scores, 1.2, hysteresis=None).data
+    assert (np.asarray(whole.data) > 0).sum() > (np.asarray(single) > 0).sum()
 
 
 @pytest.mark.parametrize("slab", [1, 2, 7, 100])
 def test_slab_by_slab_equals_whole_volume(slab):
     scores = _scores()
-    whole = merge(scores, 1.2, slab=100).data
-    np.testing.assert_array_equal(merge(scores, 1.2, slab=slab).data, whole)
+    whole = merge(scores, 1.2, slab=100, hysteresis=None).data
+    np.testing.assert_array_equal(merge(scores, 1.2, slab=slab, hysteresis=None).data, whole)
     # Against a direct argmax over the stacked volumes.
     stack = np.stack(list(scores.values()))
     expected = np.where(stack.max(0) >= 1.2, stack.argmax(0) + 1, 0)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tomowidgets._calibration import THRESHOLD
+from tomowidgets._calibration import HYSTERESIS, THRESHOLD
 
 DESCRIPTION = """\
 Annotate cryo-electron tomograms with small convolutional networks (Chen et al., Nat Methods 2017).
@@ -217,9 +217,10 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="LABELS.mrc")
     p.add_argument("--threshold", type=float, default=THRESHOLD,
                    help="lowest calibrated score a feature needs to win a voxel (default 1.0)")
-    p.add_argument("--hysteresis", type=float, default=None, metavar="FRACTION",
-                   help="also label weaker voxels (this fraction of the threshold, e.g. 0.5) that continue "
-                   "a called structure within their slice: fewer breaks in membranes and filaments")
+    p.add_argument("--hysteresis", type=_hysteresis_arg, default=HYSTERESIS, metavar="FRACTION|off",
+                   help="also label weaker voxels (this fraction of the threshold; default "
+                   f"{HYSTERESIS}) that continue a called structure within their slice: fewer breaks in "
+                   "membranes and filaments; 'off' keeps the paper's single threshold")
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser(
@@ -312,6 +313,16 @@ def _named_scores(items: Sequence[str]) -> dict:
             raise ValueError(f"feature {name!r} is given twice; name the maps as NAME=FILE")
         scores[name] = read_tomogram(path, mmap=True)
     return scores
+
+
+def _hysteresis_arg(text: str) -> float | None:
+    """``--hysteresis``: a fraction, or 'off' for the single threshold (merge checks the range)."""
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.5, or 'off', got {text!r}") from None
 
 
 def cmd_merge(args: argparse.Namespace) -> None:

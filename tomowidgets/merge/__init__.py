@@ -5,6 +5,7 @@
 
 from tomowidgets.merge._merge import (
     BACKGROUND,
+    HYSTERESIS,
     MAX_FEATURES,
     Consensus,
     LabelMap,
@@ -16,6 +17,7 @@ from tomowidgets.merge._merge import (
 __all__ = [
     "BACKGROUND",
     "Consensus",
+    "HYSTERESIS",
     "LabelMap",
     "MAX_FEATURES",
     "consensus",

@@ -3,15 +3,17 @@
 Each network's output is calibrated so that 1.0 is the annotated level (``FeatureNet.calibrate``:
 the mean score on annotated voxels, or the edge of what was painted), which makes the maps
 comparable: per voxel, the feature with the highest score wins, provided the score reaches the
-threshold (1.0, as in the paper). Volumes are processed in slabs of z slices, so memory-mapped
-score maps larger than memory can be merged straight into an MRC file.
+threshold (1.0, as in the paper) or, by default, half of it where it continues within its slice a
+structure that reaches it (hysteresis; ``hysteresis=None`` is the paper's single threshold).
+Volumes are processed in slabs of z slices, so memory-mapped score maps larger than memory can be
+merged straight into an MRC file.
 
 Examples
 --------
 >>> import numpy as np
 >>> a = np.array([[[0.2, 1.5, 3.0]]], np.float32)
 >>> b = np.array([[[0.1, 2.0, 1.0]]], np.float32)
->>> labels = merge({"membrane": a, "ribosome": b}, threshold=1.0)
+>>> labels = merge({"membrane": a, "ribosome": b}, threshold=1.0, hysteresis=None)
 >>> labels.data.tolist(), labels.names
 ([[[0, 2, 1]]], ('membrane', 'ribosome'))
 """
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 
-from tomowidgets._calibration import THRESHOLD
+from tomowidgets._calibration import HYSTERESIS, THRESHOLD
 from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive, same_voxel_size
 from tomowidgets.io import Tomogram, new_mrc
 from tomowidgets.merge._labelmap import (
@@ -42,7 +44,8 @@ from tomowidgets.merge._labelmap import (
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["BACKGROUND", "MAX_FEATURES", "Consensus", "LabelMap", "consensus", "merge", "sidecar_path"]
+__all__ = ["BACKGROUND", "HYSTERESIS", "MAX_FEATURES", "Consensus", "LabelMap", "consensus", "merge",
+           "sidecar_path"]
 
 #: Float32 bytes of score slabs held at once when `slab` is not given (all features together).
 _SLAB_BYTES = 64 * 2**20
@@ -56,7 +59,7 @@ def merge(
     out: str | os.PathLike | None = None,
     slab: int | None = None,
     apix: float | None = None,
-    hysteresis: float | None = None,
+    hysteresis: float | None = HYSTERESIS,
 ) -> LabelMap:
     """Label each voxel with the feature whose calibrated score is highest, if it reaches a threshold.
 
@@ -84,13 +87,14 @@ def merge(
     apix : float, optional
         Voxel size in Å, for score maps given as bare arrays (default 1.0); must agree with the
         voxel size of any Tomogram in `scores`.
-    hysteresis : float, optional
+    hysteresis : float or None, default 0.5
         A fraction in ``(0, 1)`` of each feature's threshold: a voxel whose best feature scores at
         least this fraction of the threshold is labelled too if it touches, within its slice and
         through such voxels of the same feature, one that reaches the threshold (hysteresis
         thresholding, as in Canny's edges; :func:`skimage.filters.apply_hysteresis_threshold`).
         It continues membranes and filaments through stretches the network scores weakly without
-        calling weak voxels on their own. None (default): the paper's single threshold.
+        calling weak voxels on their own (:data:`HYSTERESIS` says what it gained). None: the
+        paper's single threshold.
 
     Returns
     -------
@@ -111,8 +115,10 @@ def merge(
     >>> merge(s, thresholds={"b": 5.0}).data.tolist()
     [[[0, 1]]]
     >>> line = {"membrane": np.array([[[1.2, 0.7, 1.1, 0.2, 0.7]]])}   # a weak stretch, a lone weak voxel
-    >>> merge(line, hysteresis=0.5).data.tolist()
+    >>> merge(line).data.tolist()
     [[[1, 1, 1, 0, 0]]]
+    >>> merge(line, hysteresis=None).data.tolist()                   # the paper's single threshold
+    [[[1, 0, 1, 0, 0]]]
     """
     names, sources, apix, origin = _check_scores(scores, apix)
     limits = _check_thresholds(names, threshold, thresholds)

@@ -35,8 +35,9 @@ _LEVELS = 15
 class AnnotationViewer(widgets.VBox):
     """Calibrated score maps or a :class:`~tomowidgets.LabelMap` in colour over a tomogram's slices.
 
-    With `scores`, the displayed slice is merged live with :func:`tomowidgets.merge` (the highest
-    score wins if it reaches its feature's threshold), so the per-feature threshold sliders show at
+    With `scores`, the displayed slice is merged live with :func:`tomowidgets.merge` and its defaults
+    (the highest score wins if it reaches its feature's threshold, or half of it where it continues
+    a structure that does), so the per-feature threshold sliders show at
     once what the merge of the whole volume would give; only that slice is merged. With
     `labelmap`, its labels are shown as they are. Each feature has a fixed colour (:data:`PALETTE`,
     in the order of the features); the legend gives the fraction of the slice's voxels each feature
