@@ -135,7 +135,8 @@ class Variant:
 #: only the membranes' and microtubules' (the ribosomes', which are picked, by the mean); "blur-1" blurs the
 #: augmented copies, "turns-4" averages the scores of the tomogram turned 0/90/180/270 degrees;
 #: "compete-dice" is "compete" with the calibration of "dice-continuous"; "hysteresis-0.5" merges
-#: with ``hysteresis=0.5``, "dice-hysteresis" both.
+#: with ``hysteresis=0.5`` (merge's default since 2026-12-04), "dice-hysteresis" both;
+#: "compete-hysteresis" merges the competing networks with it.
 VARIANTS = {
     "default": Variant(),
     "skip-edges": Variant(pad=False),
@@ -150,8 +151,9 @@ VARIANTS = {
     "dice-calibration": Variant(calibration="dice", networks="default"),
     "dice-continuous": Variant(networks="default", calibration=dict.fromkeys(
         ("membrane", "double_membrane", "microtubule"), "dice")),
-    "compete-dice": Variant(compete=True, calibration=dict.fromkeys(
+    "compete-dice": Variant(compete=True, networks="compete", calibration=dict.fromkeys(
         ("membrane", "double_membrane", "microtubule"), "dice")),
+    "compete-hysteresis": Variant(compete=True, networks="compete", hysteresis=0.5),
     "hysteresis-0.5": Variant(networks="default", hysteresis=0.5),
     "dice-hysteresis": Variant(networks="default", hysteresis=0.5, calibration=dict.fromkeys(
         ("membrane", "double_membrane", "microtubule"), "dice")),

@@ -87,6 +87,27 @@ def test_hysteresis_continues_a_weakly_scored_stretch_but_not_a_lone_weak_voxel(
     np.testing.assert_array_equal(merge(scores, hysteresis=0.55, threshold=1.3).data[1, 3, 4:7], [0, 0, 0])
 
 
+@pytest.mark.parametrize(("threshold", "fraction"), [(1.0, 0.5), (1.2, 0.6), (0.7, 0.3)])
+def test_hysteresis_labels_equal_skimages_hysteresis_slice_by_slice(threshold, fraction):
+    """merge writes hysteresis out for speed; per slice and winning feature it must give what
+    skimage.filters.apply_hysteresis_threshold gives (>= at both thresholds)."""
+    from skimage.filters import apply_hysteresis_threshold
+
+    scores = _scores(shape=(3, 40, 50), seed=7)
+    got = merge(scores, threshold, hysteresis=fraction).data
+    stack = np.stack(list(scores.values()))
+    best, top = stack.argmax(0), stack.max(0)
+    below = np.float32(-np.inf)
+    low, high = (np.nextafter(np.float32(t), below) for t in (fraction * threshold, threshold))
+    expected = np.zeros(got.shape, np.uint8)
+    for i in range(len(stack)):
+        won = best == i
+        for z in range(len(stack[0])):
+            expected[z][apply_hysteresis_threshold(np.where(won[z], top[z], 0), low, high) & won[z]] = i + 1
+    np.testing.assert_array_equal(got, expected)
+    assert 0 < (got > 0).mean() < 1
+
+
 def test_hysteresis_counts_scores_equal_to_either_threshold():
     line = {"a": np.array([[[1.0, 0.5, 0.5, 0.4]]], np.float32)}
     assert merge(line, hysteresis=0.5).data.tolist() == [[[1, 1, 1, 0]]]
