@@ -44,6 +44,9 @@ from real_data import OUT, REAL, SETS, annotate, cached_network, envelope_covera
 SLICES, ROWS = slice(50, 96), slice(40, 281)
 #: merge() settings compared: the paper's single threshold, and hysteresis at these fractions.
 HYSTERESIS = (None, 0.5, 0.7)
+#: The measures of each row, averaged over seeds (with their sd) by :func:`summary`.
+MEASURES = ("level", "envelope_covered", "pieces_per_slice", "longest_stretch", "on_envelope",
+            "membrane_voxels")
 
 
 def on_the_envelope(membrane: np.ndarray) -> float:
@@ -69,7 +72,8 @@ def membrane_rows(scores: dict[str, tw.Tomogram], net: tw.FeatureNet, membrane_s
         # calibrated scores are the capped output over the amplitude: rescale rather than reapply
         membrane = membrane * np.float32(before / net.amplitude)
         for hysteresis in HYSTERESIS:
-            labels = tw.merge({"ribosome": scores["ribosome"], "membrane": tw.Tomogram(membrane, 20.0)},
+            labels = tw.merge({"ribosome": scores["ribosome"],
+                               "membrane": tw.Tomogram(membrane, scores["membrane"].apix)},
                               hysteresis=hysteresis)
             index = labels.names.index("membrane") + 1
             called = np.asarray(labels.data) == index
@@ -88,10 +92,6 @@ def summary(rows: list[dict]) -> list[dict]:
                     **{f"{m}{s}": f(np.array([r[m] for r in same])) for m in MEASURES
                        for s, f in (("", np.mean), ("_sd", np.std))}})
     return out
-
-
-MEASURES = ("level", "envelope_covered", "pieces_per_slice", "longest_stretch", "on_envelope",
-            "membrane_voxels")
 
 
 def main(argv: list[str] | None = None) -> int:
