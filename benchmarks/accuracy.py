@@ -136,7 +136,8 @@ class Variant:
 #: augmented copies, "turns-4" averages the scores of the tomogram turned 0/90/180/270 degrees;
 #: "compete-dice" is "compete" with the calibration of "dice-continuous"; "hysteresis-0.5" merges
 #: with ``hysteresis=0.5`` (merge's default since 2026-12-04), "dice-hysteresis" both;
-#: "compete-hysteresis" merges the competing networks with it.
+#: "compete-hysteresis" merges the competing networks with it, "compete-dice-hysteresis" also
+#: calibrates them as "dice-continuous".
 VARIANTS = {
     "default": Variant(),
     "skip-edges": Variant(pad=False),
@@ -154,6 +155,9 @@ VARIANTS = {
     "compete-dice": Variant(compete=True, networks="compete", calibration=dict.fromkeys(
         ("membrane", "double_membrane", "microtubule"), "dice")),
     "compete-hysteresis": Variant(compete=True, networks="compete", hysteresis=0.5),
+    "compete-dice-hysteresis": Variant(compete=True, networks="compete", hysteresis=0.5,
+                                       calibration=dict.fromkeys(
+                                           ("membrane", "double_membrane", "microtubule"), "dice")),
     "hysteresis-0.5": Variant(networks="default", hysteresis=0.5),
     "dice-hysteresis": Variant(networks="default", hysteresis=0.5, calibration=dict.fromkeys(
         ("membrane", "double_membrane", "microtubule"), "dice")),

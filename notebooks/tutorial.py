@@ -242,7 +242,10 @@ def require_networks(project: Project, features: list[str], *, epochs: int = 5,
                      seed: int = 0) -> dict[str, Path]:
     """Each feature's ``.keras`` file; missing ones are trained for `epochs` (a quick stand-in for 03)."""
     missing = [f for f in features if not project.network(f).is_file()]
-    for feature, ts in require_training_sets(project, missing, seed=seed).items():
+    if missing:  # competing, as 03 trains them
+        sets = tw.trainset.competing(require_training_sets(project, features, seed=seed))
+    for feature in missing:
+        ts = sets[feature]
         print(f"{project.network(feature).name} is missing: training a quick stand-in ({epochs} "
               "epochs; notebook 03 trains the real one) ...")
         net = tw.FeatureNet(feature, seed=seed)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,7 +185,8 @@ def test_training_learns_disks_and_calibrates(trained):
     assert np.sum(scores * y) / np.sum(y) == pytest.approx(1.0, rel=1e-4)   # the calibration
     assert scores[y == 0].mean() < 0.3                                         # background stays low
     assert net.amplitude == pytest.approx(np.sum(net.predict(x, raw=True) * y) / np.sum(y))
-    assert net.calibration == {"method": "mean", "mean": net.amplitude, "level": 1.0}
+    # disks lie wholly inside their tiles: particles, so 'auto' calibrates by the mean
+    assert net.calibration == {"method": "mean", "mean": net.amplitude, "level": 1.0, "auto": True}
     assert repr(net).startswith("FeatureNet('disk', trained 8 epochs")
 
 
@@ -204,8 +206,48 @@ def test_dice_calibration_puts_1_where_calls_best_reproduce_the_masks(trained):
     at_one = tile_overlap(calls >= 1.0 - 1e-6, masks)[0]
     assert at_one == pytest.approx(cal["dice"], abs=1e-3)          # no other level does better
     assert all(at_one >= tile_overlap(calls >= t, masks)[0] - 1e-3 for t in (0.5, 0.8, 1.25, 2.0))
-    with pytest.raises(ValueError, match="`calibration` must be one of"):
+    with pytest.raises(ValueError, match="`calibration` must be 'auto' or one of"):
         clone.calibrate((x, y), method="median")
+
+
+def test_auto_calibration_calibrates_lines_by_dice_and_particles_by_the_mean(trained):
+    net, x, y, _, path = trained
+    clone = FeatureNet.load(path)
+    lines = np.zeros_like(y)
+    lines[:, :, y.shape[2] // 2 - 1:y.shape[2] // 2 + 1] = 1.0      # a band across every tile
+    clone.calibrate((x, lines))
+    assert clone.calibration["method"] == "dice" and clone.calibration["auto"] is True
+    clone.calibrate((x, lines), method="mean")                       # an explicit choice is kept
+    assert clone.calibration["method"] == "mean" and "auto" not in clone.calibration
+
+
+@pytest.mark.parametrize(("painted", "expected"), [
+    ("disks", "mean"),            # particles wholly inside the tile
+    ("line", "dice"),             # a membrane or filament running out of the tile
+    ("ring", "dice"),             # a small vesicle's membrane, hollow
+    ("whole", "dice"),            # a region (cytoplasm) filling the tile
+    ("clipped disks", "dice"),    # particles cut by the tile edge: no whole object to judge
+])
+def test_auto_calibration_tells_particles_from_continuous_features(painted, expected):
+    yy, xx = np.mgrid[:64, :64]
+    masks = {
+        "disks": ((yy - 20) ** 2 + (xx - 20) ** 2 < 64) | ((yy - 40) ** 2 + (xx - 45) ** 2 < 64),
+        "line": np.abs(yy - 0.6 * xx - 10) < 2,
+        "ring": np.abs(np.hypot(yy - 32, xx - 32) - 15) < 1.5,
+        "whole": np.ones((64, 64), bool),
+        "clipped disks": ((yy - 2) ** 2 + (xx - 20) ** 2 < 64) | ((yy - 40) ** 2 + (xx - 62) ** 2 < 64),
+    }[painted]
+    assert network.auto_calibration(masks[None]) == expected
+
+
+@pytest.mark.parametrize(("feature", "expected"), [
+    ("ribosome", "mean"), ("membrane", "dice"), ("cytoplasm", "dice")])
+def test_auto_calibration_of_the_real_cells_hand_painted_sets(feature, expected):
+    from tomowidgets.network._training import positive_tiles
+    from tomowidgets.trainset import TrainingSet
+
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "real_cell" / f"{feature}.tiles.npz"
+    assert network.auto_calibration(positive_tiles(TrainingSet.load(path))[2]) == expected
 
 
 def test_predict_shapes_and_unbinning(trained):

@@ -139,3 +139,17 @@ def test_the_cli_checks_prints_advice_and_keeps_the_report(tmp_path, capsys):
     from tomowidgets.network import read_metadata
 
     assert read_metadata(tmp_path / "one.keras")["calibration"]["method"] == "dice"
+
+
+def test_the_cli_trains_a_network_that_competes_with_other_features(tmp_path, capsys):
+    from tomowidgets.cli import main
+    from tomowidgets.network import read_metadata
+
+    disks = tiles_of(["disk"] * 4 + ["noise"] * 8, seed=0).save(tmp_path / "disk.tiles.npz")
+    dark = tiles_of(["noise"] * 4 + ["dark"] * 3, seed=1, feature="dark").save(tmp_path / "dark.tiles.npz")
+    out = tmp_path / "disk.keras"
+    assert main(["train", str(disks), "-o", str(out), "--epochs", "2", "--batch-size", "10",
+                 "--compete", str(dark)]) == 0
+    assert "competing with dark.tiles.npz" in capsys.readouterr().out
+    trained_on = read_metadata(out)["training"]["trainset"]
+    assert (trained_on["n_positive"], trained_on["n_negative"]) == (4, 8 + 3)  # dark disks borrowed

@@ -10,6 +10,7 @@ import pytest
 
 import tomowidgets as tw
 from tomowidgets.trainset import NEGATIVE_COPIES, TrainingSet, shrink_labels
+from tomowidgets.trainset import competing as competing_sets
 from tomowidgets.trainset._sampling import rotate_pair, training_examples
 
 T = 16  # small tiles keep the tests fast; one test uses the paper's 64
@@ -687,6 +688,12 @@ def test_competing_set_borrows_the_other_features_positives_as_negatives():
         membrane.with_competitors([membrane])
     with pytest.raises(ValueError, match="tile"):
         membrane.with_competitors([TrainingSet(T + 2, feature="ribosome")])
+
+    # every feature against all the others at once, as the demo and notebook 03 train
+    sets = competing_sets({"membrane": membrane, "ribosome": ribosome})
+    assert list(sets) == ["membrane", "ribosome"]
+    assert (sets["membrane"].n_negative, sets["ribosome"].n_negative) == (2, 1)  # overlap: skipped
+    assert competing_sets({"membrane": membrane})["membrane"].n_negative == 1
 
 
 def test_scale_augmentation_magnifies_copies_within_the_range():

@@ -26,7 +26,7 @@ Annotate cryo-electron tomograms with small convolutional networks (Chen et al.,
 Typical session:
   tomowidgets synth cell/                      # a synthetic cell with ground truth (demo data)
   tomowidgets preprocess cell/tomogram.mrc cell/pre.mrc
-  tomowidgets train membrane.tiles.npz -o membrane.keras
+  tomowidgets train membrane.tiles.npz -o membrane.keras --compete ribosome.tiles.npz
   tomowidgets apply membrane.keras cell/pre.mrc -o scores/   # calibrated scores, 1.0 = annotated
   tomowidgets demo                             # all of the above on built-in data
 
@@ -144,6 +144,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("tiles", type=Path, metavar="TILES.npz")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="NET.keras")
     _add_train_options(p)
+    p.add_argument("--compete", type=Path, nargs="+", default=[], metavar="OTHER.tiles.npz",
+                   help="the other features' training sets: their positive tiles train this "
+                   "network as negatives, so that merged networks rarely claim one structure "
+                   "twice (recommended when the networks will be merged)")
     p.add_argument("--check", action="store_true",
                    help="judge the network on tiles it did not train on: train a second one on 80%% "
                    "of the tiles from another seed, score it on the rest and print a reliability "
@@ -460,10 +464,11 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--l1", type=float, default=1e-5, help="L1 weight decay on kernels (default 1e-5)")
     p.add_argument("--seed", type=int, default=0, help="random seed for initialisation and augmentation")
     p.add_argument("--feature", default=None, help="feature name (default: the training set's)")
-    p.add_argument("--calibration", choices=("mean", "dice"), default="mean",
-                   help="1.0 is the mean output on painted pixels (mean, the paper's, default: best "
-                   "for picking) or the level whose calls best match the painted masks (dice: "
-                   "wider, better voxel overlap for membranes and filaments)")
+    p.add_argument("--calibration", choices=("auto", "mean", "dice"), default="auto",
+                   help="1.0 is the mean output on painted pixels (mean, the paper's: best for "
+                   "picking) or the level whose calls best match the painted masks (dice: wider, "
+                   "better voxel overlap for membranes and filaments); auto (default) takes mean "
+                   "when the masks are solid blobs inside their tiles (particles), else dice")
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -564,6 +569,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     from tomowidgets.trainset import TrainingSet
 
     ts = TrainingSet.load(args.tiles)
+    if args.compete:
+        ts = ts.with_competitors([TrainingSet.load(path) for path in args.compete])
+        print(f"competing with {', '.join(p.name for p in args.compete)}: {ts!r}")
     net = FeatureNet(args.feature or ts.feature or args.tiles.name.split(".")[0], seed=args.seed,
                      context=ts.context)
     t0 = time.perf_counter()

@@ -3,8 +3,10 @@
 ``tomowidgets demo`` (or :func:`run_demo`) synthesizes a training cell and a second, unseen cell,
 preprocesses both, builds each feature's training set from the training cell's ground truth (10
 positive tiles with masks + 100 negative tiles, as a person would click them), trains one network per
-feature, annotates the unseen cell, merges the annotations, picks ribosomes, averages them and reports
-how well each step did against the unseen cell's exact ground truth.
+feature with the other features' positive tiles as extra negatives (competing networks,
+:func:`tomowidgets.trainset.competing`), annotates the unseen cell, merges the annotations, picks
+ribosomes, averages them and reports how well each step did against the unseen cell's exact ground
+truth.
 """
 
 from __future__ import annotations
@@ -194,15 +196,22 @@ def run_demo(out_dir: str | Path = "demo_output", *, shape: tuple[int, int, int]
         say(f"[{name}] {cells[name]!r}\n  synthesized and preprocessed in "
             f"{time.perf_counter() - t0:.1f} s -> {out / name}/")
 
+    from tomowidgets.network import FeatureNet
+    from tomowidgets.trainset import competing
+
+    # the networks compete: each trains with the other features' positive tiles as negatives
+    sets = competing({feature: simulated_annotation(pre["train_cell"], cells["train_cell"].labels,
+                                                    feature, seed=seed) for feature in features})
     nets = []
-    for feature in features:
+    for feature, ts in sets.items():
         t0 = time.perf_counter()
-        ts, net = train_from_labels(pre["train_cell"], cells["train_cell"].labels, feature, seed=seed,
-                                    epochs=epochs, progress=progress)
+        net = FeatureNet(feature, seed=seed)
+        net.train(ts, epochs=epochs, progress=progress)
         ts.save(out / f"{feature}.tiles.npz")
         net.save(out / f"{feature}.keras")
         nets.append(net)
-        say(f"[{feature}] {ts!r}; trained in {time.perf_counter() - t0:.1f} s")
+        say(f"[{feature}] {ts!r}; trained in {time.perf_counter() - t0:.1f} s, calibration: "
+            f"{net.calibration['method']}")
 
     t0 = time.perf_counter()
     # cast: apply() gives {feature: Tomogram} for a list of networks

@@ -12,6 +12,7 @@ from tomowidgets.trainset._trainset import (
     SCALE,
     TileRecord,
     TrainingSet,
+    competing,
     shrink_labels,
 )
 from tomowidgets.trainset.suggest import EXPLORE, SUGGESTION_COLUMNS, suggest_tiles, uncertainty
@@ -24,6 +25,7 @@ __all__ = [
     "SUGGESTION_COLUMNS",
     "TileRecord",
     "TrainingSet",
+    "competing",
     "shrink_labels",
     "suggest",
     "suggest_tiles",

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from tomowidgets.io import Tomogram
 
-__all__ = ["BLUR", "NEGATIVE_COPIES", "SCALE", "TileRecord", "TrainingSet", "shrink_labels"]
+__all__ = ["BLUR", "NEGATIVE_COPIES", "SCALE", "TileRecord", "TrainingSet", "competing", "shrink_labels"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -620,6 +620,34 @@ class TrainingSet:
         self._records.append(TileRecord(kind, centre, source, frozen(image), frozen(mask),
                                         None if slices is None else frozen(slices), painted))
         return len(self._records) - 1
+
+
+def competing(sets: Mapping[str, TrainingSet]) -> dict[str, TrainingSet]:
+    """Every feature's set with the other features' positive tiles as extra negatives.
+
+    What to train on when several features' networks will be merged: each network learns that
+    the others' annotated structures are "not me" (:meth:`TrainingSet.with_competitors`). On
+    unseen synthetic cells this cut cross-talk between features from 5.0 % to 2.5 % and raised
+    microtubule Dice (README, #16), for about a third more training time (more negatives).
+
+    Parameters
+    ----------
+    sets : mapping of str to TrainingSet
+        One set per feature (e.g. ``{"membrane": ..., "ribosome": ...}``), same tile and voxel size.
+
+    Returns
+    -------
+    dict of str to TrainingSet
+        The same keys, each set with the others' positives borrowed as negatives; a single set
+        comes back unchanged.
+
+    Raises
+    ------
+    ValueError
+        As :meth:`TrainingSet.with_competitors` (tile or voxel sizes differ, a feature twice).
+    """
+    return {name: ts.with_competitors([o for other, o in sets.items() if other != name])
+            for name, ts in sets.items()}
 
 
 def shrink_labels(masks: ArrayLike) -> NDArray[np.float32]:
