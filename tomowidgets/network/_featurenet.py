@@ -80,8 +80,8 @@ MIN_AMPLITUDE = 0.01
 CALIBRATIONS = ("mean", "dice")
 #: ``calibration='auto'`` takes 'mean' when at least this share of the painted pixels lies in solid
 #: objects wholly inside their tiles (particles, which are picked), else 'dice' (membranes,
-#: filaments and regions run out of their tiles or are hollow). Measured: ribosome sets 0.58-0.96,
-#: membrane, double-membrane, microtubule and cytoplasm sets 0-0.25 (synthetic and real cells).
+#: filaments run out of their tiles or are hollow). Measured: ribosome sets 0.58-0.96, membrane,
+#: double-membrane and microtubule sets 0-0.25 (synthetic and real cells).
 PARTICLE_SHARE = 0.4
 #: Thresholds tried by the 'dice' calibration, as fractions of the mean output on painted pixels.
 CALIBRATION_LEVELS = np.round(np.arange(0.2, 1.2001, 0.05), 2)
@@ -561,8 +561,9 @@ def auto_calibration(masks: ArrayLike) -> str:
 
     Particles (ribosomes, other complexes) are painted as solid blobs that mostly lie wholly inside
     their tiles; membranes and filaments run out of the tiles (or, as small vesicles, are hollow
-    rings), and so do regions such as the cytoplasm. 'mean' keeps the strongest instances at 1.0,
-    which suits picking; 'dice' makes 1.0 the painted edge, which suits voxels.
+    rings). 'mean' keeps the strongest instances at 1.0, which suits picking; 'dice' makes 1.0 the
+    painted edge, which suits voxels. A region painted over whole tiles (the cytoplasm) has no edge
+    in them for 'dice' to fit (calling everything would score best), so it keeps 'mean'.
 
     Parameters
     ----------
@@ -574,7 +575,8 @@ def auto_calibration(masks: ArrayLike) -> str:
     {'mean', 'dice'}
         'mean' when at least :data:`PARTICLE_SHARE` of the painted pixels lie in objects that
         touch no tile edge and have no hole (8-connected; holes up to 20 % of the object's filled
-        area are tolerated, as brush strokes leave them), else 'dice'.
+        area are tolerated, as brush strokes leave them), or when 90 % of the tiles' pixels are
+        painted; else 'dice'.
 
     Examples
     --------
@@ -587,6 +589,8 @@ def auto_calibration(masks: ArrayLike) -> str:
 
     painted_masks = np.asarray(masks) != 0
     painted = int(painted_masks.sum())
+    if painted >= 0.9 * painted_masks.size:   # tiles painted whole: no edge for Dice to fit
+        return "mean"
     solid_inside = 0
     for mask in painted_masks:
         objects, n = ndimage.label(clear_border(mask), structure=np.ones((3, 3)))
