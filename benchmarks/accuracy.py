@@ -124,8 +124,8 @@ class Variant:
     hysteresis: float | None = None
 
 
-#: Pipeline settings compared in the table. "default" is the product's (merged with the single
-#: threshold: see Variant.hysteresis); "skip-edges" the product
+#: Pipeline settings compared in the table. "default" is the product's before 2026-12-04 (networks
+#: trained alone, calibrated by the mean, merged with the single threshold); "skip-edges" the product
 #: before edge boxes were padded (picks whose box crosses the top or bottom are not averaged);
 #: "paper" the paper's augmentation (each positive tile in 10 rotated copies, each negative once:
 #: 200 tiles per epoch instead of 600); "scale-0.25" adds magnification by up to ±25 % to the
@@ -137,7 +137,9 @@ class Variant:
 #: "compete-dice" is "compete" with the calibration of "dice-continuous"; "hysteresis-0.5" merges
 #: with ``hysteresis=0.5`` (merge's default since 2026-12-04), "dice-hysteresis" both;
 #: "compete-hysteresis" merges the competing networks with it, "compete-dice-hysteresis" also
-#: calibrates them as "dice-continuous".
+#: calibrates them as "dice-continuous": the product's defaults since 2026-12-04 (competing
+#: networks, calibration="auto", hysteresis 0.5), while "default" keeps the paper's settings so
+#: that its committed results stay comparable.
 VARIANTS = {
     "default": Variant(),
     "skip-edges": Variant(pad=False),
