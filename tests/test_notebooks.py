@@ -171,7 +171,8 @@ def test_beyond_the_paper_runs_on_the_steps_project(steps_dir, kernel):
     print(f"07_beyond_the_paper: {seconds:.1f} s")
     assert images(nb) >= 2
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "consensus: Dice" in text and "competing: confusions" in text and "caps found" in text
+    assert "consensus: Dice" in text and "competing (03): confusions" in text and "caps found" in text
+    assert "trained alone: confusions" in text
 
 
 @executes
