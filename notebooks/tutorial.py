@@ -242,8 +242,8 @@ def require_networks(project: Project, features: list[str], *, epochs: int = 5,
                      seed: int = 0) -> dict[str, Path]:
     """Each feature's ``.keras`` file; missing ones are trained for `epochs` (a quick stand-in for 03)."""
     missing = [f for f in features if not project.network(f).is_file()]
-    if missing:  # competing, as 03 trains them
-        sets = tw.trainset.competing(require_training_sets(project, features, seed=seed))
+    # competing, as 03 trains them
+    sets = tw.trainset.competing(require_training_sets(project, features, seed=seed)) if missing else {}
     for feature in missing:
         ts = sets[feature]
         print(f"{project.network(feature).name} is missing: training a quick stand-in ({epochs} "

@@ -27,8 +27,7 @@ from tomowidgets.metrics import dice, match_particles
 if TYPE_CHECKING:
     from tomowidgets.trainset import TrainingSet
 
-__all__ = ["DEMO_FEATURES", "DemoResult", "FeatureScore", "run_demo", "score_feature", "simulated_annotation",
-           "train_from_labels"]
+__all__ = ["DEMO_FEATURES", "DemoResult", "FeatureScore", "run_demo", "score_feature", "simulated_annotation"]
 
 #: Features the demo trains (one network each), in merge order.
 DEMO_FEATURES = ("membrane", "double_membrane", "microtubule", "ribosome")
@@ -92,52 +91,15 @@ def score_feature(prediction: np.ndarray, labels: dict[str, np.ndarray], feature
     return FeatureScore(feature, dice(prediction, labels[feature], tolerance=1), decoy, decoy_mean)
 
 
-def train_from_labels(tomo: Tomogram, labels: dict[str, np.ndarray], feature: str, *, seed: int = 0,
-                      perturb: int = 0, epochs: int = 20, progress: bool = False,
-                      context: int = 0, **train_kwargs) -> tuple:
-    """Play the annotator on a synthetic cell and train that feature's network with the defaults.
-
-    The training set is the paper's: 10 positive tiles with the ground-truth mask (dilated or
-    eroded by up to `perturb` pixels, like a human's brush) and 100 negatives, half of them on the
-    other features (see :meth:`TrainingSet.from_ground_truth`).
-
-    Parameters
-    ----------
-    tomo : Tomogram
-        The preprocessed tomogram of the cell.
-    labels : dict of str to bool ndarray
-        The cell's ground truth (:attr:`SyntheticCell.labels`).
-    feature : str
-        The feature to train.
-    seed : int, default 0
-        Picks the tiles and seeds the network.
-    perturb : int, default 0
-        Largest mask perturbation in pixels.
-    epochs : int, default 20
-        Training epochs.
-    progress : bool, default False
-        Show a progress bar.
-    context : int, default 0
-        Neighbouring slices the network reads above and below each slice (2.5D; see
-        :class:`FeatureNet`).
-    **train_kwargs
-        Passed to :meth:`FeatureNet.train` (e.g. ``copies``).
-
-    Returns
-    -------
-    (TrainingSet, FeatureNet)
-    """
-    from tomowidgets.network import FeatureNet
-
-    ts = simulated_annotation(tomo, labels, feature, seed=seed, perturb=perturb, context=context)
-    net = FeatureNet(feature, seed=seed, context=context)
-    net.train(ts, epochs=epochs, progress=progress, **train_kwargs)
-    return ts, net
-
-
 def simulated_annotation(tomo: Tomogram, labels: dict[str, np.ndarray], feature: str, *, seed: int = 0,
                          perturb: int = 0, context: int = 0) -> TrainingSet:
-    """The training set a person would click for `feature` (see :func:`train_from_labels`)."""
+    """The training set a person would click for `feature`.
+
+    The paper's: 10 positive tiles with the ground-truth mask (dilated or eroded by up to `perturb`
+    pixels, like a human's brush) and 100 negatives, half of them on the other features (see
+    :meth:`TrainingSet.from_ground_truth`); `seed` picks the tiles, `context` keeps that many
+    slices above and below each tile (2.5D).
+    """
     from tomowidgets.preprocess import preprocessing_params
     from tomowidgets.trainset import TrainingSet
 
@@ -181,8 +143,10 @@ def run_demo(out_dir: str | Path = "demo_output", *, shape: tuple[int, int, int]
     """
     from tomowidgets.apply import apply
     from tomowidgets.merge import merge
+    from tomowidgets.network import FeatureNet
     from tomowidgets.preprocess import preprocess
     from tomowidgets.synthetic import make_cell, write_cell
+    from tomowidgets.trainset import competing
 
     say = print if progress else (lambda *a, **k: None)
     out = Path(out_dir)
@@ -195,9 +159,6 @@ def run_demo(out_dir: str | Path = "demo_output", *, shape: tuple[int, int, int]
                                progress=False)
         say(f"[{name}] {cells[name]!r}\n  synthesized and preprocessed in "
             f"{time.perf_counter() - t0:.1f} s -> {out / name}/")
-
-    from tomowidgets.network import FeatureNet
-    from tomowidgets.trainset import competing
 
     # the networks compete: each trains with the other features' positive tiles as negatives
     sets = competing({feature: simulated_annotation(pre["train_cell"], cells["train_cell"].labels,
