@@ -486,6 +486,20 @@ def test_a_network_that_learned_nothing_is_not_calibrated():
     assert net.predict(x, raw=True) == pytest.approx(-0.5, abs=0.05)
 
 
+def test_a_network_stuck_at_one_value_everywhere_is_not_calibrated():
+    """Seen on the real cell: a network that outputs ~0.022 on and beside the painted pixels passed
+    the amplitude check and was calibrated to call 58 % of the tomogram."""
+    x, y = disks(4, 4, size=16)
+    net = FeatureNet("disk")
+    for layer in ("conv1", "conv2", "conv3"):
+        kernel, bias = net.model.get_layer(layer).get_weights()
+        net.model.get_layer(layer).set_weights([np.zeros_like(kernel), bias])
+    net.model.get_layer("conv3").bias.assign([0.3])           # 0.3 everywhere, above MIN_AMPLITUDE
+    with pytest.warns(RuntimeWarning, match=r"learned nothing.*0\.3.*beside them.*another seed"):
+        assert net.calibrate((x, y)) is None
+    assert net.amplitude is None and net.predict(x, raw=True) == pytest.approx(0.3)
+
+
 @pytest.mark.parametrize("bad, match", [
     ((np.zeros((0, 16, 16)), np.zeros((0, 8, 8))), "n >= 1"),
     ((np.zeros((4, 16, 16)), np.zeros((4, 8, 8))), "no annotated pixel"),

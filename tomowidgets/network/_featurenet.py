@@ -69,12 +69,16 @@ if TYPE_CHECKING:
     from tomowidgets.trainset import TrainingSet
 
 __all__ = ["CALIBRATIONS", "CALIBRATION_LEVELS", "EPS", "INIT_SCALE", "LAYERS", "MIN_AMPLITUDE",
-           "PARTICLE_SHARE", "FeatureNet", "auto_calibration", "build_model", "log_squared_residual",
-           "mean_log_squared_residual", "min_one", "read_metadata", "read_weights"]
+           "MIN_CONTRAST", "PARTICLE_SHARE", "FeatureNet", "auto_calibration", "build_model",
+           "log_squared_residual", "mean_log_squared_residual", "min_one", "read_metadata", "read_weights"]
 
 #: Below this calibration amplitude the network is taken to have learned nothing: dividing by it
 #: would amplify its noise more than 100-fold.
 MIN_AMPLITUDE = 0.01
+#: Nor has it learned anything if its mean output on the painted pixels is less than this many
+#: times the mean beside them (in the same tiles): a network stuck at one value everywhere (seen on
+#: the real cell: 0.0223 on, 0.0220 beside) would otherwise be calibrated to call everything.
+MIN_CONTRAST = 1.1
 #: Ways to set the calibration amplitude (see :meth:`FeatureNet.calibrate`); ``'auto'``, the
 #: default, chooses one of them from the painted masks.
 CALIBRATIONS = ("mean", "dice")
@@ -342,9 +346,10 @@ class FeatureNet:
         Warns
         -----
         RuntimeWarning
-            If the mean output on the painted pixels is below :data:`MIN_AMPLITUDE` (the network
-            learned nothing); the amplitude is then None and :meth:`predict` refuses calibrated
-            output. Train for more epochs or add positive tiles.
+            If the mean output on the painted pixels is below :data:`MIN_AMPLITUDE`, or below
+            :data:`MIN_CONTRAST` times the mean output beside them (the network learned nothing);
+            the amplitude is then None and :meth:`predict` refuses calibrated output. Train for
+            more epochs, from another seed, or add positive tiles.
         """
         from tomowidgets.metrics import tile_overlap
 
@@ -363,6 +368,16 @@ class FeatureNet:
                 f"pixels is {mean:.3g} (needs >= {MIN_AMPLITUDE}), so it cannot be calibrated. "
                 "Train for more epochs (train(ts) again continues), or add positive tiles.",
                 RuntimeWarning, stacklevel=2)
+            self.amplitude = None
+            return None
+        beside = float(out[y == 0].mean()) if (y == 0).any() else 0.0
+        if not mean >= MIN_CONTRAST * beside:
+            warnings.warn(
+                f"the {self.feature!r} network learned nothing: its mean output on the annotated "
+                f"pixels ({mean:.3g}) is hardly higher than beside them ({beside:.3g}; needs "
+                f"{MIN_CONTRAST}x), so it answers the same everywhere and cannot be calibrated. "
+                "Train again from another seed (FeatureNet(..., seed=1), tomowidgets train --seed "
+                "1) or for more epochs.", RuntimeWarning, stacklevel=2)
             self.amplitude = None
             return None
         level = 1.0
