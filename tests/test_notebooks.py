@@ -167,7 +167,8 @@ def test_step_notebooks_run_in_order(name, steps_dir, kernel):
 
 @executes
 def test_beyond_the_paper_runs_on_the_steps_project(steps_dir, kernel):
-    nb, seconds = execute("07_beyond_the_paper", steps_dir, kernel, **SMALL, ANNOTATORS=2, N_SUGGEST=4)
+    # three annotators: a 4-epoch network can learn nothing, and the consensus needs two that did
+    nb, seconds = execute("07_beyond_the_paper", steps_dir, kernel, **SMALL, ANNOTATORS=3, N_SUGGEST=4)
     print(f"07_beyond_the_paper: {seconds:.1f} s")
     assert images(nb) >= 2
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
