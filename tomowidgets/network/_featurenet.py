@@ -362,22 +362,11 @@ class FeatureNet:
         if chosen:
             method = auto_calibration(masks)
         self.calibration = {"method": method, "mean": mean, **({"auto": True} if chosen else {})}
-        if not mean >= MIN_AMPLITUDE:
-            warnings.warn(
-                f"the {self.feature!r} network learned nothing: its mean output on the annotated "
-                f"pixels is {mean:.3g} (needs >= {MIN_AMPLITUDE}), so it cannot be calibrated. "
-                "Train for more epochs (train(ts) again continues), or add positive tiles.",
-                RuntimeWarning, stacklevel=2)
-            self.amplitude = None
-            return None
         beside = float(out[y == 0].mean()) if (y == 0).any() else 0.0
-        if not mean >= MIN_CONTRAST * beside:
-            warnings.warn(
-                f"the {self.feature!r} network learned nothing: its mean output on the annotated "
-                f"pixels ({mean:.3g}) is hardly higher than beside them ({beside:.3g}; needs "
-                f"{MIN_CONTRAST}x), so it answers the same everywhere and cannot be calibrated. "
-                "Train again from another seed (FeatureNet(..., seed=1), tomowidgets train --seed "
-                "1) or for more epochs.", RuntimeWarning, stacklevel=2)
+        why = _why_uncalibrated(mean, beside)
+        if why is not None:
+            warnings.warn(f"the {self.feature!r} network learned nothing: its mean output on the "
+                          f"annotated pixels {why}", RuntimeWarning, stacklevel=2)
             self.amplitude = None
             return None
         level = 1.0
@@ -569,6 +558,20 @@ class FeatureNet:
         prep = getattr(ts, "preprocessing", None)
         if self.preprocessing is None and prep is not None:
             self.preprocessing = _json_dict(prep, "ts.preprocessing")
+
+
+def _why_uncalibrated(mean: float, beside: float) -> str | None:
+    """Why a network whose mean output is `mean` on the painted pixels and `beside` next to them
+    cannot be calibrated (the end of a sentence about its output on the painted pixels), or None."""
+    if not mean >= MIN_AMPLITUDE:
+        return (f"is {mean:.3g} (needs >= {MIN_AMPLITUDE}), so it cannot be calibrated. Train for "
+                "more epochs (train(ts) again continues), or add positive tiles.")
+    if not mean >= MIN_CONTRAST * beside:
+        return (f"({mean:.3g}) is hardly higher than beside them ({beside:.3g}; needs "
+                f"{MIN_CONTRAST}x), so it answers the same everywhere and cannot be calibrated. "
+                "Train again from another seed (FeatureNet(..., seed=1), tomowidgets train --seed "
+                "1) or for more epochs.")
+    return None
 
 
 def auto_calibration(masks: ArrayLike) -> str:

@@ -286,8 +286,9 @@ def _judged(r: Reliability, *, response: float | None, twin_failed: bool = False
     """The report with its verdict and advice set from its figures."""
     if response is None:
         advice = [f"The {r.feature} network learned nothing: its output on the painted pixels is "
-                  "too weak to calibrate. Check that the masks cover the feature, add positive "
-                  "tiles, or train for more epochs."]
+                  "too weak, or no higher than beside them, to calibrate. Check that the masks "
+                  "cover the feature, add positive tiles, train for more epochs, or train again "
+                  "from another seed."]
         return _replace(r, verdict="failed", response=None, advice=advice)
     advice = []
     if twin_failed:
