@@ -139,7 +139,8 @@ class Variant:
 #: "compete-hysteresis" merges the competing networks with it, "compete-dice-hysteresis" also
 #: calibrates them as "dice-continuous": the product's defaults since 2026-12-04 (competing
 #: networks, calibration="auto", hysteresis 0.5), while "default" keeps the paper's settings so
-#: that its committed results stay comparable.
+#: that its committed results stay comparable; "compete-dice-hysteresis-turns-4" adds the
+#: test-time rotation of "turns-4" to them.
 VARIANTS = {
     "default": Variant(),
     "skip-edges": Variant(pad=False),
@@ -160,6 +161,10 @@ VARIANTS = {
     "compete-dice-hysteresis": Variant(compete=True, networks="compete", hysteresis=0.5,
                                        calibration=dict.fromkeys(
                                            ("membrane", "double_membrane", "microtubule"), "dice")),
+    "compete-dice-hysteresis-turns-4": Variant(compete=True, networks="compete", hysteresis=0.5,
+                                               turns=4, calibration=dict.fromkeys(
+                                                   ("membrane", "double_membrane", "microtubule"),
+                                                   "dice")),
     "hysteresis-0.5": Variant(networks="default", hysteresis=0.5),
     "dice-hysteresis": Variant(networks="default", hysteresis=0.5, calibration=dict.fromkeys(
         ("membrane", "double_membrane", "microtubule"), "dice")),
