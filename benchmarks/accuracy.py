@@ -271,28 +271,15 @@ def train_networks(train_pre, labels: dict, features: tuple[str, ...], variant: 
 
 
 def score_maps(teams: list[list], pre, turns: int = 1) -> dict:  # noqa: ANN001
-    """Each feature's calibrated scores on `pre`: one network's, or the annotators' consensus."""
+    """Each feature's calibrated scores on `pre`: one network's, or the annotators' consensus
+    (`turns` > 1: averaged over the tomogram turned about z, ``apply(turns=...)``)."""
+    from tomowidgets.apply import apply
     from tomowidgets.merge import consensus
 
-    applied = [turned_apply(team, pre, turns) for team in teams]
+    applied = [apply(team, pre, progress=False, turns=turns) for team in teams]
     if len(applied) == 1:
         return applied[0]
     return {name: consensus([maps[name] for maps in applied]).mean for name in applied[0]}
-
-
-def turned_apply(team: list, pre, turns: int) -> dict:  # noqa: ANN001
-    """`apply`, averaged over the tomogram turned by 0, 90, 180 and 270 degrees about z (`turns` of them)."""
-    from tomowidgets.apply import apply
-    from tomowidgets.io import Tomogram
-
-    total: dict = {}
-    for k in range(turns):
-        turned = Tomogram(np.ascontiguousarray(np.rot90(pre.data, k, axes=(1, 2))), pre.apix)
-        for name, scores in apply(team, turned, progress=False).items():
-            back = np.rot90(scores.data, -k, axes=(1, 2))
-            total[name] = back + total[name] if name in total else back.copy()
-    return {name: Tomogram(np.ascontiguousarray(t / np.float32(turns)), pre.apix)
-            for name, t in total.items()}
 
 
 def run_condition(snr: float, ctf: bool, variant: str, *, shape: tuple[int, int, int], seed: int,

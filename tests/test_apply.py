@@ -156,6 +156,9 @@ def test_a_network_without_voxel_size_warns_that_it_cannot_be_checked():
     ({"slab": 0}, "`slab` must be an integer >= 1"),
     ({"client": object()}, "`client` must be a dask.distributed.Client"),
     ({"tile": 10}, "`tile` must be even"),
+    ({"turns": 0}, "`turns` must be an integer from 1"),
+    ({"turns": 5}, "`turns` must be an integer from 1"),
+    ({"turns": 2.0}, "`turns` must be an integer from 1"),
 ])
 def test_bad_options_raise_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -165,6 +168,65 @@ def test_bad_options_raise_value_error(kwargs, message):
 def test_out_cannot_replace_the_tomogram(tomo_file):
     with pytest.raises(ValueError, match="would replace the tomogram"):
         apply(FakeNet(), tomo_file, out=tomo_file, progress=False)
+
+
+# -- test-time turns ---------------------------------------------------------------------------------
+
+
+def turned_by_hand(net: FakeNet, tomo: Tomogram, turns: int) -> np.ndarray:
+    """The known answer for even slices: apply to the tomogram turned by k * 90 degrees about z,
+    turn the scores back, average over k < `turns`."""
+    total = np.zeros(tomo.shape, np.float64)
+    for k in range(turns):
+        turned = tomo.with_data(np.ascontiguousarray(np.rot90(tomo.data, k, axes=(1, 2))))
+        total += np.rot90(apply(net, turned, progress=False, tile=TILE).data, -k, axes=(1, 2))
+    return total / turns
+
+
+@pytest.mark.parametrize("net", [FakeNet(), FakeNet("vesicle", 2, 0.5, context=1)], ids=["2D", "2.5D"])
+@pytest.mark.parametrize("turns", [2, 4])
+def test_turns_average_the_scores_of_the_turned_tomogram_turned_back(net, turns):
+    tomo = make_tomogram(shape=(6, 40, 52))
+    result = apply(net, tomo, progress=False, tile=TILE, slab=4, turns=turns)
+    np.testing.assert_allclose(result.data, turned_by_hand(net, tomo, turns), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(result.data, apply(net, tomo, progress=False, tile=TILE).data, atol=1e-3)
+
+
+def test_four_turns_make_the_scores_turn_with_the_tomogram():
+    """Averaged over all four turns, the scores no longer depend on how the slices lie."""
+    tomo = make_tomogram(shape=(4, 40, 52))
+    turned = tomo.with_data(np.ascontiguousarray(np.rot90(tomo.data, 1, axes=(1, 2))))
+    scores, turned_scores = (apply(FakeNet(), t, progress=False, tile=TILE, turns=4).data
+                             for t in (tomo, turned))
+    np.testing.assert_allclose(np.rot90(turned_scores, -1, axes=(1, 2)), scores, rtol=1e-6, atol=1e-6)
+
+
+def test_turns_on_odd_slices_sample_each_turn_at_the_pooling_blocks():
+    """An odd size: each turn's output is unbinned, turned back and sampled at the first voxel of
+    each 2 x 2 block, so the turns average on one grid and the edge repeats as without turns."""
+    tomo = make_tomogram(shape=(3, 41, 51))
+    engine = FFTEngine(FakeNet().weights(), tile=TILE)
+    expected = np.zeros((3, 20, 25), np.float32)
+    for k in range(4):
+        data = np.ascontiguousarray(np.rot90(tomo.data, k, axes=(1, 2)))
+        full = np.rot90(engine.predict_full(data), -k, axes=(1, 2))
+        expected += full[:, :40:2, :50:2]
+    result = apply(FakeNet(), tomo, progress=False, tile=TILE, turns=4).data
+    unbinned = engine_module.unbin(expected / 4, (41, 51)) / np.float32(0.37)
+    np.testing.assert_allclose(result, unbinned, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(result[:, 40], result[:, 39])      # the odd last row repeats
+
+
+def test_a_partial_file_from_another_number_of_turns_is_not_resumed(tmp_path, tomo_file, monkeypatch):
+    out = tmp_path / "membrane.mrc"
+    count_slices(monkeypatch, stop_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        apply(FakeNet(), tomo_file, out=out, progress=False, tile=TILE, slab=4)
+    monkeypatch.setattr(engine_module.FFTEngine, "predict", ENGINE_PREDICT)
+    with pytest.warns(RuntimeWarning, match=r"not reused: settings changed"):
+        result = apply(FakeNet(), tomo_file, out=out, progress=False, tile=TILE, slab=4, turns=2)
+    np.testing.assert_array_equal(result.data,
+                                  apply(FakeNet(), tomo_file, progress=False, tile=TILE, turns=2).data)
 
 
 # -- resuming ---------------------------------------------------------------------------------------
@@ -378,12 +440,15 @@ def test_a_dask_cluster_gives_the_local_result_without_tensorflow(tmp_path, tomo
         remote = apply(nets, tomo_file, progress=False, tile=TILE, client=client, slab=3)
         many = apply_many(nets, [tomo_file, other], tmp_path / "out", progress=False,
                           tile=TILE, client=client)
+        remote_turned = apply(nets[0], tomo_file, progress=False, tile=TILE, client=client, turns=2)
         imported = client.run(lambda: "tensorflow" in sys.modules)
         bad = other.data.copy()
         bad[4, 0, 0] = np.inf
         with pytest.raises(ValueError, match="contains 1 NaN or infinite"):   # a task's error
             apply(nets, other.with_data(bad), progress=False, tile=TILE, client=client, slab=2)
     assert imported and not any(imported.values())
+    np.testing.assert_array_equal(remote_turned.data,
+                                  apply(nets[0], tomo_file, progress=False, tile=TILE, turns=2).data)
     for feature in ("membrane", "ribosome", "vesicle"):
         np.testing.assert_array_equal(remote[feature].data, local[0][feature].data)
         for result, expected in zip(many, local, strict=True):
@@ -437,6 +502,20 @@ def test_cli_apply_writes_a_score_map_per_tomogram_and_feature(tmp_path, tomo_fi
             assert scores.apix == pytest.approx(APIX)
             np.testing.assert_allclose(scores.data, expected_scores(fake, read_tomogram(source).data),
                                        rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.tensorflow
+def test_cli_apply_turns_the_tomogram_when_asked_and_refuses_a_fifth_turn(tmp_path, tomo_file,
+                                                                          keras_files, capsys):
+    files = [str(keras_files[0]), str(tomo_file)]
+    assert main(["apply", *files, "-o", str(tmp_path / "out"), "--turns", "2"]) == 0
+    scores = read_tomogram(tmp_path / "out" / "cell.membrane.mrc")
+    np.testing.assert_allclose(scores.data, apply(FakeNet(), tomo_file, progress=False, turns=2).data,
+                               rtol=1e-5, atol=1e-5)
+    capsys.readouterr()
+    assert main(["apply", *files, "-o", str(tmp_path / "again"), "--turns", "5"]) == 1
+    err = capsys.readouterr().err
+    assert "`turns` must be an integer from 1" in err and "Traceback" not in err
 
 
 def test_cli_apply_reads_compressed_tomograms_and_names_the_output_without_their_endings(

@@ -201,6 +201,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["auto", "fft", "keras"], default="auto",
                    help="fft: the CPU FFT engine; keras: Keras predict (cuDNN on a GPU); auto "
                    "(default): keras where TensorFlow sees a GPU and no --scheduler, else fft")
+    p.add_argument("--turns", type=int, default=1, metavar="N",
+                   help="test-time augmentation: average each network over the tomogram turned "
+                   "about z by 0, 90, 180, 270 degrees, the first N of them (1-4; default 1: off); "
+                   "N times the time, less cross-talk between features")
     p.add_argument("--restart", action="store_true",
                    help="discard the finished slices of an interrupted run and start again")
     p.set_defaults(func=cmd_apply)
@@ -632,7 +636,7 @@ def cmd_apply(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     try:
         results = apply_many(nets, inputs, args.out_dir, client=client, slab=args.slab,
-                             threads=args.threads, engine=args.engine,
+                             threads=args.threads, engine=args.engine, turns=args.turns,
                              dtype=np.float16 if args.float16 else np.float32,
                              resume=not args.restart)
     except KeyboardInterrupt:

@@ -39,7 +39,7 @@ from tomowidgets.apply._inputs import (
     warn_if_not_preprocessed,
 )
 from tomowidgets.apply._output import FileOutput, MemoryOutput, tomogram_fingerprint
-from tomowidgets.apply._slabs import check_slab, context, run_dask, scores
+from tomowidgets.apply._slabs import check_slab, check_turns, context, run_dask, scores, turned
 from tomowidgets.engine import DEFAULT_TILE, FFTEngine
 from tomowidgets.io import Tomogram, mrc_stem, release_pages
 from tomowidgets.network import KerasEngine, gpu_available
@@ -71,7 +71,7 @@ def apply(net: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkLike],
           progress: bool = True, client: Any = None, apix_tolerance: float = NETWORK_APIX_RTOL,
           dtype: Any = np.float32, resume: bool = True, check_preprocessed: bool = True,
           tile: int = DEFAULT_TILE, threads: int | None = None,
-          engine: str = "auto") -> Tomogram | dict[str, Tomogram]:
+          engine: str = "auto", turns: int = 1) -> Tomogram | dict[str, Tomogram]:
     """Calibrated scores of one or several networks on every slice of a preprocessed tomogram.
 
     Parameters
@@ -113,6 +113,11 @@ def apply(net: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkLike],
         TensorFlow); "keras", Keras ``predict`` (cuDNN on a GPU; needs TensorFlow); "auto",
         Keras where TensorFlow sees a GPU and no `client` is given, else the FFT engine. The two
         agree to float32 rounding.
+    turns : int, default 1
+        Test-time augmentation: average each network's output over the tomogram turned about z
+        by 0, 90, 180 and 270 degrees (the first `turns` of them, 1-4), each turned back. Costs
+        `turns` times the time. With 4 on synthetic cells it lowered cross-talk between features
+        (README, #16).
 
     Returns
     -------
@@ -174,7 +179,7 @@ def apply(net: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkLike],
     results = _apply(networks, [tomo], out, single_file=single, slab=slab, progress=progress,
                      client=client, apix_tolerance=apix_tolerance, dtype=dtype, resume=resume,
                      check_preprocessed=check_preprocessed, tile=tile, threads=threads,
-                     engine=engine)
+                     engine=engine, turns=turns)
     return results[0][networks[0].name] if single else results[0]
 
 
@@ -183,7 +188,8 @@ def apply_many(nets: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkL
                slab: int | None = None, progress: bool = True, client: Any = None,
                apix_tolerance: float = NETWORK_APIX_RTOL, dtype: Any = np.float32, resume: bool = True,
                check_preprocessed: bool = True, tile: int = DEFAULT_TILE,
-               threads: int | None = None, engine: str = "auto") -> list[dict[str, Tomogram]]:
+               threads: int | None = None, engine: str = "auto", turns: int = 1
+               ) -> list[dict[str, Tomogram]]:
     """Every network on every tomogram: :func:`apply` for several tomograms at once.
 
     Parameters
@@ -195,7 +201,7 @@ def apply_many(nets: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkL
     out_dir : str or PathLike, optional
         Directory for ``<tomo stem>.<feature>.mrc`` (stems must differ; a tomogram without a file
         is called ``tomogram``); without it the scores stay in memory.
-    slab, progress, client, apix_tolerance, dtype, resume, check_preprocessed, tile, threads, engine
+    slab, progress, client, apix_tolerance, dtype, resume, check_preprocessed, tile, threads, engine, turns
         As in :func:`apply`. With a client the slabs of all tomograms are spread together.
 
     Returns
@@ -222,7 +228,8 @@ def apply_many(nets: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkL
     networks, _ = networks_of(nets)
     return _apply(networks, list(tomos), out_dir, single_file=False, slab=slab, progress=progress,
                   client=client, apix_tolerance=apix_tolerance, dtype=dtype, resume=resume,
-                  check_preprocessed=check_preprocessed, tile=tile, threads=threads, engine=engine)
+                  check_preprocessed=check_preprocessed, tile=tile, threads=threads, engine=engine,
+                  turns=turns)
 
 
 # -- the pipeline ----------------------------------------------------------------------------------
@@ -231,7 +238,7 @@ def apply_many(nets: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkL
 def _apply(networks: list[NetworkRecord], tomos: list[Any], out: Any, *, single_file: bool,
            slab: int | None, progress: bool, client: Any,
            apix_tolerance: float, dtype: Any, resume: bool, check_preprocessed: bool, tile: int,
-           threads: int | None, engine: str) -> list[dict[str, Tomogram]]:
+           threads: int | None, engine: str, turns: int) -> list[dict[str, Tomogram]]:
     """Check everything, build the engines, prepare the outputs, run the slabs, finish the files."""
     from tqdm.auto import tqdm
 
@@ -244,6 +251,7 @@ def _apply(networks: list[NetworkRecord], tomos: list[Any], out: Any, *, single_
     tolerance = check_positive(apix_tolerance, "apix_tolerance")
     slab = None if slab is None else check_positive_int(slab, "slab")
     threads = None if threads is None else check_positive_int(threads, "threads")
+    turns = check_turns(turns)
     if client is not None and not all(hasattr(client, a) for a in ("submit", "scatter", "nthreads")):
         raise ValueError(f"`client` must be a dask.distributed.Client, got {type(client).__name__}; "
                          "connect one with Client('tcp://scheduler:8786') or leave it None")
@@ -258,12 +266,15 @@ def _apply(networks: list[NetworkRecord], tomos: list[Any], out: Any, *, single_
                           single_file)
     engine = _engine_kind(engine, client)
     workers = threads if client is None else (threads or 1)
-    engines: dict[str, Any] = (
-        {n.name: KerasEngine(n) for n in networks} if engine == "keras"
-        else {n.name: FFTEngine(n, tile=tile, workers=workers) for n in networks})
+    engines: dict[str, Any] = {
+        n.name: turned(KerasEngine(n) if engine == "keras" else FFTEngine(n, tile=tile, workers=workers),
+                       turns)
+        for n in networks}
     # cast: networks_of() checked every amplitude (mypy cannot see it)
     amplitudes = {n.name: cast(float, n.amplitude) for n in networks}
-    settings = {"dtype": dtype.name, "tile": tile, "engine": engine}
+    settings: dict[str, Any] = {"dtype": dtype.name, "tile": tile, "engine": engine}
+    if turns > 1:   # only then, so that partial files of earlier versions still resume
+        settings["turns"] = turns
     jobs = []
     try:
         for (tomo, file), where in zip(opened, paths, strict=True):

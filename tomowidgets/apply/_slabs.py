@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import numbers
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import CancelledError
@@ -37,13 +38,68 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MMAP_THRESHOLD_BYTES, _TRIM_THRESHOLD_BYTES = 32 * 2**20, 64 * 2**20
 
 
+#: Most test-time turns: the four rotations by multiples of 90 degrees about z.
+MAX_TURNS = 4
+
+
 class Engine(Protocol):
     """What a slab needs of an engine: :class:`~tomowidgets.engine.FFTEngine`, or on a GPU
-    ``tomowidgets.network._keras_engine.KerasEngine``."""
+    ``tomowidgets.network._keras_engine.KerasEngine``, or either one :class:`Turned`."""
 
     context: int
 
     def predict(self, slices: np.ndarray) -> np.ndarray: ...
+
+
+class Turned:
+    """Test-time augmentation: `engine`'s output averaged over the slices turned about z by 0,
+    90, 180 and 270 degrees (the first `turns` of them), each output turned back.
+
+    The network is 2D (or reads neighbouring slices), so a turn about z shows it the same
+    structures in another orientation; averaging smooths out what it learned of one orientation
+    only. Costs `turns` evaluations. Pickles as its engine and `turns` (for Dask workers).
+    """
+
+    def __init__(self, engine: Engine, turns: int) -> None:
+        self.engine, self.turns = engine, turns
+        self.context = engine.context
+
+    def __repr__(self) -> str:
+        return f"Turned({self.engine!r}, turns={self.turns})"
+
+    def predict(self, slices: np.ndarray) -> np.ndarray:
+        """Half-resolution output, as the engine's, averaged over the turns.
+
+        Turning a slice of even size maps the 2 × 2 pooling blocks onto 2 × 2 blocks, so the
+        turned-back outputs line up exactly; for an odd size each turn's output is unbinned,
+        turned back at full resolution and sampled again at the first pixel of each block.
+        """
+        total = self._turned_back(slices, 0)
+        for k in range(1, self.turns):
+            total += self._turned_back(slices, k)
+        return total / np.float32(self.turns)
+
+    def _turned_back(self, slices: np.ndarray, k: int) -> np.ndarray:
+        """The engine's output for `slices` turned by ``k * 90`` degrees, turned back."""
+        ny, nx = slices.shape[-2:]
+        out = self.engine.predict(np.ascontiguousarray(np.rot90(slices, k, axes=(-2, -1))))
+        if ny % 2 == nx % 2 == 0:
+            return np.array(np.rot90(out, -k, axes=(-2, -1)))
+        full = np.rot90(unbin(out, (nx, ny) if k % 2 else (ny, nx)), -k, axes=(-2, -1))
+        return np.array(full[..., : ny - ny % 2 : 2, : nx - nx % 2 : 2])
+
+
+def turned(engine: Engine, turns: int) -> Engine:
+    """`engine`, or with ``turns > 1`` a :class:`Turned` one."""
+    return Turned(engine, turns) if turns > 1 else engine
+
+
+def check_turns(turns: Any) -> int:
+    """Return `turns` as int, raising ValueError unless it is 1 ... MAX_TURNS."""
+    if isinstance(turns, bool) or not isinstance(turns, numbers.Integral) or not 1 <= int(turns) <= MAX_TURNS:
+        raise ValueError(f"`turns` must be an integer from 1 (no test-time rotation) to {MAX_TURNS} "
+                         f"(0, 90, 180 and 270 degrees about z), got {turns!r}")
+    return int(turns)
 
 
 def context(engines: Sequence[Engine]) -> int:
