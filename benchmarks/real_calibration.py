@@ -28,6 +28,11 @@ Usage::
     python benchmarks/real_calibration.py --seeds 0 1 2    # mean ± sd over three membrane networks
     python benchmarks/real_calibration.py --set OLD.tiles.npz --seeds 1 2 3   # another training set
     python benchmarks/real_calibration.py --compete --seeds 0 1 2   # competing networks, ~15 min
+    python benchmarks/real_calibration.py --seeds 0 1 2 --turns 1 4  # test-time rotation, ~12 min
+
+With ``--turns 1 4`` every membrane network is applied twice, as it is and averaged over the
+tomogram turned by 0, 90, 180 and 270 degrees about z (``apply(turns=4)``; the ribosome network
+likewise), so each seed's rows compare the two on the same network.
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ def on_the_envelope(membrane: np.ndarray) -> float:
 
 
 def membrane_rows(scores: dict[str, tw.Tomogram], net: tw.FeatureNet, membrane_set: tw.TrainingSet,
-                  seed: int) -> list[dict]:
+                  seed: int, turns: int = 1) -> list[dict]:
     """The envelope measures of one membrane network's scores, calibrated each way and merged with
     the ribosome scores with and without hysteresis."""
     rows = []
@@ -83,7 +88,8 @@ def membrane_rows(scores: dict[str, tw.Tomogram], net: tw.FeatureNet, membrane_s
             index = labels.names.index("membrane") + 1
             called = np.asarray(labels.data) == index
             ribosomes = np.asarray(labels.data) == labels.names.index("ribosome") + 1
-            rows.append({"seed": seed, "calibration": method, "level": net.calibration["level"],
+            rows.append({"seed": seed, "turns": turns, "calibration": method,
+                         "level": net.calibration["level"],
                          "hysteresis": hysteresis, **envelope_coverage(np.asarray(labels.data), index),
                          "on_envelope": on_the_envelope(called), "membrane_voxels": float(called.mean()),
                          "ribosome_on_envelope": on_the_envelope(ribosomes)})
@@ -91,11 +97,11 @@ def membrane_rows(scores: dict[str, tw.Tomogram], net: tw.FeatureNet, membrane_s
 
 
 def summary(rows: list[dict]) -> list[dict]:
-    """Mean and sd over seeds of each calibration and hysteresis setting."""
+    """Mean and sd over seeds of each number of turns, calibration and hysteresis setting."""
     out = []
-    for key in dict.fromkeys((r["calibration"], r["hysteresis"]) for r in rows):
-        same = [r for r in rows if (r["calibration"], r["hysteresis"]) == key]
-        out.append({"calibration": key[0], "hysteresis": key[1], "seeds": len(same),
+    for key in dict.fromkeys((r["turns"], r["calibration"], r["hysteresis"]) for r in rows):
+        same = [r for r in rows if (r["turns"], r["calibration"], r["hysteresis"]) == key]
+        out.append({"turns": key[0], "calibration": key[1], "hysteresis": key[2], "seeds": len(same),
                     **{f"{m}{s}": f(np.array([r[m] for r in same])) for m in MEASURES
                        for s, f in (("", np.mean), ("_sd", np.std))}})
     return out
@@ -110,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the membrane training set (default: the shipped one)")
     parser.add_argument("--compete", action="store_true",
                         help="train ribosome and membrane networks per seed, competing")
+    parser.add_argument("--turns", type=int, nargs="+", default=[1],
+                        help="apply the networks with each of these test-time turns (apply's turns)")
     args = parser.parse_args(argv)
     if not (REAL / "empiar10499_TS00254_20A.mrc").is_file():
         sys.exit(f"the real cell is not at {REAL}; see ../shared/data/real/README.md")
@@ -123,35 +131,43 @@ def main(argv: list[str] | None = None) -> int:
         sets = tw.trainset.competing({"ribosome": ribosome_set, "membrane": membrane_set})
         ribosome_set, membrane_set = sets["ribosome"], sets["membrane"]
     else:
-        ribosome = tw.apply([cached_network(ribosome_set, seed=0)], pre, progress=False)["ribosome"]
+        ribosome_net = cached_network(ribosome_set, seed=0)
+        ribosomes = {t: tw.apply([ribosome_net], pre, progress=False, turns=t)["ribosome"]
+                     for t in args.turns}
     rows = []
     for seed in args.seeds:
         if args.compete:
-            ribosome = tw.apply([train(ribosome_set, seed)], pre, progress=False)["ribosome"]
+            ribosome_net = train(ribosome_set, seed)
+            ribosomes = {t: tw.apply([ribosome_net], pre, progress=False, turns=t)["ribosome"]
+                         for t in args.turns}
         cached = seed == 0 and shipped and not args.compete
         net = cached_network(membrane_set, seed=0) if cached else train(membrane_set, seed)
         if net.amplitude is None:   # calibration refused it: it answers the same everywhere
             print(f"seed {seed}: the membrane network learned nothing; left out of the table")
             continue
-        scores = {"ribosome": ribosome, "membrane": tw.apply([net], pre, progress=False)["membrane"]}
-        rows += membrane_rows(scores, net, membrane_set, seed)
+        for turns in args.turns:
+            scores = {"ribosome": ribosomes[turns],
+                      "membrane": tw.apply([net], pre, progress=False, turns=turns)["membrane"]}
+            rows += membrane_rows(scores, net, membrane_set, seed, turns)
     table = summary(rows)
     seconds = time.perf_counter() - t0
     print(f"EMPIAR-10499 at 20 Å, the membrane network ({args.set.name}, {len(membrane_set)} tiles"
           f"{', competing' if args.compete else ''}) calibrated and merged several ways; mean ± sd "
           f"over seeds {args.seeds} ({seconds:.0f} s)\n")
-    print("| calibration | level (× mean) | hysteresis | envelope covered | pieces per slice "
+    print("| turns | calibration | level (× mean) | hysteresis | envelope covered | pieces per slice "
           "| longest stretch | on the envelope | membrane voxels | ribosome on the envelope |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in table:
-        print(f"| {r['calibration']} | {r['level']:.2f} | {r['hysteresis'] or '—'} "
+        print(f"| {r['turns']} | {r['calibration']} | {r['level']:.2f} | {r['hysteresis'] or '—'} "
               f"| {r['envelope_covered']:.0%} ± {r['envelope_covered_sd']:.0%} | {r['pieces_per_slice']:.1f} "
               f"| {r['longest_stretch']:.0%} ± {r['longest_stretch_sd']:.0%} "
               f"| {r['on_envelope']:.0%} ± {r['on_envelope_sd']:.0%} | {r['membrane_voxels']:.2%} "
               f"| {r['ribosome_on_envelope']:.1%} ± {r['ribosome_on_envelope_sd']:.1%} |")
-    name = "calibration_compete.json" if args.compete else "calibration.json"
+    name = ("calibration_compete" if args.compete else "calibration") + (
+        "" if args.turns == [1] else "_turns" + "-".join(map(str, args.turns))) + ".json"
     (OUT / name).write_text(json.dumps({"set": str(args.set.name), "seeds": args.seeds,
-                                        "compete": args.compete, "summary": table, "rows": rows},
+                                        "compete": args.compete, "turns": args.turns,
+                                        "summary": table, "rows": rows},
                                        indent=1))
     return 0
 
