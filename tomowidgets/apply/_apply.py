@@ -117,7 +117,9 @@ def apply(net: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkLike],
         Test-time augmentation: average each network's output over the tomogram turned about z
         by 0, 90, 180 and 270 degrees (the first `turns` of them, 1-4), each turned back. Costs
         `turns` times the time. With 4, on unseen synthetic cells, membranes gained ~0.02 Dice and
-        most features and pick precision a little (README, #16).
+        most features and pick precision a little; on the real cell of notebook 08 less of the
+        envelope was found, since a network trained on membranes that run one way answers less
+        to them turned (README, #16). Check on your own data.
 
     Returns
     -------
