@@ -141,6 +141,8 @@ class Variant:
 #: networks, calibration="auto", hysteresis 0.5), while "default" keeps the paper's settings so
 #: that its committed results stay comparable; "compete-dice-hysteresis-turns-4" adds the
 #: test-time rotation of "turns-4" to them.
+#: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
+DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {
     "default": Variant(),
     "skip-edges": Variant(pad=False),
@@ -153,21 +155,15 @@ VARIANTS = {
     "turns-4": Variant(turns=4, networks="default"),
     "blur-1": Variant(train={"blur": 1.0}),
     "dice-calibration": Variant(calibration="dice", networks="default"),
-    "dice-continuous": Variant(networks="default", calibration=dict.fromkeys(
-        ("membrane", "double_membrane", "microtubule"), "dice")),
-    "compete-dice": Variant(compete=True, networks="compete", calibration=dict.fromkeys(
-        ("membrane", "double_membrane", "microtubule"), "dice")),
+    "dice-continuous": Variant(networks="default", calibration=DICE_CONTINUOUS),
+    "compete-dice": Variant(compete=True, networks="compete", calibration=DICE_CONTINUOUS),
     "compete-hysteresis": Variant(compete=True, networks="compete", hysteresis=0.5),
     "compete-dice-hysteresis": Variant(compete=True, networks="compete", hysteresis=0.5,
-                                       calibration=dict.fromkeys(
-                                           ("membrane", "double_membrane", "microtubule"), "dice")),
+                                       calibration=DICE_CONTINUOUS),
     "compete-dice-hysteresis-turns-4": Variant(compete=True, networks="compete", hysteresis=0.5,
-                                               turns=4, calibration=dict.fromkeys(
-                                                   ("membrane", "double_membrane", "microtubule"),
-                                                   "dice")),
+                                               turns=4, calibration=DICE_CONTINUOUS),
     "hysteresis-0.5": Variant(networks="default", hysteresis=0.5),
-    "dice-hysteresis": Variant(networks="default", hysteresis=0.5, calibration=dict.fromkeys(
-        ("membrane", "double_membrane", "microtubule"), "dice")),
+    "dice-hysteresis": Variant(networks="default", hysteresis=0.5, calibration=DICE_CONTINUOUS),
 }
 #: Seed offset between simulated annotators.
 ANNOTATOR_SEEDS = 100

@@ -96,6 +96,11 @@ def membrane_rows(scores: dict[str, tw.Tomogram], net: tw.FeatureNet, membrane_s
     return rows
 
 
+def scores_per_turns(net: tw.FeatureNet, pre: tw.Tomogram, turns: list[int]) -> dict[int, tw.Tomogram]:
+    """`net`'s calibrated scores on `pre` for each number of test-time turns."""
+    return {t: tw.apply(net, pre, progress=False, turns=t) for t in turns}
+
+
 def summary(rows: list[dict]) -> list[dict]:
     """Mean and sd over seeds of each number of turns, calibration and hysteresis setting."""
     out = []
@@ -131,23 +136,19 @@ def main(argv: list[str] | None = None) -> int:
         sets = tw.trainset.competing({"ribosome": ribosome_set, "membrane": membrane_set})
         ribosome_set, membrane_set = sets["ribosome"], sets["membrane"]
     else:
-        ribosome_net = cached_network(ribosome_set, seed=0)
-        ribosomes = {t: tw.apply([ribosome_net], pre, progress=False, turns=t)["ribosome"]
-                     for t in args.turns}
+        ribosomes = scores_per_turns(cached_network(ribosome_set, seed=0), pre, args.turns)
     rows = []
     for seed in args.seeds:
         if args.compete:
-            ribosome_net = train(ribosome_set, seed)
-            ribosomes = {t: tw.apply([ribosome_net], pre, progress=False, turns=t)["ribosome"]
-                         for t in args.turns}
+            ribosomes = scores_per_turns(train(ribosome_set, seed), pre, args.turns)
         cached = seed == 0 and shipped and not args.compete
         net = cached_network(membrane_set, seed=0) if cached else train(membrane_set, seed)
         if net.amplitude is None:   # calibration refused it: it answers the same everywhere
             print(f"seed {seed}: the membrane network learned nothing; left out of the table")
             continue
-        for turns in args.turns:
+        for turns in args.turns:   # applied after each turns' rows: they recalibrate `net`
             scores = {"ribosome": ribosomes[turns],
-                      "membrane": tw.apply([net], pre, progress=False, turns=turns)["membrane"]}
+                      "membrane": tw.apply(net, pre, progress=False, turns=turns)}
             rows += membrane_rows(scores, net, membrane_set, seed, turns)
     table = summary(rows)
     seconds = time.perf_counter() - t0

@@ -204,7 +204,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--turns", type=int, default=1, metavar="N",
                    help="test-time augmentation: average each network over the tomogram turned "
                    "about z by 0, 90, 180, 270 degrees, the first N of them (1-4; default 1: off); "
-                   "N times the time, less cross-talk between features")
+                   "N times the time; it helped on synthetic cells and lost on a real one, so "
+                   "compare with 1 on your data (README)")
     p.add_argument("--restart", action="store_true",
                    help="discard the finished slices of an interrupted run and start again")
     p.set_defaults(func=cmd_apply)

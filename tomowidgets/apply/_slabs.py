@@ -83,10 +83,10 @@ class Turned:
         """The engine's output for `slices` turned by ``k * 90`` degrees, turned back."""
         ny, nx = slices.shape[-2:]
         out = self.engine.predict(np.ascontiguousarray(np.rot90(slices, k, axes=(-2, -1))))
-        if ny % 2 == nx % 2 == 0:
-            return np.array(np.rot90(out, -k, axes=(-2, -1)))
+        if ny % 2 == nx % 2 == 0:   # views of the engine's fresh output: no copies needed
+            return np.rot90(out, -k, axes=(-2, -1))
         full = np.rot90(unbin(out, (nx, ny) if k % 2 else (ny, nx)), -k, axes=(-2, -1))
-        return np.array(full[..., : ny - ny % 2 : 2, : nx - nx % 2 : 2])
+        return full[..., : ny - ny % 2 : 2, : nx - nx % 2 : 2]
 
 
 def turned(engine: Engine, turns: int) -> Engine:
