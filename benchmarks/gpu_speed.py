@@ -5,12 +5,13 @@ Prints which devices TensorFlow sees, then:
 1. **Training**: the paper-sized set of ``train_speed.py`` (10 positives + 100 negatives, default
    augmentation, 20 epochs) through both training engines, FFT-domain (``engine="fft"``, the
    default) and Keras' direct convolutions (``engine="keras"``, cuDNN on a GPU); wall time each.
-2. **Applying**: a ``Z x 1024 x 1024`` tomogram (256 slices by default) through Keras ``predict``
-   on the GPU in batches of slices (what ``apply(..., engine="auto")`` does where a GPU is), and
-   the first ``--cpu-slices`` of it through the CPU FFT engine
-   (:class:`tomowidgets.engine.FFTEngine`, all cores): Mvoxel/s each.
+2. **Applying**: a ``Z x 1024 x 1024`` tomogram (256 slices by default) through
+   :class:`tomowidgets.network.KerasEngine` on the GPU in batches of slices (what
+   ``apply(..., engine="auto")`` does where a GPU is), and the first ``--cpu-slices`` of it through
+   the CPU FFT engine (:class:`tomowidgets.engine.FFTEngine`, all cores): Mvoxel/s each.
 3. **Agreement**: max |GPU - CPU| over the slices both computed, relative to the output scale
-   (allowed 1e-4), for the trained network.
+   (allowed 1e-4), for the trained network, with TensorFloat-32 allowed (TensorFlow's default)
+   and forbidden; the second apply is timed too.
 
 Without a GPU everything runs on the CPU and the figures say so: the script is how the GPU
 figures are measured where one is at hand (``pip install -e ".[gpu]"``), and it runs anywhere.
@@ -54,13 +55,22 @@ def time_training(engine: str, epochs: int):
 
 
 def keras_apply(net, slices: np.ndarray, batch: int) -> tuple[np.ndarray, float]:
-    """Keras predict over all `slices` in batches (after one warm-up batch): output, seconds."""
-    model = net.model
-    model.predict(slices[:batch, ..., None], batch_size=batch, verbose=0)
+    """tomowidgets' GPU path (:class:`KerasEngine`, batches of slices) after one warm-up batch."""
+    from tomowidgets.network import KerasEngine
+
+    engine = KerasEngine(net.weights(), batch=batch)
+    engine.predict(slices[:batch])
     start = time.perf_counter()
-    out = np.concatenate([model.predict(slices[i:i + batch, ..., None], batch_size=batch,
-                                        verbose=0)[..., 0] for i in range(0, len(slices), batch)])
+    out = engine.predict(slices)
     return out, time.perf_counter() - start
+
+
+def tensor_float_32(enabled: bool) -> None:
+    """Allow or forbid TensorFloat-32 in float32 convolutions (TensorFlow allows it by default on
+    Ampere and later GPUs; on the H200 other Keras backends then differ by 5-7e-4 from the CPU)."""
+    from tomowidgets.network._cnn import _tf
+
+    _tf().config.experimental.enable_tensor_float_32_execution(enabled)
 
 
 def engine_apply(net, slices: np.ndarray) -> tuple[np.ndarray, float]:
@@ -97,14 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     gpu_out, gpu_seconds = keras_apply(net, slices, args.batch)
     cpu_out, cpu_seconds = engine_apply(net, slices[:args.cpu_slices])
     label = "GPU" if gpus else "CPU"
-    rows.append((f"apply, Keras predict ({label}), {args.slices} x {args.size}^2, batch {args.batch}",
+    rows.append((f"apply, KerasEngine ({label}), {args.slices} x {args.size}^2, batch {args.batch}",
                  f"{slices.size / gpu_seconds / 1e6:.2f} Mvoxel/s ({gpu_seconds:.1f} s)"))
     rows.append((f"apply, FFT engine (CPU), first {args.cpu_slices} slices",
                  f"{cpu_out.size * 4 / cpu_seconds / 1e6:.2f} Mvoxel/s ({cpu_seconds:.1f} s)"))
-    common = gpu_out[:args.cpu_slices]
-    diff = float(np.abs(common - cpu_out).max())
-    scale = float(np.abs(common).max())
-    rows.append(("max abs(Keras - FFT engine) / output scale",
+    scale = float(np.abs(cpu_out).max())
+    diff = float(np.abs(gpu_out[:args.cpu_slices] - cpu_out).max())
+    rows.append(("max abs(Keras - FFT engine) / output scale, TensorFloat-32 allowed (default)",
+                 f"{diff / max(scale, 1e-30):.1e} (allowed 1e-4)"))
+    tensor_float_32(False)
+    strict, strict_seconds = keras_apply(net, slices, args.batch)
+    diff = float(np.abs(strict[:args.cpu_slices] - cpu_out).max())
+    rows.append((f"apply, Keras ({label}), TensorFloat-32 forbidden",
+                 f"{slices.size / strict_seconds / 1e6:.2f} Mvoxel/s ({strict_seconds:.1f} s)"))
+    rows.append(("max abs(Keras - FFT engine) / output scale, TensorFloat-32 forbidden",
                  f"{diff / max(scale, 1e-30):.1e} (allowed 1e-4)"))
 
     width = max(len(name) for name, _ in rows)

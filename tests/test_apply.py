@@ -660,6 +660,23 @@ def test_dask_slabs_are_equal_and_a_multiple_of_the_threads():
     assert _slab_size(5, (64, 512, 512), 1, 2) == 5                # as asked
 
 
+def test_a_slab_holds_at_least_one_gpu_batch():
+    """Four networks on 1024² slices make ~32 MB slabs of one slice, which would cut a GPU's batch
+    of slices down to one per call."""
+    from types import SimpleNamespace
+
+    from tomowidgets.apply._apply import _batch, _slab_size
+    from tomowidgets.apply._slabs import turned
+
+    assert _slab_size(None, (64, 1024, 1024), 4, None) == 1
+    assert _slab_size(None, (64, 1024, 1024), 4, None, batch=6) == 6
+    assert _slab_size(3, (64, 1024, 1024), 4, None, batch=6) == 3   # as asked
+    gpu = SimpleNamespace(batch=6, context=0)
+    weights = FakeNet().weights()
+    assert _batch({"a": turned(gpu, 2), "b": FFTEngine(weights, tile=TILE)}) == 6
+    assert _batch({"b": FFTEngine(weights, tile=TILE)}) == 1
+
+
 @pytest.mark.tensorflow
 def test_the_keras_engine_gives_the_fft_engines_scores(tmp_path):
     """engine="keras" (what a GPU runs, through cuDNN) and the CPU FFT engine agree, 2D and 2.5D."""
@@ -673,13 +690,15 @@ def test_the_keras_engine_gives_the_fft_engines_scores(tmp_path):
 
 
 @pytest.mark.tensorflow
-def test_the_keras_engine_predicts_like_the_fft_engine():
+def test_the_keras_engine_predicts_like_the_fft_engine(monkeypatch):
     from tomowidgets.network import KerasEngine
 
     weights = FakeNet(context=1).weights()
     keras, fft = KerasEngine(weights, batch=2), FFTEngine(weights, tile=TILE)
     stack = make_tomogram(6).data[:5]
     assert keras.context == 1 and "context=1" in repr(keras)
+    # Model.predict builds a data pipeline per call (~75 ms on a CPU, longer than a GPU's slice)
+    monkeypatch.setattr(type(keras.model), "predict", lambda *a, **k: pytest.fail("Model.predict"))
     result = keras.predict(stack)
     assert result.shape == (3, SHAPE[1] // 2, SHAPE[2] // 2) and result.dtype == np.float32
     np.testing.assert_allclose(result, fft.predict(stack), rtol=0, atol=1e-4 * np.abs(result).max())

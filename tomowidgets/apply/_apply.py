@@ -285,7 +285,7 @@ def _apply(networks: list[NetworkRecord], tomos: list[Any], out: Any, *, single_
         nthreads = sum(client.nthreads().values()) if client is not None else None
         tasks = [task for index, job in enumerate(jobs)
                  for task in _tasks(index, job, _slab_size(slab, job.tomo.shape, len(networks),
-                                                           nthreads))]
+                                                           nthreads, _batch(engines)))]
         total = sum(job.tomo.shape[0] for job in jobs)
         todo = sum(z1 - z0 for _, z0, z1, _ in tasks)
         with tqdm(total=total, initial=total - todo, desc="apply", unit="slice",
@@ -342,14 +342,20 @@ def _tasks(index: int, job: _Job, slab: int) -> list[tuple[int, int, int, tuple[
     return tasks
 
 
+def _batch(engines: dict[str, Any]) -> int:
+    """The most slices one engine call takes at once (Keras' batch; 1 for the FFT engine)."""
+    return max(getattr(getattr(e, "engine", e), "batch", 1) for e in engines.values())
+
+
 def _slab_size(slab: int | None, shape: tuple[int, int, int], n_networks: int,
-               nthreads: int | None) -> int:
-    """`slab`, or about _SLAB_BYTES of input + scores; on Dask, as many equal slabs as make a
+               nthreads: int | None, batch: int = 1) -> int:
+    """`slab`, or about _SLAB_BYTES of input + scores but at least one `batch` (a GPU's batch of
+    slices, which a smaller slab would cut short); on Dask, as many equal slabs as make a
     multiple of the threads (>= 2 each), so that no thread is left alone with the last one."""
     if slab is not None:
         return slab
     per_slice = shape[1] * shape[2] * 4 * (2 + n_networks)
-    size = max(1, _SLAB_BYTES // per_slice)
+    size = max(batch, _SLAB_BYTES // per_slice)
     if nthreads:
         rounds = max(2, -(-shape[0] // (size * nthreads)))       # slabs per thread
         size = max(1, -(-shape[0] // (rounds * nthreads)))
