@@ -18,7 +18,11 @@ Two steps, because the reference comes from TensorFlow::
     python benchmarks/gpu_backends.py measure REF.npz --out RESULTS.json   # on the GPU machine
 
 ``measure`` runs one child process per backend and precision (Keras fixes its backend at import)
-and then the CPU FFT engine on the GPU machine's cores, and prints one table.
+and then the CPU FFT engine on the GPU machine's cores, and prints one table. It needs JAX and/or
+PyTorch with CUDA, Keras 3, numpy, scipy, pandas, mrcfile and starfile (tomowidgets is imported
+from the source tree: ``PYTHONPATH=.``), not TensorFlow. The figures in the README (2026-12-04,
+H200) came from ``measure REF.npz --configs jax/tf32 jax/fp32 torch/tf32`` and, for
+``torch/fp32``, an earlier run with 16 slices per call; results in ``benchmarks/results/gpu/``.
 """
 
 from __future__ import annotations
