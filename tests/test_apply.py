@@ -46,6 +46,7 @@ class FakeNet:
     apix: float | None = APIX
     preprocessing: dict[str, Any] | None = field(default=None)
     context: int = 0                                # > 0: a 2.5D network
+    calibration: dict[str, Any] | None = None       # as FeatureNet.calibration ("turns" > 1)
 
     def weights(self) -> dict[str, list[np.ndarray]]:
         return random_weights(self.seed, inputs=2 * self.context + 1)
@@ -183,6 +184,7 @@ def turned_by_hand(net: FakeNet, tomo: Tomogram, turns: int) -> np.ndarray:
     return total / turns
 
 
+@pytest.mark.filterwarnings("ignore:.*calibrated for 1 turn")   # the arithmetic of turns, not calibration
 @pytest.mark.parametrize("net", [FakeNet(), FakeNet("vesicle", 2, 0.5, context=1)], ids=["2D", "2.5D"])
 @pytest.mark.parametrize("turns", [2, 4])
 def test_turns_average_the_scores_of_the_turned_tomogram_turned_back(net, turns):
@@ -192,6 +194,7 @@ def test_turns_average_the_scores_of_the_turned_tomogram_turned_back(net, turns)
     assert not np.allclose(result.data, apply(net, tomo, progress=False, tile=TILE).data, atol=1e-3)
 
 
+@pytest.mark.filterwarnings("ignore:.*calibrated for 1 turn")   # the arithmetic of turns, not calibration
 def test_four_turns_make_the_scores_turn_with_the_tomogram():
     """Averaged over all four turns, the scores no longer depend on how the slices lie."""
     tomo = make_tomogram(shape=(4, 40, 52))
@@ -201,6 +204,7 @@ def test_four_turns_make_the_scores_turn_with_the_tomogram():
     np.testing.assert_allclose(np.rot90(turned_scores, -1, axes=(1, 2)), scores, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:.*calibrated for 1 turn")   # the arithmetic of turns, not calibration
 def test_turns_on_odd_slices_sample_each_turn_at_the_pooling_blocks():
     """An odd size: each turn's output is unbinned, turned back and sampled at the first voxel of
     each 2 x 2 block, so the turns average on one grid and the edge repeats as without turns."""
@@ -217,6 +221,7 @@ def test_turns_on_odd_slices_sample_each_turn_at_the_pooling_blocks():
     np.testing.assert_array_equal(result[:, 40], result[:, 39])      # the odd last row repeats
 
 
+@pytest.mark.filterwarnings("ignore:.*calibrated for 1 turn")   # the arithmetic of turns, not calibration
 def test_a_partial_file_from_another_number_of_turns_is_not_resumed(tmp_path, tomo_file, monkeypatch):
     out = tmp_path / "membrane.mrc"
     count_slices(monkeypatch, stop_after=1)
@@ -227,6 +232,22 @@ def test_a_partial_file_from_another_number_of_turns_is_not_resumed(tmp_path, to
         result = apply(FakeNet(), tomo_file, out=out, progress=False, tile=TILE, slab=4, turns=2)
     np.testing.assert_array_equal(result.data,
                                   apply(FakeNet(), tomo_file, progress=False, tile=TILE, turns=2).data)
+
+
+def test_applying_with_other_turns_than_the_calibrations_warns():
+    """A network calibrated for N turns gives 1.0 at the painted level only when applied with N."""
+    tomo = make_tomogram(shape=(2, 40, 52))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        apply(FakeNet(calibration={"method": "dice", "turns": 2}), tomo, progress=False, tile=TILE,
+              turns=2)
+        apply(FakeNet(calibration={"method": "dice"}), tomo, progress=False, tile=TILE)
+    with pytest.warns(RuntimeWarning, match=r"'membrane' network was calibrated for 1 turn\(s\) and "
+                      r"is applied with turns=4.*net.calibrate\(ts, turns=4\), or tomowidgets train "
+                      r"--turns 4"):
+        apply(FakeNet(), tomo, progress=False, tile=TILE, turns=4)
+    with pytest.warns(RuntimeWarning, match=r"calibrated for 2 turn\(s\) and is applied with turns=1"):
+        apply(FakeNet(calibration={"turns": 2}), tomo, progress=False, tile=TILE)
 
 
 # -- resuming ---------------------------------------------------------------------------------------
@@ -429,6 +450,7 @@ def cluster():
         yield local_cluster
 
 
+@pytest.mark.filterwarnings("ignore:.*calibrated for 1 turn")   # the arithmetic of turns, not calibration
 def test_a_dask_cluster_gives_the_local_result_without_tensorflow(tmp_path, tomo_file, cluster):
     from distributed import Client
 
@@ -504,6 +526,7 @@ def test_cli_apply_writes_a_score_map_per_tomogram_and_feature(tmp_path, tomo_fi
                                        rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.filterwarnings("ignore:.*calibrated for 1 turn")   # the arithmetic of turns, not calibration
 @pytest.mark.tensorflow
 def test_cli_apply_turns_the_tomogram_when_asked_and_refuses_a_fifth_turn(tmp_path, tomo_file,
                                                                           keras_files, capsys):

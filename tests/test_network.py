@@ -210,6 +210,23 @@ def test_dice_calibration_puts_1_where_calls_best_reproduce_the_masks(trained):
         clone.calibrate((x, y), method="median")
 
 
+def test_calibrating_for_turns_judges_the_output_averaged_over_the_turned_tiles(trained, tmp_path):
+    net, x, y, _, path = trained
+    clone = FeatureNet.load(path)
+    turned = np.mean([np.rot90(clone.predict(np.ascontiguousarray(np.rot90(x, k, axes=(1, 2))), raw=True),
+                               -k, axes=(1, 2)) for k in range(3)], axis=0)
+    amplitude = clone.calibrate((x, y), method="mean", turns=3)
+    assert amplitude == pytest.approx(np.sum(turned * y) / np.sum(y), rel=1e-5)    # the known answer
+    assert clone.calibration["turns"] == 3
+    assert network.read_metadata(clone.save(tmp_path / "turned.keras"))["calibration"]["turns"] == 3
+    clone.calibrate((x, y), method="mean")
+    assert "turns" not in clone.calibration and clone.amplitude == pytest.approx(net.amplitude, rel=1e-5)
+    with pytest.raises(ValueError, match="`turns` must be an integer from 1"):
+        clone.calibrate((x, y), turns=5)
+    with pytest.raises(ValueError, match="square tiles with even sides"):
+        clone.calibrate((x[:, :, :-2], y[:, :, :-1]), turns=2)
+
+
 def test_auto_calibration_calibrates_lines_by_dice_and_particles_by_the_mean(trained):
     net, x, y, _, path = trained
     clone = FeatureNet.load(path)

@@ -153,3 +153,15 @@ def test_the_cli_trains_a_network_that_competes_with_other_features(tmp_path, ca
     assert "competing with dark.tiles.npz" in capsys.readouterr().out
     trained_on = read_metadata(out)["training"]["trainset"]
     assert (trained_on["n_positive"], trained_on["n_negative"]) == (4, 8 + 3)  # dark disks borrowed
+    assert "turns" not in read_metadata(out)["calibration"]
+
+
+def test_the_cli_calibrates_a_network_for_test_time_turns(tmp_path):
+    from tomowidgets.cli import main
+    from tomowidgets.network import read_metadata
+
+    disks = tiles_of(["disk"] * 4 + ["noise"] * 4, seed=0).save(tmp_path / "disk.tiles.npz")
+    out = tmp_path / "disk.keras"
+    assert main(["train", str(disks), "-o", str(out), "--epochs", "1", "--batch-size", "10",
+                 "--turns", "4"]) == 0
+    assert read_metadata(out)["calibration"]["turns"] == 4

@@ -139,3 +139,16 @@ def check_slices(slices: Any, context: int) -> tuple[np.ndarray, bool]:
                          f"`slices` needs more than {2 * context}, got {len(stack)}; pass "
                          f"tomogram.slab(z0, z1, context={context})")
     return stack, array.ndim == 2
+
+
+#: Most test-time turns: the four rotations by multiples of 90 degrees about z.
+MAX_TURNS = 4
+
+
+def check_turns(turns: Any) -> int:
+    """Return `turns` (test-time rotations about z) as int, raising ValueError unless it is 1 ...
+    MAX_TURNS."""
+    if isinstance(turns, bool) or not isinstance(turns, numbers.Integral) or not 1 <= int(turns) <= MAX_TURNS:
+        raise ValueError(f"`turns` must be an integer from 1 (no test-time rotation) to {MAX_TURNS} "
+                         f"(0, 90, 180 and 270 degrees about z), got {turns!r}")
+    return int(turns)

@@ -148,6 +148,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="the other features' training sets: their positive tiles train this "
                    "network as negatives, so that merged networks rarely claim one structure "
                    "twice (recommended when the networks will be merged)")
+    p.add_argument("--turns", type=int, default=1, metavar="N",
+                   help="calibrate for `apply --turns N`: judge the output averaged over the painted "
+                   "tiles turned by 0, 90, 180, 270 degrees, the first N (1-4; default 1)")
     p.add_argument("--check", action="store_true",
                    help="judge the network on tiles it did not train on: train a second one on 80%% "
                    "of the tiles from another seed, score it on the rest and print a reliability "
@@ -204,8 +207,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--turns", type=int, default=1, metavar="N",
                    help="test-time augmentation: average each network over the tomogram turned "
                    "about z by 0, 90, 180, 270 degrees, the first N of them (1-4; default 1: off); "
-                   "N times the time; it helped on synthetic cells and lost on a real one, so "
-                   "compare with 1 on your data (README)")
+                   "N times the time; calibrate the networks for it (train --turns N); it helped "
+                   "on synthetic cells and not on a real one, so compare with 1 on your data (README)")
     p.add_argument("--restart", action="store_true",
                    help="discard the finished slices of an interrupted run and start again")
     p.set_defaults(func=cmd_apply)
@@ -583,6 +586,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     history = net.train(ts, epochs=args.epochs, batch_size=args.batch_size,
                         learning_rate=args.learning_rate, decay=args.decay, l1=args.l1,
                         calibration=args.calibration)
+    if args.turns != 1:   # train() calibrated for applying without turns
+        net.calibrate(ts, method=args.calibration, turns=args.turns)
     print(f"{net!r}\ntrained in {time.perf_counter() - t0:.1f} s, final loss "
           f"{history['loss'][-1]:.3f}")
     net.save(args.output)

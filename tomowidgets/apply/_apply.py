@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from tomowidgets._validate import check_positive, check_positive_int
+from tomowidgets._validate import check_positive, check_positive_int, check_turns
 from tomowidgets.apply._inputs import (
     NETWORK_APIX_RTOL,
     check_voxel_size,
@@ -39,7 +39,7 @@ from tomowidgets.apply._inputs import (
     warn_if_not_preprocessed,
 )
 from tomowidgets.apply._output import FileOutput, MemoryOutput, tomogram_fingerprint
-from tomowidgets.apply._slabs import check_slab, check_turns, context, run_dask, scores, turned
+from tomowidgets.apply._slabs import check_slab, context, run_dask, scores, turned
 from tomowidgets.engine import DEFAULT_TILE, FFTEngine
 from tomowidgets.io import Tomogram, mrc_stem, release_pages
 from tomowidgets.network import KerasEngine, gpu_available
@@ -119,7 +119,10 @@ def apply(net: NetworkLike | Sequence[NetworkLike] | Mapping[str, NetworkLike],
         `turns` times the time. With 4, on unseen synthetic cells, membranes gained ~0.02 Dice and
         most features and pick precision a little; on the real cell of notebook 08 less of the
         envelope was found, since a network trained on membranes that run one way answers less
-        to them turned (README, #16). Check on your own data.
+        to them turned (README, #16). Check on your own data, with networks calibrated for the
+        same turns (``net.calibrate(ts, turns=...)``, ``tomowidgets train --turns``): a network
+        calibrated for other turns gives a RuntimeWarning, as its 1.0 is then not the painted
+        level.
 
     Returns
     -------
@@ -254,6 +257,7 @@ def _apply(networks: list[NetworkRecord], tomos: list[Any], out: Any, *, single_
     slab = None if slab is None else check_positive_int(slab, "slab")
     threads = None if threads is None else check_positive_int(threads, "threads")
     turns = check_turns(turns)
+    _warn_if_calibrated_for_other_turns(networks, turns)
     if client is not None and not all(hasattr(client, a) for a in ("submit", "scatter", "nthreads")):
         raise ValueError(f"`client` must be a dask.distributed.Client, got {type(client).__name__}; "
                          "connect one with Client('tcp://scheduler:8786') or leave it None")
@@ -340,6 +344,18 @@ def _tasks(index: int, job: _Job, slab: int) -> list[tuple[int, int, int, tuple[
                                           if row[z:z1].any())))
         z = z1
     return tasks
+
+
+def _warn_if_calibrated_for_other_turns(networks: list[NetworkRecord], turns: int) -> None:
+    """A network's 1.0 is the painted level for the turns it was calibrated with, not others."""
+    for network in networks:
+        calibrated = int((network.metadata.get("calibration") or {}).get("turns", 1))
+        if calibrated != turns:
+            warnings.warn(
+                f"the {network.name!r} network was calibrated for {calibrated} turn(s) and is "
+                f"applied with turns={turns}, so its 1.0 is not the painted level; recalibrate it "
+                f"first: net.calibrate(ts, turns={turns}), or tomowidgets train --turns {turns}",
+                RuntimeWarning, stacklevel=4)
 
 
 def _batch(engines: dict[str, Any]) -> int:

@@ -52,7 +52,8 @@ def _network(net: Any, name: str | None) -> NetworkRecord:
         meta = read_metadata(net)
         where = f" ('{net}')"
     elif callable(getattr(net, "weights", None)) and hasattr(net, "amplitude"):
-        meta = {key: getattr(net, key, None) for key in ("feature", "amplitude", "apix", "preprocessing")}
+        meta = {key: getattr(net, key, None)
+                for key in ("feature", "amplitude", "apix", "preprocessing", "calibration")}
         meta["context"] = getattr(net, "context", 0)
         where = ""
     else:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import numbers
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import CancelledError
@@ -36,10 +35,6 @@ _RESUME = "the finished slices are kept: run the same command again to resume"
 #: glibc ``mallopt`` parameters, and what :func:`keep_freed_memory` sets them to.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MMAP_THRESHOLD_BYTES, _TRIM_THRESHOLD_BYTES = 32 * 2**20, 64 * 2**20
-
-
-#: Most test-time turns: the four rotations by multiples of 90 degrees about z.
-MAX_TURNS = 4
 
 
 class Engine(Protocol):
@@ -92,14 +87,6 @@ class Turned:
 def turned(engine: Engine, turns: int) -> Engine:
     """`engine`, or with ``turns > 1`` a :class:`Turned` one."""
     return Turned(engine, turns) if turns > 1 else engine
-
-
-def check_turns(turns: Any) -> int:
-    """Return `turns` as int, raising ValueError unless it is 1 ... MAX_TURNS."""
-    if isinstance(turns, bool) or not isinstance(turns, numbers.Integral) or not 1 <= int(turns) <= MAX_TURNS:
-        raise ValueError(f"`turns` must be an integer from 1 (no test-time rotation) to {MAX_TURNS} "
-                         f"(0, 90, 180 and 270 degrees about z), got {turns!r}")
-    return int(turns)
 
 
 def context(engines: Sequence[Engine]) -> int:

@@ -39,6 +39,7 @@ from tomowidgets._validate import (
     check_finite,
     check_ndim,
     check_positive,
+    check_turns,
     same_voxel_size,
 )
 from tomowidgets._version import __version__
@@ -301,7 +302,7 @@ class FeatureNet:
         return run
 
     def calibrate(self, ts: TrainingSet | tuple[ArrayLike, ArrayLike], *,
-                  method: str = "auto") -> float | None:
+                  method: str = "auto", turns: int = 1) -> float | None:
         """Set :attr:`amplitude` from painted tiles (:meth:`train` does this when it ends).
 
         The network's output is divided by the amplitude, so that 1.0, the threshold merging,
@@ -331,6 +332,14 @@ class FeatureNet:
         method : {'auto', 'mean', 'dice'}, default 'auto'
             See above; the method used is recorded in :attr:`calibration` (``"auto": True`` when
             it was chosen).
+        turns : int, default 1
+            Judge the output averaged over the tiles turned by 0, 90, 180 and 270 degrees (the
+            first `turns`), as ``apply(..., turns=turns)`` scores a tomogram; recorded as
+            ``calibration["turns"]`` when above 1. Calibrate with the turns you apply with: the
+            network's output on a tile turned differs from its output as painted, so a
+            calibration from unturned tiles misjudges the averaged scores (on the real cell,
+            README, turned apply with an unturned calibration covered 46 % of the envelope and
+            with a turned one 52 %, against 55 % without turns).
 
         Returns
         -------
@@ -340,8 +349,9 @@ class FeatureNet:
         Raises
         ------
         ValueError
-            If there is no annotated tile, the arrays are malformed (as in :meth:`train`) or
-            `method` is unknown.
+            If there is no annotated tile, the arrays are malformed (as in :meth:`train`),
+            `method` is unknown, or `turns` is not 1 ... 4 (or above 1 with tiles that are not
+            square with even sides).
 
         Warns
         -----
@@ -354,14 +364,16 @@ class FeatureNet:
         from tomowidgets.metrics import tile_overlap
 
         _check_calibration(method)
+        turns = check_turns(turns)
         x, y, masks = _training.positive_tiles(ts)
         _training.check_context(x, self.context)  # else a 2.5D net would read tiles as slices
-        out = self.predict(x, raw=True)
+        out = self._turned_output(x, turns)
         mean = float(np.sum(out * y, dtype=np.float64) / np.sum(y, dtype=np.float64))
         chosen = method == "auto"
         if chosen:
             method = auto_calibration(masks)
-        self.calibration = {"method": method, "mean": mean, **({"auto": True} if chosen else {})}
+        self.calibration = {"method": method, "mean": mean, **({"auto": True} if chosen else {}),
+                            **({"turns": turns} if turns > 1 else {})}
         beside = float(out[y == 0].mean()) if (y == 0).any() else 0.0
         why = _why_uncalibrated(mean, beside)
         if why is not None:
@@ -381,6 +393,18 @@ class FeatureNet:
         self.calibration["level"] = level
         self.amplitude = level * mean
         return self.amplitude
+
+    def _turned_output(self, tiles: np.ndarray, turns: int) -> np.ndarray:
+        """Raw output on `tiles` averaged over `turns` turns by 90 degrees, each turned back (as
+        apply's test-time rotation; tiles have even sides, so pooling blocks turn onto blocks)."""
+        if turns > 1 and (tiles.shape[1] != tiles.shape[2] or tiles.shape[1] % 2):
+            raise ValueError(f"calibrating with `turns` > 1 needs square tiles with even sides, got "
+                             f"{tiles.shape[1:3]}")
+        total = self.predict(tiles, raw=True)
+        for k in range(1, turns):
+            turned = np.ascontiguousarray(np.rot90(tiles, k, axes=(1, 2)))
+            total += np.rot90(self.predict(turned, raw=True), -k, axes=(1, 2))
+        return total / np.float32(turns)
 
     def predict(self, slices: ArrayLike, *, raw: bool = False, unbin: bool = False
                 ) -> NDArray[np.float32]:
