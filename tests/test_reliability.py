@@ -156,12 +156,15 @@ def test_the_cli_trains_a_network_that_competes_with_other_features(tmp_path, ca
     assert "turns" not in read_metadata(out)["calibration"]
 
 
-def test_the_cli_calibrates_a_network_for_test_time_turns(tmp_path):
+def test_the_cli_calibrates_a_network_for_test_time_turns(tmp_path, monkeypatch, capsys):
     from tomowidgets.cli import main
-    from tomowidgets.network import read_metadata
+    from tomowidgets.network import FeatureNet, read_metadata
 
     disks = tiles_of(["disk"] * 4 + ["noise"] * 4, seed=0).save(tmp_path / "disk.tiles.npz")
     out = tmp_path / "disk.keras"
     assert main(["train", str(disks), "-o", str(out), "--epochs", "1", "--batch-size", "10",
                  "--turns", "4"]) == 0
     assert read_metadata(out)["calibration"]["turns"] == 4
+    monkeypatch.setattr(FeatureNet, "train", lambda *a, **k: pytest.fail("trained before checking"))
+    assert main(["train", str(disks), "-o", str(tmp_path / "no.keras"), "--turns", "5"]) == 1
+    assert "`turns` must be an integer from 1" in capsys.readouterr().err

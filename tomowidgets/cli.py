@@ -573,9 +573,11 @@ def cmd_rescale(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train, calibrate and save one network."""
+    from tomowidgets._validate import check_turns
     from tomowidgets.network import FeatureNet
     from tomowidgets.trainset import TrainingSet
 
+    check_turns(args.turns)   # before minutes of training, not after
     ts = TrainingSet.load(args.tiles)
     if args.compete:
         ts = ts.with_competitors([TrainingSet.load(path) for path in args.compete])
