@@ -38,19 +38,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from apply_speed import make_slices  # noqa: E402  (sibling scripts, not a package)
+from apply_speed import direct_flops_per_voxel, make_slices  # noqa: E402  (sibling scripts)
 from train_speed import paper_sized_set  # noqa: E402
 
-LAYER_NAMES = ("conv1", "conv2", "conv3")
+from tomowidgets.network.netfile import LAYERS  # noqa: E402
+
 CONFIGS = (("jax", "tf32"), ("jax", "fp32"), ("torch", "tf32"), ("torch", "fp32"))
 ALLOWED = 1e-4
-
-
-def flops_per_slice(size: int, filters: int = 40, kernel: int = 15) -> float:
-    """Multiply-adds x 2 of one ``size x size`` slice through the paper's network (direct conv)."""
-    taps = kernel * kernel
-    half = (size // 2) ** 2
-    return 2.0 * taps * (size * size * filters + half * filters * filters + half * filters)
 
 
 def prepare(path: Path) -> None:
@@ -67,13 +61,18 @@ def prepare(path: Path) -> None:
     x, y = training_arrays(ts, seed=0, copies=None)  # the arrays train() used (same seed)
     slices = make_slices(2, 1024, seed=0)
     weights = net.weights()
-    arrays = {f"{name}_{part}": weights[name][i] for name in LAYER_NAMES
+    arrays = {f"{name}_{part}": weights[name][i] for name in LAYERS
               for i, part in enumerate(("kernel", "bias"))}
     np.savez(path, x=x.astype(np.float32), y=y.astype(np.float32), slices=slices,
              keras_tf_cpu=net.model.predict(slices[..., None], verbose=0)[..., 0],
              fft_engine=FFTEngine(weights).predict(slices),
              tf_cpu_train_seconds=seconds, tf_cpu_final_loss=net.history["loss"][-1], **arrays)
     print(f"wrote {path}: {len(x)} training tiles, TensorFlow CPU training {seconds:.1f} s")
+
+
+def reference_weights(ref) -> dict[str, list[np.ndarray]]:  # noqa: ANN001 - an NpzFile
+    """The reference network's weights, ``{layer: [kernel, bias]}``, as ``prepare`` saved them."""
+    return {name: [ref[f"{name}_kernel"], ref[f"{name}_bias"]] for name in LAYERS}
 
 
 def _set_precision(backend: str, precision: str) -> str:
@@ -118,7 +117,7 @@ def child(ref_path: Path, backend: str, precision: str, slices_n: int, size: int
                         callbacks=[schedule, timer])
     train_seconds = time.perf_counter() - start
 
-    model.set_weights([ref[f"{name}_{part}"] for name in LAYER_NAMES for part in ("kernel", "bias")])
+    model.set_weights([w for pair in reference_weights(ref).values() for w in pair])
     out = model.predict(ref["slices"][..., None], batch_size=len(ref["slices"]), verbose=0)[..., 0]
     scale = float(np.abs(ref["keras_tf_cpu"]).max())
     agreement = {key: float(np.abs(out - ref[key]).max()) / scale for key in ("keras_tf_cpu", "fft_engine")}
@@ -132,7 +131,7 @@ def child(ref_path: Path, backend: str, precision: str, slices_n: int, size: int
             "final_loss": float(history.history["loss"][-1]),
             "agreement": agreement, "apply_seconds": apply,
             "mvoxel_per_s": slices_n * size * size / best / 1e6,
-            "tflop_per_s": slices_n * flops_per_slice(size) / best / 1e12}
+            "tflop_per_s": slices_n * size * size * direct_flops_per_voxel() / best / 1e12}
 
 
 def _apply_seconds(model, method: str, distinct: np.ndarray, n: int, batch: int) -> float:  # noqa: ANN001
@@ -157,9 +156,7 @@ def cpu_engine(ref_path: Path, n: int, size: int) -> dict:
     """The FFT engine on this machine's CPU cores, for the same network."""
     from tomowidgets.engine import FFTEngine
 
-    ref = np.load(ref_path)
-    weights = {name: [ref[f"{name}_kernel"], ref[f"{name}_bias"]] for name in LAYER_NAMES}
-    engine = FFTEngine(weights)
+    engine = FFTEngine(reference_weights(np.load(ref_path)))
     slices = make_slices(n, size, seed=1)
     engine.predict(slices[:1])
     start = time.perf_counter()
@@ -211,7 +208,7 @@ def print_table(report: dict) -> None:
         done = r.get("apply_slices", {})   # slices timed, where a call size ran fewer than z
         mvoxels = [done.get(str(b), z) * y * x / r["apply_seconds"][m][str(b)] / 1e6 for m, b in calls]
         rates = " | ".join(f"{rate:.0f}" for rate in mvoxels)
-        tflops = max(mvoxels) * 1e6 * flops_per_slice(x) / (y * x) / 1e12
+        tflops = max(mvoxels) * 1e6 * direct_flops_per_voxel() / 1e12
         a = r["agreement"]
         print(f"| {r['backend']} | {r['precision']} | {r['device']} | {r['train_seconds']:.1f} | "
               f"{r['median_epoch_seconds']:.3f} | {r['final_loss']:.3f} | {rates} | "
