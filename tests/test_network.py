@@ -123,19 +123,22 @@ def test_fft_forward_and_gradients_match_keras(shape, inputs):
 quick = pytest.mark.filterwarnings("ignore:the 'disk' network learned nothing:RuntimeWarning")
 
 
-def test_fft_gradients_are_exact_in_float64():
+@pytest.mark.parametrize("inputs", [1, 3])
+def test_fft_gradients_are_exact_in_float64(inputs):
     """In float64 the FFT path equals direct convolution to rounding (1e-12), so the rare larger
-    float32 differences on trained weights are ReLU/max-pool decisions within rounding of a tie."""
+    float32 differences on trained weights are ReLU/max-pool decisions within rounding of a tie.
+    With 3 inputs: a 2.5D network's slice and its neighbours as channels."""
     from tomowidgets.network import _fftconv
 
     rng = np.random.default_rng(1)
-    shapes = [(15, 15, 1, 40), (40,), (15, 15, 40, 40), (40,), (15, 15, 40, 1), (1,)]
+    shapes = [(15, 15, inputs, 40), (40,), (15, 15, 40, 40), (40,), (15, 15, 40, 1), (1,)]
     ws = [tf.Variable(rng.uniform(-0.05, 0.05, s) + (0.05 if len(s) == 1 else 0.0)) for s in shapes]
-    x = tf.constant(rng.normal(size=(2, 30, 23)))
+    x = tf.constant(rng.normal(size=(2, 30, 23) if inputs == 1 else (2, 30, 23, inputs)))
     y = tf.constant((rng.uniform(size=(2, 15, 11)) > 0.7).astype(np.float64))
 
     def direct(x):
-        a = tf.nn.relu(tf.nn.conv2d(x[..., None], ws[0], 1, "SAME") + ws[1])
+        x = x[..., None] if inputs == 1 else x
+        a = tf.nn.relu(tf.nn.conv2d(x, ws[0], 1, "SAME") + ws[1])
         a = tf.nn.relu(tf.nn.conv2d(tf.nn.max_pool2d(a, 2, 2, "VALID"), ws[2], 1, "SAME") + ws[3])
         return tf.minimum(tf.nn.conv2d(a, ws[4], 1, "SAME") + ws[5], 1.0)[..., 0]
 

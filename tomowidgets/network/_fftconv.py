@@ -6,8 +6,10 @@ cross-correlation is computed as a product of spectra of zero-padded arrays (lin
 the padded size is at least ``n + k - 1``), the 40×40 per-frequency channel mixing of layer 2 as
 batched complex matrix products, and the backward pass is written out by hand in the same domain
 (TensorFlow's generic gradients of ``rfft2d`` multiply by dense DFT matrices, which costs more than
-the convolutions). On 64² tiles a training step is 2-5× faster than with TensorFlow's direct
-convolutions on a 2-core CPU (``benchmarks/train_speed.py``).
+the convolutions). Layer 2's kernels enter and leave the Fourier domain through DFTs evaluated
+only at their ``k × k`` taps (small matrix products), not FFTs of mostly zero padded arrays. On 64²
+tiles a training step is 2-5× faster than with TensorFlow's direct convolutions on a 2-core CPU
+(``benchmarks/train_speed.py``).
 
 Conventions, for one channel: a signal ``s`` of length ``n`` is embedded at offset ``p = k // 2`` in
 a zero array of length ``N`` (``Ps``), a kernel ``w`` at offset 0 (``Qw``), a gradient ``g`` at
@@ -28,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 
+import numpy as np
 import tensorflow as tf
 
 __all__ = ["fft_sizes", "forward", "loss_and_gradients"]
@@ -69,6 +72,72 @@ def _kernel_spectra(w: tf.Tensor, n: tuple[int, int]) -> tf.Tensor:
     return tf.signal.rfft2d(tf.transpose(w, [3, 2, 0, 1]), fft_length=n)
 
 
+@lru_cache(maxsize=16)
+def _dft_factors(n: tuple[int, int], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """DFT factors between ``k`` kernel taps and the ``n = (Ny, Nx)`` spectrum of ``rfft2d``.
+
+    ``ey[f, u] = exp(2πi f u / Ny)`` (``(Ny, k)``); ``cx, sx[f, v] = cos, sin(2π f v / Nx)``
+    (``(Nx//2+1, k)``); ``weight[f]``: 1 at the DC and Nyquist columns, 2 elsewhere, over
+    ``Ny * Nx`` (how ``irfft2d`` counts the columns that the real transform leaves out). float64.
+    """
+    ny, nx = n
+    mx = nx // 2 + 1
+    taps = np.arange(k)
+    ey = np.exp(2j * np.pi * np.outer(np.arange(ny), taps) / ny)
+    angle = 2 * np.pi * np.outer(np.arange(mx), taps) / nx
+    weight = np.full(mx, 2.0)
+    weight[0] = 1.0
+    if nx % 2 == 0:
+        weight[-1] = 1.0
+    return ey, np.cos(angle), np.sin(angle), weight / (ny * nx)
+
+
+def _factors(n: tuple[int, int], k: int, dtype: tf.DType) -> tuple[tf.Tensor, ...]:
+    """:func:`_dft_factors` as tensors of `dtype` (``ey`` of the matching complex type)."""
+    ey, cx, sx, weight = _dft_factors(n, k)
+    complex_dtype = tf.complex64 if dtype == tf.float32 else tf.complex128
+    return (tf.constant(ey, complex_dtype), tf.constant(cx, dtype), tf.constant(sx, dtype),
+            tf.constant(weight, dtype))
+
+
+def _conj_kernel_spectra(w: tf.Tensor, n: tuple[int, int]) -> tf.Tensor:
+    """``conj`` of the spectra of Keras kernels ``(k, k, in, out)`` (at offset 0, padded to `n`),
+    frequency-major: ``(Ny * (Nx//2+1), in, out)``.
+
+    Two small matrix products over the ``k`` taps (a DFT evaluated only where the kernel is not
+    zero) instead of FFTs of the mostly zero padded kernels and a transpose: 3-4× faster for the
+    40 × 40 kernels of layer 2.
+    """
+    k, _, c_in, c_out = w.shape
+    ey, cx, sx, _ = _factors(n, k, w.dtype)
+    taps = tf.reshape(w, [k, k, c_in * c_out])                             # (u, v, p)
+    # along x: R[u, fx, p] = Σ_v exp(+2πi fx v / Nx) w[u, v, p]
+    rows = tf.complex(tf.matmul(cx[None], taps), tf.matmul(sx[None], taps))  # (u, fx, p)
+    # along y: Σ_u exp(+2πi fy u / Ny) R[u, fx, p]
+    spectra = tf.matmul(ey, tf.reshape(rows, [k, -1]))                      # (fy, fx * p)
+    return tf.reshape(spectra, [-1, c_in, c_out])
+
+
+def _kernel_from_spectra(spectra: tf.Tensor, n: tuple[int, int], k: int) -> tf.Tensor:
+    """``irfft2d`` of frequency-major spectra ``(Ny * (Nx//2+1), in, out)`` cropped to the ``k × k``
+    taps at offset 0, in Keras' layout ``(k, k, in, out)``.
+
+    Evaluates the inverse DFT only at the kept taps, as two small matrix products, instead of
+    full inverse FFTs, a crop and two transposes.
+    """
+    _, c_in, c_out = spectra.shape
+    ey, cx, sx, weight = _factors(n, k, spectra.dtype.real_dtype)
+    mx = cx.shape[0]
+    # along y: T[u, fx, p] = Σ_fy exp(+2πi fy u / Ny) S[fy, fx, p]
+    cols = tf.reshape(tf.matmul(ey, tf.reshape(spectra, [n[0], -1]), transpose_a=True),
+                      [k, mx, c_in * c_out])
+    # along x, real part only: Σ_fx weight[fx] Re(T[u, fx, p] exp(+2πi fx v / Nx))
+    cw = tf.transpose(cx * weight[:, None])[None]                           # (1, v, fx)
+    sw = tf.transpose(sx * weight[:, None])[None]
+    taps = tf.matmul(cw, tf.math.real(cols)) - tf.matmul(sw, tf.math.imag(cols))
+    return tf.reshape(taps, [k, k, c_in, c_out])
+
+
 def _to_freq_major(a: tf.Tensor) -> tf.Tensor:
     """``(b, c, Ny, Mx)`` → ``(Ny*Mx, b, c)``: frequency as the batch axis of a matrix product."""
     b, c, ny, mx = a.shape
@@ -81,26 +150,34 @@ def _from_freq_major(a: tf.Tensor, shape: tuple[int, int]) -> tf.Tensor:
     return tf.transpose(tf.reshape(a, [shape[0], shape[1], -1, c]), [2, 3, 0, 1])
 
 
-def _pool(a1: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def _pool(a1: tf.Tensor) -> tf.Tensor:
     """2×2 max-pool of padded layer-1 maps ``(b, c, N1y, N1x)`` → ``(b, c, N1y//2, N1x//2)``.
 
     Pooling before the offset and the ReLU gives the same result (both are monotonic) on 4× fewer
     pixels; pooled pixels beyond the tile are cropped by the caller (Keras' 'valid' pooling drops an
     odd last row/column the same way). Pools channels-last, where TensorFlow's CPU kernels are
-    fast; also returns the channels-last input and output for :func:`_unpool`.
+    fast.
     """
-    a1_last = tf.transpose(a1, [0, 2, 3, 1])
-    pooled_last = tf.nn.max_pool2d(a1_last, 2, 2, "VALID")
-    return tf.transpose(pooled_last, [0, 3, 1, 2]), a1_last, pooled_last
+    pooled_last = tf.nn.max_pool2d(tf.transpose(a1, [0, 2, 3, 1]), 2, 2, "VALID")
+    return tf.transpose(pooled_last, [0, 3, 1, 2])
 
 
-def _unpool(a1_last: tf.Tensor, pooled_last: tf.Tensor, grad: tf.Tensor) -> tf.Tensor:
-    """Route `grad` ``(b, c, N1y//2, N1x//2)`` to the maximum of each 2×2 window (TensorFlow's
-    MaxPoolGrad, as Keras does); returns ``(b, c, N1y, N1x)``."""
-    routed = tf.raw_ops.MaxPoolGrad(orig_input=a1_last, orig_output=pooled_last,
-                                    grad=tf.transpose(grad, [0, 2, 3, 1]), ksize=[1, 2, 2, 1],
-                                    strides=[1, 2, 2, 1], padding="VALID")
-    return tf.transpose(routed, [0, 3, 1, 2])
+def _upsample(a: tf.Tensor) -> tf.Tensor:
+    """Each pixel of ``(b, c, hy, hx)`` repeated into a 2×2 block: ``(b, c, 2 hy, 2 hx)``."""
+    _, c, hy, hx = a.shape  # the batch may be unknown while tracing
+    blocks = tf.broadcast_to(a[:, :, :, None, :, None], tf.stack([tf.shape(a)[0], c, hy, 2, hx, 2]))
+    return tf.reshape(blocks, [-1, c, 2 * hy, 2 * hx])
+
+
+def _unpool(a1: tf.Tensor, pooled: tf.Tensor, grad: tf.Tensor) -> tf.Tensor:
+    """Route `grad` ``(b, c, N1y//2, N1x//2)`` to the maximum of each 2×2 window of `a1`
+    ``(b, c, N1y, N1x)`` (`pooled` is its pooled maximum); returns ``(b, c, N1y, N1x)``.
+
+    Found by equality, channels-first, which is 2× faster here than TensorFlow's MaxPoolGrad with
+    the transposes it needs. Where two pixels of a window tie exactly (not seen in real-valued
+    FFT outputs) both get the gradient, where MaxPoolGrad would give it to the first.
+    """
+    return tf.where(tf.equal(a1, _upsample(pooled)), _upsample(grad), 0.0)
 
 
 def _geometry(x: tf.Tensor, k1: tf.Tensor
@@ -124,17 +201,17 @@ def _layers(x: tf.Tensor, weights: list[tf.Tensor]) -> dict[str, tf.Tensor]:
     else:  # 2.5D: sum over the input slices, as layer 2 sums over channels
         xs = tf.signal.rfft2d(_pad(tf.transpose(x, [0, 3, 1, 2]), n1, p))   # (b, in, N1, M1)
         xsf = _to_freq_major(xs)                                             # (F1, b, in)
-        a1f = tf.matmul(xsf, _to_freq_major(_kernel_spectra(k1, n1)), adjoint_b=True)
+        a1f = tf.matmul(xsf, _conj_kernel_spectra(k1, n1))                  # (F1, b, 40)
         a1s = _from_freq_major(a1f, xs.shape[2:])                            # (b, 40, N1, M1)
     a1 = tf.signal.irfft2d(a1s, fft_length=n1)                               # (b, 40, N1) uncropped
-    pooled_all, a1_last, pooled_last = _pool(a1)                             # (b, 40, N1 / 2)
+    pooled_all = _pool(a1)                                                   # (b, 40, N1 / 2)
     pooled = tf.nn.relu(pooled_all[:, :, :hy, :hx] + b1[:, None, None])     # (b, 40, hy, hx)
 
     ps = tf.signal.rfft2d(_pad(pooled, n2, p))                               # (b, 40, N2, M2)
     spec2 = ps.shape[2:]
-    k2s = _to_freq_major(_kernel_spectra(k2, n2))                            # (F2, out, in)
+    k2c = _conj_kernel_spectra(k2, n2)                                       # (F2, in, out)
     psf = _to_freq_major(ps)                                                 # (F2, b, in)
-    a2f = tf.matmul(psf, k2s, adjoint_b=True)                                # Σ_i P_i conj(K_io)
+    a2f = tf.matmul(psf, k2c)                                                # Σ_i P_i conj(K_io)
     a2 = tf.signal.irfft2d(_from_freq_major(a2f, spec2), fft_length=n2)[:, :, :hy, :hx]
     r2 = tf.nn.relu(a2 + b2[:, None, None])
 
@@ -142,9 +219,9 @@ def _layers(x: tf.Tensor, weights: list[tf.Tensor]) -> dict[str, tf.Tensor]:
     k3s = _kernel_spectra(k3, n2)[0]                                         # (40, N2, M2)
     a3 = tf.signal.irfft2d(tf.reduce_sum(rs * tf.math.conj(k3s)[None], axis=1),
                            fft_length=n2)[:, :hy, :hx] + b3[0]
-    return {"a3": a3, "xs": xs, "xsf": xsf, "a1_last": a1_last, "pooled_last": pooled_last, "pooled": pooled,
+    return {"a3": a3, "xs": xs, "xsf": xsf, "a1": a1, "pooled_all": pooled_all, "pooled": pooled,
             "frame": pooled_all.shape[2:], "psf": psf,
-            "k2s": k2s, "r2": r2, "rs": rs, "k3s": k3s}
+            "k2c": k2c, "r2": r2, "rs": rs, "k3s": k3s}
 
 
 def forward(x: tf.Tensor, weights: list[tf.Tensor]) -> tf.Tensor:
@@ -208,26 +285,26 @@ def loss_and_gradients(
     da2f = _to_freq_major(tf.signal.rfft2d(_pad(da2, n2, 0)))                # (F2, b, out)
     spec2 = (n2[0], n2[1] // 2 + 1)
     dk2s = tf.math.conj(tf.matmul(f["psf"], da2f, adjoint_a=True))           # (F2, in, out)
-    dk2 = _crop_back(_from_freq_major(dk2s, spec2), n2, 0, (k, k))           # (in, out, k, k)
-    dpf = tf.matmul(da2f, f["k2s"])                                          # (F2, b, in)
+    dk2 = _kernel_from_spectra(dk2s, n2, k)                                  # (k, k, in, out)
+    # Σ_o D_o K_io; an explicit adjoint then a plain product is faster than adjoint_b=True
+    dpf = tf.matmul(da2f, tf.transpose(f["k2c"], [0, 2, 1], conjugate=True))  # (F2, b, in)
     dpool = _crop_back(_from_freq_major(dpf, spec2), n2, p, (hy, hx))   # (b, 40, hy, hx)
 
     # offset, ReLU and pooling of layer 1
     dpre = tf.where(f["pooled"] > 0, dpool, 0.0)                             # (b, 40, hy, hx)
-    da1 = _unpool(f["a1_last"], f["pooled_last"], _pad(dpre, f["frame"], 0))
+    da1 = _unpool(f["a1"], f["pooled_all"], _pad(dpre, f["frame"], 0))
     da1s = tf.signal.rfft2d(da1)                                             # (b, 40, N1, M1)
     if f["xsf"] is None:
         dk1 = _crop_back(tf.reduce_sum(f["xs"][:, None] * tf.math.conj(da1s), axis=0), n1, 0, (k, k))
         dk1 = tf.transpose(dk1, [1, 2, 0])[:, :, None, :]                   # (k, k, 1, 40)
     else:
         dk1s = tf.math.conj(tf.matmul(f["xsf"], _to_freq_major(da1s), adjoint_a=True))  # (F1, in, 40)
-        dk1 = tf.transpose(_crop_back(_from_freq_major(dk1s, da1s.shape[2:]), n1, 0, (k, k)),
-                           [2, 3, 0, 1])                                     # (k, k, in, 40)
+        dk1 = _kernel_from_spectra(dk1s, n1, k)                              # (k, k, in, 40)
 
     grads = [
         dk1 + l1 * tf.sign(k1),
         tf.reduce_sum(dpre, axis=[0, 2, 3]),
-        tf.transpose(dk2, [2, 3, 0, 1]) + l1 * tf.sign(k2),
+        dk2 + l1 * tf.sign(k2),
         tf.reduce_sum(da2, axis=[0, 2, 3]),
         tf.transpose(dk3, [1, 2, 0])[:, :, :, None] + l1 * tf.sign(k3),
         tf.reshape(tf.reduce_sum(da3), [1]),
