@@ -106,6 +106,10 @@ class Variant:
         ``FeatureNet.calibrate(method=...)``: the paper's 'mean' (the default) or 'dice'; or a
         method per feature (features not named: 'mean').
         Networks loaded from the cache are calibrated again on their annotator's tiles.
+    turned_calibration : bool
+        Calibrate on the painted tiles averaged over the same `turns` as the scores
+        (``FeatureNet.calibrate(turns=...)``, what ``tomowidgets train --turns`` does); else on the
+        tiles as painted.
     hysteresis : float or None
         ``merge(hysteresis=...)``: weak voxels (this fraction of the threshold) that continue a
         called structure within their slice are labelled too. None is the paper's single
@@ -121,6 +125,7 @@ class Variant:
     turns: int = 1
     networks: str | None = None
     calibration: str | dict = "mean"
+    turned_calibration: bool = False
     hysteresis: float | None = None
 
 
@@ -140,7 +145,8 @@ class Variant:
 #: calibrates them as "dice-continuous": the product's defaults since 2026-12-04 (competing
 #: networks, calibration="auto", hysteresis 0.5), while "default" keeps the paper's settings so
 #: that its committed results stay comparable; "compete-dice-hysteresis-turns-4" adds the
-#: test-time rotation of "turns-4" to them.
+#: test-time rotation of "turns-4" to them, calibrated on unturned tiles, and
+#: "compete-dice-hysteresis-turned-4" on tiles averaged over the same turns (``train --turns 4``).
 #: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
 DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {
@@ -162,6 +168,9 @@ VARIANTS = {
                                        calibration=DICE_CONTINUOUS),
     "compete-dice-hysteresis-turns-4": Variant(compete=True, networks="compete", hysteresis=0.5,
                                                turns=4, calibration=DICE_CONTINUOUS),
+    "compete-dice-hysteresis-turned-4": Variant(compete=True, networks="compete", hysteresis=0.5,
+                                                turns=4, calibration=DICE_CONTINUOUS,
+                                                turned_calibration=True),
     "hysteresis-0.5": Variant(networks="default", hysteresis=0.5),
     "dice-hysteresis": Variant(networks="default", hysteresis=0.5, calibration=DICE_CONTINUOUS),
 }
@@ -251,9 +260,10 @@ def train_networks(train_pre, labels: dict, features: tuple[str, ...], variant: 
             path = None if cache is None else cache / f"{feature}.annotator{annotator}.keras"
             method = (variant.calibration.get(feature, "mean") if isinstance(variant.calibration, dict)
                       else variant.calibration)
+            turns = variant.turns if variant.turned_calibration else 1
             if path is not None and path.is_file():
                 net = FeatureNet.load(path)
-                net.calibrate(sets[feature], method=method)
+                net.calibrate(sets[feature], method=method, turns=turns)
                 team.append(net)
                 continue
             net = FeatureNet(feature, seed=s, context=variant.context)
@@ -261,6 +271,8 @@ def train_networks(train_pre, labels: dict, features: tuple[str, ...], variant: 
                       **variant.train)
             if path is not None:
                 net.save(path)
+            if turns > 1:
+                net.calibrate(sets[feature], method=method, turns=turns)
             team.append(net)
         teams.append(team)
     return teams
