@@ -207,8 +207,9 @@ def test_dice_calibration_puts_1_where_calls_best_reproduce_the_masks(trained):
     masks = np.repeat(np.repeat(y[painted] >= 0.5, 2, axis=1), 2, axis=2)
     calls = clone.predict(x[painted], unbin=True)
     at_one = tile_overlap(calls >= 1.0 - 1e-6, masks)[0]
-    assert at_one == pytest.approx(cal["dice"], abs=1e-3)          # no other level does better
-    assert all(at_one >= tile_overlap(calls >= t, masks)[0] - 1e-3 for t in (0.5, 0.8, 1.25, 2.0))
+    # 1.0 is the middle of the levels within 0.005 of the best Dice: no other level does better
+    assert at_one == pytest.approx(cal["dice"], abs=0.005 + 1e-4)
+    assert all(at_one >= tile_overlap(calls >= t, masks)[0] - 0.005 - 1e-4 for t in (0.5, 0.8, 1.25, 2.0))
     with pytest.raises(ValueError, match="`calibration` must be 'auto' or one of"):
         clone.calibrate((x, y), method="median")
 

@@ -151,12 +151,12 @@ def _from_freq_major(a: tf.Tensor, shape: tuple[int, int]) -> tf.Tensor:
 
 
 def _pool(a1: tf.Tensor) -> tf.Tensor:
-    """2×2 max-pool of padded layer-1 maps ``(b, c, N1y, N1x)`` → ``(b, c, N1y//2, N1x//2)``.
+    """2×2 max-pool of layer-1 maps ``(b, c, 2 hy, 2 hx)`` → ``(b, c, hy, hx)``.
 
     Pooling before the offset and the ReLU gives the same result (both are monotonic) on 4× fewer
-    pixels; pooled pixels beyond the tile are cropped by the caller (Keras' 'valid' pooling drops an
-    odd last row/column the same way). Pools channels-last, where TensorFlow's CPU kernels are
-    fast.
+    pixels; the caller keeps only the ``2 hy × 2 hx`` pixels of the tile (Keras' 'valid' pooling
+    drops an odd last row/column the same way). Pools channels-last, where TensorFlow's CPU
+    kernels are fast.
     """
     pooled_last = tf.nn.max_pool2d(tf.transpose(a1, [0, 2, 3, 1]), 2, 2, "VALID")
     return tf.transpose(pooled_last, [0, 3, 1, 2])
@@ -204,8 +204,9 @@ def _layers(x: tf.Tensor, weights: list[tf.Tensor]) -> dict[str, tf.Tensor]:
         a1f = tf.matmul(xsf, _conj_kernel_spectra(k1, n1))                  # (F1, b, 40)
         a1s = _from_freq_major(a1f, xs.shape[2:])                            # (b, 40, N1, M1)
     a1 = tf.signal.irfft2d(a1s, fft_length=n1)                               # (b, 40, N1) uncropped
-    pooled_all = _pool(a1)                                                   # (b, 40, N1 / 2)
-    pooled = tf.nn.relu(pooled_all[:, :, :hy, :hx] + b1[:, None, None])     # (b, 40, hy, hx)
+    a1 = a1[:, :, :2 * hy, :2 * hx]                     # the pixels the pooled tile comes from
+    pooled_max = _pool(a1)                                                   # (b, 40, hy, hx)
+    pooled = tf.nn.relu(pooled_max + b1[:, None, None])
 
     ps = tf.signal.rfft2d(_pad(pooled, n2, p))                               # (b, 40, N2, M2)
     spec2 = ps.shape[2:]
@@ -219,8 +220,8 @@ def _layers(x: tf.Tensor, weights: list[tf.Tensor]) -> dict[str, tf.Tensor]:
     k3s = _kernel_spectra(k3, n2)[0]                                         # (40, N2, M2)
     a3 = tf.signal.irfft2d(tf.reduce_sum(rs * tf.math.conj(k3s)[None], axis=1),
                            fft_length=n2)[:, :hy, :hx] + b3[0]
-    return {"a3": a3, "xs": xs, "xsf": xsf, "a1": a1, "pooled_all": pooled_all, "pooled": pooled,
-            "frame": pooled_all.shape[2:], "psf": psf,
+    return {"a3": a3, "xs": xs, "xsf": xsf, "a1": a1, "pooled_max": pooled_max, "pooled": pooled,
+            "psf": psf,
             "k2c": k2c, "r2": r2, "rs": rs, "k3s": k3s}
 
 
@@ -292,7 +293,7 @@ def loss_and_gradients(
 
     # offset, ReLU and pooling of layer 1
     dpre = tf.where(f["pooled"] > 0, dpool, 0.0)                             # (b, 40, hy, hx)
-    da1 = _unpool(f["a1"], f["pooled_all"], _pad(dpre, f["frame"], 0))
+    da1 = _pad(_unpool(f["a1"], f["pooled_max"], dpre), n1, 0)               # (b, 40, N1)
     da1s = tf.signal.rfft2d(da1)                                             # (b, 40, N1, M1)
     if f["xsf"] is None:
         dk1 = _crop_back(tf.reduce_sum(f["xs"][:, None] * tf.math.conj(da1s), axis=0), n1, 0, (k, k))
