@@ -154,6 +154,19 @@ def test_fft_gradients_are_exact_in_float64(inputs):
         assert np.abs(g - w).max() <= 1e-11 * np.abs(w).max()
 
 
+def test_fft_training_routes_a_pooled_gradient_to_one_of_tied_maxima():
+    """Constant corners of rotated tiles tie within a pooling window: the gradient goes to one
+    pixel, as Keras' MaxPoolGrad does, not to each (which would multiply it by up to 4)."""
+    from tomowidgets.network import _fftconv
+
+    a1 = tf.ones((1, 2, 4, 6))
+    grad = tf.constant(np.arange(1.0, 13.0, dtype=np.float32).reshape(1, 2, 2, 3))
+    _, a1_last, pooled_last = _fftconv._pool(a1)
+    routed = _fftconv._unpool(a1_last, pooled_last, grad).numpy()
+    assert routed.shape == (1, 2, 4, 6) and np.count_nonzero(routed) == 12
+    assert routed.sum() == pytest.approx(float(tf.reduce_sum(grad)))
+
+
 @quick
 def test_fft_and_keras_engines_train_alike():
     x, y = disks(4, 6, size=16)

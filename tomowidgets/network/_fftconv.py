@@ -150,34 +150,27 @@ def _from_freq_major(a: tf.Tensor, shape: tuple[int, int]) -> tf.Tensor:
     return tf.transpose(tf.reshape(a, [shape[0], shape[1], -1, c]), [2, 3, 0, 1])
 
 
-def _pool(a1: tf.Tensor) -> tf.Tensor:
+def _pool(a1: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """2×2 max-pool of layer-1 maps ``(b, c, 2 hy, 2 hx)`` → ``(b, c, hy, hx)``.
 
     Pooling before the offset and the ReLU gives the same result (both are monotonic) on 4× fewer
     pixels; the caller keeps only the ``2 hy × 2 hx`` pixels of the tile (Keras' 'valid' pooling
     drops an odd last row/column the same way). Pools channels-last, where TensorFlow's CPU
-    kernels are fast.
+    kernels are fast; also returns the channels-last input and output for :func:`_unpool`.
     """
-    pooled_last = tf.nn.max_pool2d(tf.transpose(a1, [0, 2, 3, 1]), 2, 2, "VALID")
-    return tf.transpose(pooled_last, [0, 3, 1, 2])
+    a1_last = tf.transpose(a1, [0, 2, 3, 1])
+    pooled_last = tf.nn.max_pool2d(a1_last, 2, 2, "VALID")
+    return tf.transpose(pooled_last, [0, 3, 1, 2]), a1_last, pooled_last
 
 
-def _upsample(a: tf.Tensor) -> tf.Tensor:
-    """Each pixel of ``(b, c, hy, hx)`` repeated into a 2×2 block: ``(b, c, 2 hy, 2 hx)``."""
-    _, c, hy, hx = a.shape  # the batch may be unknown while tracing
-    blocks = tf.broadcast_to(a[:, :, :, None, :, None], tf.stack([tf.shape(a)[0], c, hy, 2, hx, 2]))
-    return tf.reshape(blocks, [-1, c, 2 * hy, 2 * hx])
-
-
-def _unpool(a1: tf.Tensor, pooled: tf.Tensor, grad: tf.Tensor) -> tf.Tensor:
-    """Route `grad` ``(b, c, N1y//2, N1x//2)`` to the maximum of each 2×2 window of `a1`
-    ``(b, c, N1y, N1x)`` (`pooled` is its pooled maximum); returns ``(b, c, N1y, N1x)``.
-
-    Found by equality, channels-first, which is 2× faster here than TensorFlow's MaxPoolGrad with
-    the transposes it needs. Where two pixels of a window tie exactly (not seen in real-valued
-    FFT outputs) both get the gradient, where MaxPoolGrad would give it to the first.
-    """
-    return tf.where(tf.equal(a1, _upsample(pooled)), _upsample(grad), 0.0)
+def _unpool(a1_last: tf.Tensor, pooled_last: tf.Tensor, grad: tf.Tensor) -> tf.Tensor:
+    """Route `grad` ``(b, c, hy, hx)`` to the maximum of each 2×2 window (TensorFlow's MaxPoolGrad,
+    as Keras does: to the first of tied maxima, which constant corners of augmented tiles do
+    produce); returns ``(b, c, 2 hy, 2 hx)``."""
+    routed = tf.raw_ops.MaxPoolGrad(orig_input=a1_last, orig_output=pooled_last,
+                                    grad=tf.transpose(grad, [0, 2, 3, 1]), ksize=[1, 2, 2, 1],
+                                    strides=[1, 2, 2, 1], padding="VALID")
+    return tf.transpose(routed, [0, 3, 1, 2])
 
 
 def _geometry(x: tf.Tensor, k1: tf.Tensor
@@ -205,7 +198,7 @@ def _layers(x: tf.Tensor, weights: list[tf.Tensor]) -> dict[str, tf.Tensor]:
         a1s = _from_freq_major(a1f, xs.shape[2:])                            # (b, 40, N1, M1)
     a1 = tf.signal.irfft2d(a1s, fft_length=n1)                               # (b, 40, N1) uncropped
     a1 = a1[:, :, :2 * hy, :2 * hx]                     # the pixels the pooled tile comes from
-    pooled_max = _pool(a1)                                                   # (b, 40, hy, hx)
+    pooled_max, a1_last, pooled_last = _pool(a1)                             # (b, 40, hy, hx)
     pooled = tf.nn.relu(pooled_max + b1[:, None, None])
 
     ps = tf.signal.rfft2d(_pad(pooled, n2, p))                               # (b, 40, N2, M2)
@@ -220,7 +213,7 @@ def _layers(x: tf.Tensor, weights: list[tf.Tensor]) -> dict[str, tf.Tensor]:
     k3s = _kernel_spectra(k3, n2)[0]                                         # (40, N2, M2)
     a3 = tf.signal.irfft2d(tf.reduce_sum(rs * tf.math.conj(k3s)[None], axis=1),
                            fft_length=n2)[:, :hy, :hx] + b3[0]
-    return {"a3": a3, "xs": xs, "xsf": xsf, "a1": a1, "pooled_max": pooled_max, "pooled": pooled,
+    return {"a3": a3, "xs": xs, "xsf": xsf, "a1_last": a1_last, "pooled_last": pooled_last, "pooled": pooled,
             "psf": psf,
             "k2c": k2c, "r2": r2, "rs": rs, "k3s": k3s}
 
@@ -293,7 +286,7 @@ def loss_and_gradients(
 
     # offset, ReLU and pooling of layer 1
     dpre = tf.where(f["pooled"] > 0, dpool, 0.0)                             # (b, 40, hy, hx)
-    da1 = _pad(_unpool(f["a1"], f["pooled_max"], dpre), n1, 0)               # (b, 40, N1)
+    da1 = _pad(_unpool(f["a1_last"], f["pooled_last"], dpre), n1, 0)         # (b, 40, N1)
     da1s = tf.signal.rfft2d(da1)                                             # (b, 40, N1, M1)
     if f["xsf"] is None:
         dk1 = _crop_back(tf.reduce_sum(f["xs"][:, None] * tf.math.conj(da1s), axis=0), n1, 0, (k, k))
