@@ -154,17 +154,28 @@ def test_fft_gradients_are_exact_in_float64(inputs):
         assert np.abs(g - w).max() <= 1e-11 * np.abs(w).max()
 
 
-def test_fft_training_routes_a_pooled_gradient_to_one_of_tied_maxima():
+@pytest.mark.parametrize("maps", ["constant", "integers"])
+def test_fft_training_pools_and_routes_gradients_as_keras(maps):
     """Constant corners of rotated tiles tie within a pooling window: the gradient goes to one
-    pixel, as Keras' MaxPoolGrad does, not to each (which would multiply it by up to 4)."""
+    pixel, the first of the tied maxima in row-major order, as Keras' MaxPoolGrad does, not to each
+    (which would multiply it by up to 4). Integer maps tie in every pattern."""
     from tomowidgets.network import _fftconv
 
-    a1 = tf.ones((1, 2, 4, 6))
-    grad = tf.constant(np.arange(1.0, 13.0, dtype=np.float32).reshape(1, 2, 2, 3))
-    _, a1_last, pooled_last = _fftconv._pool(a1)
-    routed = _fftconv._unpool(a1_last, pooled_last, grad).numpy()
-    assert routed.shape == (1, 2, 4, 6) and np.count_nonzero(routed) == 12
-    assert routed.sum() == pytest.approx(float(tf.reduce_sum(grad)))
+    rng = np.random.default_rng(3)
+    shape = (2, 3, 10, 14)                       # the top-left 8×12 pixels are pooled
+    a1 = tf.ones(shape) if maps == "constant" else tf.constant(rng.integers(0, 3, shape), tf.float32)
+    grad = tf.constant(rng.uniform(1, 2, (2, 3, 4, 6)), tf.float32)
+    pooled, routes = _fftconv._pool(a1, (4, 6))
+    routed = _fftconv._unpool(grad, routes).numpy()
+
+    a1_last = tf.transpose(a1[:, :, :8, :12], [0, 2, 3, 1])       # TensorFlow pools channels last
+    want_pooled = tf.nn.max_pool2d(a1_last, 2, 2, "VALID")
+    want = tf.raw_ops.MaxPoolGrad(orig_input=a1_last, orig_output=want_pooled,
+                                  grad=tf.transpose(grad, [0, 2, 3, 1]), ksize=[1, 2, 2, 1],
+                                  strides=[1, 2, 2, 1], padding="VALID")
+    np.testing.assert_array_equal(pooled, tf.transpose(want_pooled, [0, 3, 1, 2]))
+    np.testing.assert_array_equal(routed, tf.transpose(want, [0, 3, 1, 2]))
+    assert np.count_nonzero(routed) == grad.numpy().size
 
 
 @quick
