@@ -14,7 +14,8 @@ Usage::
 
 Reference points: the paper trains one feature in "under 10 minutes" on a GTX 1080 GPU; the target
 on a 2-core CPU is <= 60 s. Epoch times are medians (the first epoch also traces the graph, so it is
-excluded from the median and counted in the total). Timings on a shared machine are noisy.
+excluded from the median and counted in the total). Importing TensorFlow (3-5 s, once per
+process) is timed and printed apart. Timings on a shared machine are noisy.
 """
 
 from __future__ import annotations
@@ -103,7 +104,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from tomowidgets.network import FeatureNet
+    from tomowidgets.network._cnn import _tf
 
+    t0 = time.perf_counter()
+    _tf()  # once per process, as in a notebook that trains several networks: not a network's time
+    print(f"TensorFlow imported in {time.perf_counter() - t0:.1f} s (not counted below)")
     ts = paper_sized_set(args.seed)
     x, y = ts.training_arrays(rng=args.seed)
     print(f"{ts!r} -> {len(x)} training tiles ({int((y > 0).any(axis=(1, 2)).sum())} annotated); "

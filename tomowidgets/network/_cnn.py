@@ -54,7 +54,8 @@ def _quiet_native_stderr(quiet: bool) -> Iterator[None]:
 
 @functools.cache
 def _tf():  # noqa: ANN202 - returns the tensorflow module
-    """Import TensorFlow once: quiet logs, Keras on its TensorFlow backend, threads = usable cores.
+    """Import TensorFlow once: quiet logs, Keras on its TensorFlow backend, threads = usable cores,
+    a pooling memory allocator (``TF_CPU_ALLOCATOR_USE_BFC``; set it to ``false`` to opt out).
 
     Raises
     ------
@@ -64,6 +65,10 @@ def _tf():  # noqa: ANN202 - returns the tensorflow module
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["KERAS_BACKEND"] = "tensorflow"
+    # TensorFlow's pooling allocator on the CPU too: with plain malloc each training step's large
+    # temporaries came back as fresh pages (~10,000 page faults per step), a quarter of a step's
+    # time on 2 cores (benchmarks/train_speed.py); the peak memory is the same
+    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
     try:
         with _quiet_native_stderr(os.environ["TF_CPP_MIN_LOG_LEVEL"].strip() in ("2", "3")):
             import tensorflow as tf
