@@ -3,13 +3,13 @@
 Same network, same variables and same loss as the Keras model built by
 :func:`tomowidgets.network.build_model`; only the arithmetic differs. Each 15×15 'same'
 cross-correlation is computed as a product of spectra of zero-padded arrays (linear, not circular:
-the padded size is at least ``n + k - 1 - k // 2``, see below), the 40×40 per-frequency channel mixing of layer 2 as
-batched complex matrix products, and the backward pass is written out by hand in the same domain
-(TensorFlow's generic gradients of ``rfft2d`` multiply by dense DFT matrices, which costs more than
-the convolutions). Layer 2's kernels enter and leave the Fourier domain through DFTs evaluated
-only at their ``k × k`` taps (small matrix products), not FFTs of mostly zero padded arrays. On 64²
-tiles a training step is 2-5× faster than with TensorFlow's direct convolutions on a 2-core CPU
-(``benchmarks/train_speed.py``).
+the padded size is at least ``n + k - 1 - k // 2``, see below), the 40×40 per-frequency channel
+mixing of layer 2 as batched complex matrix products, and the backward pass is written out by hand
+in the same domain (TensorFlow's generic gradients of ``rfft2d`` multiply by dense DFT matrices,
+which costs more than the convolutions). Layer 2's kernels enter and leave the Fourier domain
+through DFTs evaluated only at their ``k × k`` taps (small matrix products), not FFTs of mostly
+zero padded arrays. On 64² tiles training is ~8× faster than with TensorFlow's direct convolutions
+on a 2-core CPU (``benchmarks/train_speed.py``).
 
 Conventions, for one channel: a signal ``s`` of length ``n`` is embedded at offset ``p = k // 2`` in
 a zero array of length ``N`` (``Ps``), a kernel ``w`` at offset 0 (``Qw``), a gradient ``g`` at
@@ -230,7 +230,8 @@ def _layers(x: tf.Tensor, weights: list[tf.Tensor]) -> dict[str, tf.Tensor]:
     k3s = _kernel_spectra(k3, n2)[0]                                         # (40, N2, M2)
     a3 = tf.signal.irfft2d(tf.reduce_sum(rs * tf.math.conj(k3s)[None], axis=1),
                            fft_length=n2)[:, :hy, :hx] + b3[0]
-    return {"a3": a3, "xs": xs, "xsf": xsf, "routes": routes, "pooled": pooled, "psf": psf, "k2c": k2c, "r2": r2, "rs": rs, "k3s": k3s}
+    return {"a3": a3, "xs": xs, "xsf": xsf, "routes": routes, "pooled": pooled, "psf": psf,
+            "k2c": k2c, "r2": r2, "rs": rs, "k3s": k3s}
 
 
 def forward(x: tf.Tensor, weights: list[tf.Tensor]) -> tf.Tensor:
