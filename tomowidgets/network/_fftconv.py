@@ -166,8 +166,7 @@ def _pool(a1: tf.Tensor, size: tuple[int, int]) -> tuple[tf.Tensor, tuple[tf.Ten
     ``MaxPoolGrad``, which want channels last and so two transposes of the full-resolution maps.
     """
     hy, hx = size
-    b, c = a1.shape[0], a1.shape[1]
-    pairs = tf.reshape(a1[:, :, :2 * hy, :2 * hx], [-1 if b is None else b, c, hy, 2, hx, 2])
+    pairs = tf.reshape(a1[:, :, :2 * hy, :2 * hx], [-1, a1.shape[1], hy, 2, hx, 2])
     left, right = pairs[..., 0], pairs[..., 1]
     rows = tf.maximum(left, right)                                           # (b, c, hy, 2, hx)
     top, bottom = rows[:, :, :, 0], rows[:, :, :, 1]
@@ -187,8 +186,8 @@ def _unpool(grad: tf.Tensor, routes: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
     rows = tf.stack([tf.where(top, grad, zero), tf.where(top, zero, grad)], axis=3)
     zero = tf.zeros_like(rows)
     pixels = tf.stack([tf.where(left, rows, zero), tf.where(left, zero, rows)], axis=-1)
-    b, c, hy, hx = grad.shape
-    return tf.reshape(pixels, [-1 if b is None else b, c, 2 * hy, 2 * hx])
+    _, c, hy, hx = grad.shape   # the batch may be unknown while tracing
+    return tf.reshape(pixels, [-1, c, 2 * hy, 2 * hx])
 
 
 def _geometry(x: tf.Tensor, k1: tf.Tensor
