@@ -182,11 +182,12 @@ class FFTEngine:
         out = np.empty((len(stack) - 2 * k, stack.shape[1] // 2, stack.shape[2] // 2), np.float32)
         pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
         run = functools.partial(_run, pool)
+        scratch = _fftnet.Scratch()
         try:
             for i, dest in enumerate(out):
                 # a 2.5D network's inputs: the slice and its neighbours as channels, (y, x, 2k + 1)
                 image = stack[i] if not k else stack[i:i + 2 * k + 1].transpose(1, 2, 0)
-                self._predict_slice(image, dest, run)
+                self._predict_slice(image, dest, run, scratch)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
@@ -216,7 +217,8 @@ class FFTEngine:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _predict_slice(self, image: np.ndarray, out: np.ndarray, run: _fftnet.Runner) -> None:
+    def _predict_slice(self, image: np.ndarray, out: np.ndarray, run: _fftnet.Runner,
+                       scratch: _fftnet.Scratch) -> None:
         """Fill `out` (pooled resolution) block by block: layer 1 into a buffer, then layers 2-3."""
         h = self.halo
         m = self.tile // 2
@@ -230,13 +232,14 @@ class FFTEngine:
                 xs = starts_x[bx:bx + _BLOCK_WINDOWS]
                 top, left = ys[0] - 2 * h, xs[0] - 2 * h
                 pooled = self._pooled_block(image, top, left, len(ys) * keep + 4 * h,
-                                            len(xs) * keep + 4 * h, out.shape, run)
+                                            len(xs) * keep + 4 * h, out.shape, run, scratch)
                 windows = [(y, x) for y in ys for x in xs]
                 for start in range(0, len(windows), _BATCH):
-                    self._layers23(windows[start:start + _BATCH], pooled, top, left, out, run)
+                    self._layers23(windows[start:start + _BATCH], pooled, top, left, out, run,
+                                   scratch)
 
     def _layers23(self, windows: list[tuple[int, int]], pooled: np.ndarray, top: int, left: int,
-                  out: np.ndarray, run: _fftnet.Runner) -> None:
+                  out: np.ndarray, run: _fftnet.Runner, scratch: _fftnet.Scratch) -> None:
         """Layers 2-3 for the windows whose outputs start at pooled ``(y, x)`` in `windows`."""
         h = self.halo
         m = self.tile // 2
@@ -249,19 +252,26 @@ class FFTEngine:
             # layer-2 output index i (window coordinates) is pooled row y - h + i
             inside.append((_inside(y - h, rows, m), _inside(x - h, cols, m)))
         result = _fftnet.layers23(views, self._spec2, self._biases[1], self._spec3,
-                                  self._biases[2], inside, h, run, 4 * self.workers)
+                                  self._biases[2], inside, h, run, scratch, 4 * self.workers)
         for b, (y, x) in enumerate(windows):
             ny, nx = min(keep, rows - y), min(keep, cols - x)
             out[y:y + ny, x:x + nx] = result[:ny, :nx, b]
 
     def _pooled_block(self, image: np.ndarray, top: int, left: int, height: int, width: int,
-                      pooled_shape: tuple[int, int], run: _fftnet.Runner) -> np.ndarray:
+                      pooled_shape: tuple[int, int], run: _fftnet.Runner,
+                      scratch: _fftnet.Scratch) -> np.ndarray:
         """Pooled layer-1 maps for pooled rows/cols ``top:top+height``, ``left:left+width``."""
-        buffer = np.zeros((height, width, self.channels), np.float32)
+        buffer = scratch.get("pooled", (height, width, self.channels), np.float32)
         n = self._window1
         step = (n - self.kernel_size + 1) // 2
         y0, y1 = max(top, 0), min(top + height, pooled_shape[0])
         x0, x1 = max(left, 0), min(left + width, pooled_shape[1])
+        # outside the image the maps are zero, as Keras' 'same' padding of layer 2 makes them;
+        # layer 1 overwrites all the rest
+        buffer[:max(y0 - top, 0)] = 0.0
+        buffer[max(y1 - top, 0):] = 0.0
+        buffer[:, :max(x0 - left, 0)] = 0.0
+        buffer[:, max(x1 - left, 0):] = 0.0
         jobs = []
         for y in range(y0, y1, step):
             for x in range(x0, x1, step):

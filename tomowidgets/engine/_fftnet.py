@@ -25,6 +25,27 @@ Runner = Callable[[Callable[..., None], Sequence[tuple[Any, ...]]], None]
 _SPECTRUM_CHUNK = 8
 
 
+class Scratch:
+    """Work arrays reused across the blocks and batches of one :meth:`FFTEngine.predict` call.
+
+    A block's pooled maps and a batch's spectra are tens of MB each, above glibc's mmap
+    threshold: allocated afresh, each is mapped anew and its pages fault in again on first
+    write (~40 ms of system time per 1024 x 1024 slice, measured). Arrays come uninitialised.
+    Not for sharing between threads.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """An uninitialised array of `shape` and `dtype`, sharing memory with the last `name`."""
+        size = int(np.prod(shape))
+        flat = self._arrays.get(name)
+        if flat is None or flat.size < size or flat.dtype != dtype:
+            flat = self._arrays[name] = np.empty(size, dtype)
+        return flat[:size].reshape(shape)
+
+
 def kernel_spectrum(kernel: np.ndarray, n: int) -> np.ndarray:
     """Spectrum of a Keras kernel for correlations on an ``n x n`` window.
 
@@ -105,7 +126,7 @@ def layer1_pooled(tile: np.ndarray, spectrum: np.ndarray, bias: np.ndarray, rows
 
 def layers23(windows: list[np.ndarray], spec2: np.ndarray, bias2: np.ndarray, spec3: np.ndarray,
              bias3: np.ndarray, inside: list[tuple[tuple[int, int], tuple[int, int]]],
-             halo: int, run: Runner, chunks: int = 1) -> np.ndarray:
+             halo: int, run: Runner, scratch: Scratch, chunks: int = 1) -> np.ndarray:
     """Layers 2 (conv + ReLU) and 3 (conv), then ``min(1, x)``, for a batch of pooled windows.
 
     Parameters
@@ -129,6 +150,8 @@ def layers23(windows: list[np.ndarray], spec2: np.ndarray, bias2: np.ndarray, sp
     run : callable
         ``run(function, jobs)`` calls ``function(*job)`` for every job, possibly in parallel, and
         returns when all are done.
+    scratch : Scratch
+        Where the batch's spectra are kept.
     chunks : int, default 1
         Frequency chunks the ``channel x channel`` products are split into (jobs for `run`).
 
@@ -150,9 +173,9 @@ def layers23(windows: list[np.ndarray], spec2: np.ndarray, bias2: np.ndarray, sp
     nfreq = m * half
     valid = m - 2 * halo  # layer-2 output rows free of wrap-around
     scale = np.float32(m * m)
-    spec = np.empty((batch, nfreq, channels), np.complex64)
-    hidden_spec = np.empty_like(spec)
-    out_spec = np.empty((nfreq, batch, 1), np.complex64)
+    spec = scratch.get("spec", (batch, nfreq, channels), np.complex64)
+    hidden_spec = scratch.get("hidden_spec", (batch, nfreq, channels), np.complex64)
+    out_spec = scratch.get("out_spec", (nfreq, batch, 1), np.complex64)
     bounds = np.linspace(0, nfreq, chunks + 1).astype(int)
     ranges = [(slice(a, b),) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
