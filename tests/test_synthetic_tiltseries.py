@@ -42,6 +42,21 @@ def test_a_ray_through_n_voxels_of_unit_density_sums_to_n():
     np.testing.assert_allclose(tilted[:, 20], 32.0, rtol=0.05)
 
 
+def test_rays_off_the_tilt_axis_cross_the_whole_slab_too():
+    # at 60° the ray through detector pixel u crosses the slab's mid-plane u tan(60°) from where
+    # the ray through the axis does; every ray that stays inside the plane sums to 2 x 16
+    slab = np.ones((16, 4, 128), np.float32)
+    tilted = project(slab, np.array([-60.0, 60.0]))
+    inside = slice(64 - 24, 64 + 24)     # |u| < cos(60°) (64 - 8 tan 60°): inside the plane
+    np.testing.assert_allclose(tilted[:, :, inside], 32.0, rtol=0.05)
+    # and a point near the side of the field reconstructs as one near the axis does
+    points = np.zeros((32, 4, 128), np.float32)
+    points[6, 2, 64], points[26, 2, 118] = 1.0, 1.0
+    angles = tilt_angles(60.0, 3.0)
+    rec = weighted_back_projection(project(points, angles), angles, 32)
+    assert rec[26, 2, 118] == pytest.approx(rec[6, 2, 64], rel=0.1)
+
+
 def test_back_projection_is_the_adjoint_of_projection():
     rng = np.random.default_rng(0)
     a = _ray_matrix(12, 30, 37.0)

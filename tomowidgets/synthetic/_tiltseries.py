@@ -76,10 +76,15 @@ def _ray_matrix(nz: int, nx: int, angle: float) -> scipy.sparse.csr_matrix:
     """
     theta = np.deg2rad(angle)
     c, s = np.cos(theta), np.sin(theta)
-    # rays cross at most the slab thickness / cos, and never more than the plane's diagonal
-    length = int(np.ceil(min(np.hypot(nz, nx), (nz + 2) / max(abs(c), 1e-6)))) + 2
     u = np.arange(nx, dtype=np.float64)[:, None] - (nx - 1) / 2
-    t = np.arange(length, dtype=np.float64)[None, :] - (length - 1) / 2
+    # Each ray is sampled where it crosses the plane (one voxel of margin for the interpolation):
+    # off the tilt axis that stretch is not centred on t = 0 but shifted by u tan(angle), so
+    # samples centred on 0 would miss the slab towards the sides of the field.
+    enter, leave = _crossing(u[:, 0] * s, c, (nz - 1) / 2 + 1)
+    enter_x, leave_x = _crossing(u[:, 0] * c, -s, (nx - 1) / 2 + 1)
+    enter, leave = np.maximum(enter, enter_x), np.minimum(leave, leave_x)
+    length = int(np.ceil(max(float(np.max(leave - enter)), 0.0))) + 1
+    t = np.where(leave > enter, enter, 0.0)[:, None] + np.arange(length, dtype=np.float64)[None, :]
     z = u * s + t * c + (nz - 1) / 2
     x = u * c - t * s + (nx - 1) / 2
     z0, x0 = np.floor(z), np.floor(x)
@@ -97,6 +102,19 @@ def _ray_matrix(nz: int, nx: int, angle: float) -> scipy.sparse.csr_matrix:
         (np.concatenate(weights).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
         shape=(nx, nz * nx),
     )
+
+
+def _crossing(offset: NDArray[np.float64], slope: float, half: float
+              ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Where ``offset + t * slope`` lies within ``[-half, half]``: t from, t to (per offset).
+
+    All t when `slope` is 0 and the offset lies inside, none when it lies outside.
+    """
+    if abs(slope) < 1e-12:
+        inside = np.abs(offset) <= half
+        return np.where(inside, -np.inf, np.inf), np.where(inside, np.inf, -np.inf)
+    a, b = (-half - offset) / slope, (half - offset) / slope
+    return np.minimum(a, b), np.maximum(a, b)
 
 
 def project(volume: NDArray[np.floating], angles: NDArray[np.floating]) -> NDArray[np.float32]:
