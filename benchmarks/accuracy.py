@@ -46,6 +46,8 @@ Usage::
                                                           # 3 annotators x 2 x 2 cells, ~50 min
     python benchmarks/accuracy.py --annotators 3 --snr 0.5 --ctf on --cells varied \
         --test-cells standard varied                      # train on a varied cell, ~45 min
+    python benchmarks/accuracy.py --annotators 3 --snr 0.5 --ctf on --imaging tilt_series \
+        --variant compete-dice-hysteresis --erase-gold    # every cell's gold erased first, ~25 min
 
 The paper's figure to beat: ~89 % of picked ribosomes correct (judged by eye, recall unknown).
 """
@@ -179,15 +181,23 @@ ANNOTATOR_SEEDS = 100
 
 
 def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
-               imaging: str = "fourier", seeds: tuple[int, ...] = (0, 1, 2), varied: bool = False) -> list:
-    """The training cell (`seed`) and two unseen cells, with their preprocessed tomograms."""
+               imaging: str = "fourier", seeds: tuple[int, ...] = (0, 1, 2), varied: bool = False,
+               erase_gold: bool = False) -> list:
+    """The training cell (`seed`) and two unseen cells, with their preprocessed tomograms.
+
+    With `erase_gold`, each tomogram's gold beads are first replaced by local background
+    (:func:`tomowidgets.preprocess.erase_gold`, what ``tomowidgets preprocess --erase-gold`` does);
+    the cells' truth and the tomogram that picks are averaged from are left as they were.
+    """
+    from tomowidgets.preprocess import erase_gold as erase
     from tomowidgets.preprocess import preprocess
     from tomowidgets.synthetic import make_cell
 
     cells = []
     for s in seeds:
         cell = make_cell(shape, seed=seed + s, snr=snr, ctf=ctf, imaging=imaging, varied=varied)
-        cells.append((cell, preprocess(cell.tomogram, progress=False)))
+        tomo = erase(cell.tomogram) if erase_gold else cell.tomogram
+        cells.append((cell, preprocess(tomo, progress=False)))
     return cells
 
 
@@ -318,7 +328,8 @@ def run_condition(snr: float, ctf: bool, variant: str, *, shape: tuple[int, int,
 def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imaging: str,
                test_imaging: tuple[str, ...], annotators: int, shape: tuple[int, int, int], seed: int,
                epochs: int, box: int, features: tuple[str, ...], cache: Path | None = None,
-               train_varied: bool = False, test_cells: tuple[str, ...] = ("standard",)) -> dict[str, dict]:
+               train_varied: bool = False, test_cells: tuple[str, ...] = ("standard",),
+               erase_gold: bool = False) -> dict[str, dict]:
     """Each simulated annotator on its own, scored on two unseen cells of each imaging model.
 
     The annotators click different tiles with different brush errors on the same training cell
@@ -327,7 +338,8 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
     run-to-run spread a user sees. The unseen cells have the same layouts (seeds ``seed + 1``,
     ``seed + 2``) under every model of `test_imaging`, so the models' rows differ by imaging only;
     `test_cells` names their layouts ("standard" and/or "varied", tests named "fourier",
-    "fourier varied", ...), `train_varied` the training cell's.
+    "fourier varied", ...), `train_varied` the training cell's; `erase_gold` erases every cell's
+    gold before preprocessing (:func:`make_cells`).
 
     `variants` share one set of networks (kept in `cache`) and one way of applying them (``turns``):
     the networks are applied once per cell, and each variant's calibration only rescales their
@@ -336,9 +348,9 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
     """
     t0 = time.perf_counter()
     ((train_cell, train_pre),) = make_cells(snr, ctf, shape, seed, imaging=train_imaging, seeds=(0,),
-                                            varied=train_varied)
+                                            varied=train_varied, erase_gold=erase_gold)
     unseen = {cells_name(model, layout): make_cells(snr, ctf, shape, seed, imaging=model, seeds=(1, 2),
-                                                   varied=layout == "varied")
+                                                   varied=layout == "varied", erase_gold=erase_gold)
               for layout in test_cells for model in test_imaging}
     t_cells = time.perf_counter() - t0
     settings = {v: Variant(**{**VARIANTS[v].__dict__, "annotators": annotators}) for v in variants}
@@ -371,7 +383,7 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
         results[v] = {
             "snr": snr, "ctf": ctf, "variant": v, "train_imaging": train_imaging, "shape": list(shape),
             "train_cell": cells_name(train_imaging, "varied" if train_varied else "standard"),
-            "seed": seed, "epochs": epochs, "annotators": annotators,
+            "seed": seed, "epochs": epochs, "annotators": annotators, "erase_gold": erase_gold,
             "tests": {model: {"annotators": per_annotator, **spread(per_annotator)}
                       for model, per_annotator in per_model.items()},
             "seconds": {"cells": t_cells, "train": t_train, "apply": t_apply,
@@ -414,8 +426,9 @@ def format_spread(results: list[dict], features: tuple[str, ...]) -> str:
         for model, t in r["tests"].items():
             m, sd = t["mean"], t["sd"]
             trained_on = r.get("train_cell", r["train_imaging"])
+            variant = r["variant"] + (" + gold erased" if r.get("erase_gold") else "")
             row = [f"{trained_on} → {model}", f"{r['snr']:g}", "yes" if r["ctf"] else "no",
-                   r["variant"], str(r["annotators"])]
+                   variant, str(r["annotators"])]
             row += [f"{m[f]['Dice']:.2f} ± {sd[f]['Dice']:.2f}" if f in m else "—" for f in features]
             row.append(f"{m['merge']['cross_talk']:.1%} ± {sd['merge']['cross_talk']:.1%}")
             if "picking" in m:
@@ -497,9 +510,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="layout of the training cell (with --annotators): make_cell(varied=...)")
     parser.add_argument("--test-cells", nargs="+", choices=LAYOUTS, default=["standard"],
                         help="layouts of the unseen cells (with --annotators)")
+    parser.add_argument("--erase-gold", action="store_true",
+                        help="erase every cell's gold beads before preprocessing, as `tomowidgets "
+                             "preprocess --erase-gold` does (with --annotators)")
     args = parser.parse_args(argv)
     if args.annotators:
         return main_spread(args)
+    if args.erase_gold:
+        parser.error("--erase-gold needs --annotators")
 
     ctfs = {"on": [True], "off": [False], "both": [True, False]}[args.ctf]
     features = tuple(args.features)
@@ -551,13 +569,15 @@ def main_spread(args: argparse.Namespace) -> int:
                                  f"{'x'.join(map(str, args.shape))}_e{args.epochs}_s{args.seed}"
                                  f"_a{args.annotators}")
                     tests = "" if args.test_cells == ["standard"] else "_on-" + "-".join(args.test_cells)
+                    condition += "_gold-erased" if args.erase_gold else ""
                     paths = {v: args.out / f"spread_{v}_{condition}{tests}.json" for v in variants}
                     results += cached_or_run_group(paths, args, partial(
                         run_spread, snr, ctf, train_imaging=train_imaging,
                         test_imaging=tuple(args.test_imaging), annotators=args.annotators,
                         shape=tuple(args.shape), seed=args.seed, epochs=args.epochs, box=args.box,
                         features=features, cache=args.out / "networks" / f"spread_{networks}_{condition}",
-                        train_varied=args.cells == "varied", test_cells=tuple(args.test_cells)))
+                        train_varied=args.cells == "varied", test_cells=tuple(args.test_cells),
+                        erase_gold=args.erase_gold))
     print()
     print(format_spread(results, features))
     return 0

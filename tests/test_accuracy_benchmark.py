@@ -73,3 +73,20 @@ def test_annotators_spread_is_the_mean_and_sd_of_their_means_over_cells(accuracy
     assert table[0].startswith("| train → test | SNR | CTF | variant | annotators | membrane Dice |")
     assert table[2] == ("| fourier → tilt_series | 0.5 | yes | default | 3 | 0.90 ± 0.10 | 2.0% ± 0.0% "
                         "| 90% ± 10% | 100% ± 0% |")
+
+
+def test_erase_gold_leaves_no_bead_in_the_preprocessed_cells(accuracy):
+    def beads(erase_gold):
+        ((cell, pre),) = accuracy.make_cells(0.5, True, (32, 128, 128), 0, seeds=(1,), erase_gold=erase_gold)
+        gold = cell.labels["gold"]
+        assert gold.any()
+        return np.abs(np.asarray(pre.data)[gold]).mean() / np.asarray(pre.data).std(), cell
+
+    kept, cell = beads(False)
+    erased, same_cell = beads(True)
+    assert kept > 2.5 and erased < 1.2  # beads stand out unless erased (in sd of the tomogram)
+    np.testing.assert_array_equal(cell.tomogram.data, same_cell.tomogram.data)  # truth's image untouched
+    result = {"snr": 0.5, "ctf": True, "variant": "default", "train_imaging": "fourier", "annotators": 1,
+              "erase_gold": True, "tests": {"fourier": {"annotators": [], **accuracy.spread(
+                  [[{"merge": {"cross_talk": 0.0}}]])}}}
+    assert "| default + gold erased |" in accuracy.format_spread([result], ()).splitlines()[2]
