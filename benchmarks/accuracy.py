@@ -48,6 +48,8 @@ Usage::
         --test-cells standard varied                      # train on a varied cell, ~45 min
     python benchmarks/accuracy.py --annotators 3 --snr 0.5 --ctf on --imaging tilt_series \
         --variant compete-dice-hysteresis --erase-gold    # every cell's gold erased first, ~25 min
+    python benchmarks/accuracy.py --annotators 3 --snr 0.5 --ctf on --imaging mixed \
+        --variant compete-dice-hysteresis --erase-gold    # half the tiles on each imaging model
 
 The paper's figure to beat: ~89 % of picked ribosomes correct (judged by eye, recall unknown).
 """
@@ -178,6 +180,8 @@ VARIANTS = {
 }
 #: Seed offset between simulated annotators.
 ANNOTATOR_SEEDS = 100
+#: ``--imaging`` of a training cell imaged by every model, half of the tiles clicked on each.
+MIXED = "mixed"
 
 
 def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
@@ -253,16 +257,32 @@ def pick_and_average(scores, cell, *, threshold: float, box: int, seed: int,  # 
     return result
 
 
+def annotate(sources: list[tuple], feature: str, *, seed: int, context: int = 0):  # noqa: ANN201
+    """One simulated annotator's tiles for `feature` (brush errors of a pixel), the paper's 10
+    positives and 100 negatives shared out evenly between the ``(preprocessed tomogram, labels)``
+    of `sources`; with one source exactly :func:`simulated_annotation`'s."""
+    from tomowidgets.trainset import TrainingSet
+
+    return TrainingSet.concatenate([
+        simulated_annotation(pre, truth, feature, seed=seed + i, perturb=1, context=context,
+                             n_positive=10 // len(sources), n_negative=100 // len(sources))
+        for i, (pre, truth) in enumerate(sources)])
+
+
 def train_networks(train_pre, labels: dict, features: tuple[str, ...], variant: Variant, *,  # noqa: ANN001
-                   seed: int, epochs: int, cache: Path | None = None) -> list[list]:
-    """Per simulated annotator, one trained network per feature (loaded from `cache` if there)."""
+                   seed: int, epochs: int, cache: Path | None = None, more: tuple = ()) -> list[list]:
+    """Per simulated annotator, one trained network per feature (loaded from `cache` if there).
+
+    `more` holds further ``(preprocessed tomogram, labels)`` that the annotator also clicks on: the
+    paper's 10 positive and 100 negative tiles are then shared out evenly between the tomograms.
+    """
     from tomowidgets.network import FeatureNet
 
+    sources = [(train_pre, labels), *more]
     teams = []
     for annotator in range(variant.annotators):
         s = seed + ANNOTATOR_SEEDS * annotator
-        sets = {f: simulated_annotation(train_pre, labels, f, seed=s, perturb=1, context=variant.context)
-                for f in features}
+        sets = {f: annotate(sources, f, seed=s, context=variant.context) for f in features}
         if variant.compete:
             sets = {f: ts.with_competitors([sets[o] for o in features if o != f]) for f, ts in sets.items()}
         team = []
@@ -339,7 +359,8 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
     ``seed + 2``) under every model of `test_imaging`, so the models' rows differ by imaging only;
     `test_cells` names their layouts ("standard" and/or "varied", tests named "fourier",
     "fourier varied", ...), `train_varied` the training cell's; `erase_gold` erases every cell's
-    gold before preprocessing (:func:`make_cells`).
+    gold before preprocessing (:func:`make_cells`). `train_imaging` "mixed": the annotator clicks
+    half of the tiles on the training cell imaged by each model.
 
     `variants` share one set of networks (kept in `cache`) and one way of applying them (``turns``):
     the networks are applied once per cell, and each variant's calibration only rescales their
@@ -347,8 +368,10 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
     Returns, per variant, the per-annotator, per-cell metrics and their mean and sd over annotators.
     """
     t0 = time.perf_counter()
-    ((train_cell, train_pre),) = make_cells(snr, ctf, shape, seed, imaging=train_imaging, seeds=(0,),
-                                            varied=train_varied, erase_gold=erase_gold)
+    training = [make_cells(snr, ctf, shape, seed, imaging=model, seeds=(0,), varied=train_varied,
+                           erase_gold=erase_gold)[0]
+                for model in (IMAGING_MODELS if train_imaging == MIXED else (train_imaging,))]
+    (train_cell, train_pre), more = training[0], tuple((pre, cell.labels) for cell, pre in training[1:])
     unseen = {cells_name(model, layout): make_cells(snr, ctf, shape, seed, imaging=model, seeds=(1, 2),
                                                    varied=layout == "varied", erase_gold=erase_gold)
               for layout in test_cells for model in test_imaging}
@@ -356,7 +379,7 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
     settings = {v: Variant(**{**VARIANTS[v].__dict__, "annotators": annotators}) for v in variants}
     t0 = time.perf_counter()
     teams = {v: train_networks(train_pre, train_cell.labels, features, settings[v], seed=seed, epochs=epochs,
-                               cache=cache) for v in variants}
+                               cache=cache, more=more) for v in variants}
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
     applied = teams[variants[0]]
@@ -502,8 +525,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--annotators", type=int, default=0,
                         help="score this many simulated annotators each on its own (mean ± sd) on unseen "
                              "cells of every --test-imaging model, instead of the one-annotator table")
-    parser.add_argument("--imaging", nargs="+", choices=IMAGING_MODELS, default=["fourier"],
-                        help="imaging model of the training cell (with --annotators)")
+    parser.add_argument("--imaging", nargs="+", choices=(*IMAGING_MODELS, MIXED), default=["fourier"],
+                        help="imaging model of the training cell (with --annotators); mixed: half of the "
+                             "tiles on the training cell imaged by each model")
     parser.add_argument("--test-imaging", nargs="+", choices=IMAGING_MODELS, default=list(IMAGING_MODELS),
                         help="imaging models of the unseen cells (with --annotators)")
     parser.add_argument("--cells", choices=LAYOUTS, default="standard",

@@ -90,3 +90,20 @@ def test_erase_gold_leaves_no_bead_in_the_preprocessed_cells(accuracy):
               "erase_gold": True, "tests": {"fourier": {"annotators": [], **accuracy.spread(
                   [[{"merge": {"cross_talk": 0.0}}]])}}}
     assert "| default + gold erased |" in accuracy.format_spread([result], ()).splitlines()[2]
+
+
+
+def test_an_annotator_of_two_tomograms_clicks_half_of_the_tiles_on_each(accuracy):
+    ((cell, pre),) = accuracy.make_cells(0.5, True, (32, 128, 128), 0, seeds=(1,))
+    flipped = tw.io.Tomogram(-np.asarray(pre.data), pre.apix)  # a second tomogram, told apart by sign
+    both = accuracy.annotate([(pre, cell.labels), (flipped, cell.labels)], "ribosome", seed=4)
+    assert (both.n_positive, len(both)) == (10, 110)
+    for start, tomo, seed in ((0, pre, 4), (55, flipped, 5)):
+        half = tw.demo.simulated_annotation(tomo, cell.labels, "ribosome", seed=seed, perturb=1,
+                                            n_positive=5, n_negative=50)
+        assert half.n_positive == 5
+        for i in range(55):
+            np.testing.assert_array_equal(both.image(start + i), half.image(i))
+    alone = accuracy.annotate([(pre, cell.labels)], "ribosome", seed=4)  # one tomogram: as before
+    np.testing.assert_array_equal(alone.centres, tw.demo.simulated_annotation(
+        pre, cell.labels, "ribosome", seed=4, perturb=1).centres)

@@ -92,13 +92,15 @@ def score_feature(prediction: np.ndarray, labels: dict[str, np.ndarray], feature
 
 
 def simulated_annotation(tomo: Tomogram, labels: dict[str, np.ndarray], feature: str, *, seed: int = 0,
-                         perturb: int = 0, context: int = 0) -> TrainingSet:
+                         perturb: int = 0, context: int = 0, n_positive: int = 10,
+                         n_negative: int = 100) -> TrainingSet:
     """The training set a person would click for `feature`.
 
     The paper's: 10 positive tiles with the ground-truth mask (dilated or eroded by up to `perturb`
     pixels, like a human's brush) and 100 negatives, half of them on the other features (see
     :meth:`TrainingSet.from_ground_truth`); `seed` picks the tiles, `context` keeps that many
-    slices above and below each tile (2.5D).
+    slices above and below each tile (2.5D). `n_positive` and `n_negative` change the counts (e.g.
+    half of them on each of two tomograms).
     """
     from tomowidgets.preprocess import preprocessing_params
     from tomowidgets.trainset import TrainingSet
@@ -106,7 +108,7 @@ def simulated_annotation(tomo: Tomogram, labels: dict[str, np.ndarray], feature:
     decoys = np.any([m for name, m in labels.items() if name != feature], axis=0)
     return TrainingSet.from_ground_truth(tomo, labels[feature], feature=feature, rng=seed, decoys=decoys,
                                          perturb=perturb, preprocessing=preprocessing_params(tomo.apix),
-                                         context=context)
+                                         context=context, n_positive=n_positive, n_negative=n_negative)
 
 
 def run_demo(out_dir: str | Path = "demo_output", *, shape: tuple[int, int, int] = (64, 256, 256),
