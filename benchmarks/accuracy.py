@@ -269,16 +269,14 @@ def annotate(sources: list[tuple], feature: str, *, seed: int, context: int = 0)
         for i, (pre, truth) in enumerate(sources)])
 
 
-def train_networks(train_pre, labels: dict, features: tuple[str, ...], variant: Variant, *,  # noqa: ANN001
-                   seed: int, epochs: int, cache: Path | None = None, more: tuple = ()) -> list[list]:
+def train_networks(sources: list[tuple], features: tuple[str, ...], variant: Variant, *,
+                   seed: int, epochs: int, cache: Path | None = None) -> list[list]:
     """Per simulated annotator, one trained network per feature (loaded from `cache` if there).
 
-    `more` holds further ``(preprocessed tomogram, labels)`` that the annotator also clicks on: the
-    paper's 10 positive and 100 negative tiles are then shared out evenly between the tomograms.
+    `sources` are the ``(preprocessed tomogram, labels)`` the annotator clicks on (:func:`annotate`).
     """
     from tomowidgets.network import FeatureNet
 
-    sources = [(train_pre, labels), *more]
     teams = []
     for annotator in range(variant.annotators):
         s = seed + ANNOTATOR_SEEDS * annotator
@@ -331,7 +329,7 @@ def run_condition(snr: float, ctf: bool, variant: str, *, shape: tuple[int, int,
     (train_cell, train_pre), *unseen = make_cells(snr, ctf, shape, seed)
     t_cells = time.perf_counter() - t0
     t0 = time.perf_counter()
-    teams = train_networks(train_pre, train_cell.labels, features, VARIANTS[variant], seed=seed,
+    teams = train_networks([(train_pre, train_cell.labels)], features, VARIANTS[variant], seed=seed,
                            epochs=epochs, cache=cache)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -368,18 +366,18 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
     Returns, per variant, the per-annotator, per-cell metrics and their mean and sd over annotators.
     """
     t0 = time.perf_counter()
-    training = [make_cells(snr, ctf, shape, seed, imaging=model, seeds=(0,), varied=train_varied,
-                           erase_gold=erase_gold)[0]
-                for model in (IMAGING_MODELS if train_imaging == MIXED else (train_imaging,))]
-    (train_cell, train_pre), more = training[0], tuple((pre, cell.labels) for cell, pre in training[1:])
+    models = IMAGING_MODELS if train_imaging == MIXED else (train_imaging,)
+    sources = [(pre, cell.labels) for model in models
+               for cell, pre in make_cells(snr, ctf, shape, seed, imaging=model, seeds=(0,),
+                                           varied=train_varied, erase_gold=erase_gold)]
     unseen = {cells_name(model, layout): make_cells(snr, ctf, shape, seed, imaging=model, seeds=(1, 2),
                                                    varied=layout == "varied", erase_gold=erase_gold)
               for layout in test_cells for model in test_imaging}
     t_cells = time.perf_counter() - t0
     settings = {v: Variant(**{**VARIANTS[v].__dict__, "annotators": annotators}) for v in variants}
     t0 = time.perf_counter()
-    teams = {v: train_networks(train_pre, train_cell.labels, features, settings[v], seed=seed, epochs=epochs,
-                               cache=cache, more=more) for v in variants}
+    teams = {v: train_networks(sources, features, settings[v], seed=seed, epochs=epochs, cache=cache)
+             for v in variants}
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
     applied = teams[variants[0]]

@@ -92,7 +92,6 @@ def test_erase_gold_leaves_no_bead_in_the_preprocessed_cells(accuracy):
     assert "| default + gold erased |" in accuracy.format_spread([result], ()).splitlines()[2]
 
 
-
 def test_an_annotator_of_two_tomograms_clicks_half_of_the_tiles_on_each(accuracy):
     ((cell, pre),) = accuracy.make_cells(0.5, True, (32, 128, 128), 0, seeds=(1,))
     flipped = tw.io.Tomogram(-np.asarray(pre.data), pre.apix)  # a second tomogram, told apart by sign
