@@ -106,3 +106,16 @@ def test_an_annotator_of_two_tomograms_clicks_half_of_the_tiles_on_each(accuracy
     alone = accuracy.annotate([(pre, cell.labels)], "ribosome", seed=4)  # one tomogram: as before
     np.testing.assert_array_equal(alone.centres, tw.demo.simulated_annotation(
         pre, cell.labels, "ribosome", seed=4, perturb=1).centres)
+
+
+def test_feature_train_options_reach_only_their_feature(accuracy, monkeypatch):
+    options = {}
+    monkeypatch.setattr(tw.network.FeatureNet, "train",
+                        lambda self, ts, **kwargs: options.setdefault(self.feature, kwargs))
+    ((cell, pre),) = accuracy.make_cells(0.5, True, (32, 128, 128), 0, seeds=(1,))
+    variant = accuracy.Variant(train={"blur": 1.0}, feature_train={"ribosome": {"scale": 0.1}})
+    accuracy.train_networks([(pre, cell.labels)], ("double_membrane", "ribosome"), variant, seed=0,
+                            epochs=1)
+    # no magnification unless asked, whatever the product's default (FEATURE_SCALE)
+    assert options["ribosome"]["scale"] == 0.1 and options["double_membrane"]["scale"] == 0.0
+    assert options["ribosome"]["blur"] == options["double_membrane"]["blur"] == 1.0
