@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -479,6 +480,30 @@ def test_trains_from_a_training_set():
     with pytest.warns(RuntimeWarning, match="4 positive tile.*and no negative one") as caught:
         FeatureNet("disk").train(positives_only, epochs=1, progress=False)
     assert caught[0].filename == __file__          # points at the call that trains
+
+
+def test_double_membranes_train_on_magnified_tiles_by_default(monkeypatch):
+    from tomowidgets.io import Tomogram
+    from tomowidgets.trainset import TrainingSet
+
+    rng = np.random.default_rng(1)
+    tomo = Tomogram(rng.normal(size=(2, 96, 96)).astype(np.float32), apix=10.0)
+    mask = np.zeros((32, 32), bool)
+    mask[14:18] = True
+    asked = []
+    arrays = TrainingSet.training_arrays
+    monkeypatch.setattr(TrainingSet, "training_arrays",
+                        lambda self, **kw: asked.append(kw.get("scale")) or arrays(self, **kw))
+    for feature, scale, expected in (("double_membrane", None, 0.25), ("membrane", None, None),
+                                     ("double_membrane", 0.0, 0.0)):
+        ts = TrainingSet(32, feature=feature)
+        ts.add_positive(tomo, 0, 48, 48, mask)
+        ts.add_negative(tomo, 1, 40, 40)
+        net = FeatureNet(feature)
+        with warnings.catch_warnings():   # one epoch on two tiles learns nothing worth calibrating
+            warnings.simplefilter("ignore", RuntimeWarning)
+            net.train(ts, epochs=1, progress=False, scale=scale)
+        assert asked[-1] == expected and net.training["scale"] == expected
 
 
 def test_a_25d_network_learns_from_the_neighbouring_slices(tmp_path):

@@ -149,8 +149,9 @@ def test_the_cli_trains_a_network_that_competes_with_other_features(tmp_path, ca
     dark = tiles_of(["noise"] * 4 + ["dark"] * 3, seed=1, feature="dark").save(tmp_path / "dark.tiles.npz")
     out = tmp_path / "disk.keras"
     assert main(["train", str(disks), "-o", str(out), "--epochs", "2", "--batch-size", "10",
-                 "--compete", str(dark)]) == 0
+                 "--compete", str(dark), "--scale", "0.1"]) == 0
     assert "competing with dark.tiles.npz" in capsys.readouterr().out
+    assert read_metadata(out)["training"]["scale"] == 0.1
     trained_on = read_metadata(out)["training"]["trainset"]
     assert (trained_on["n_positive"], trained_on["n_negative"]) == (4, 8 + 3)  # dark disks borrowed
     assert "turns" not in read_metadata(out)["calibration"]
