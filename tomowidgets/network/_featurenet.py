@@ -93,9 +93,10 @@ CALIBRATION_LEVELS = np.round(np.arange(0.2, 1.2001, 0.05), 2)
 #: Largest relative magnification of the augmented copies (:meth:`FeatureNet.train`'s `scale`) by
 #: feature, where it differs from :data:`tomowidgets.trainset.SCALE` (0: rotations only, as the
 #: paper). The spacing of a double membrane differs between organelles (7-22 nm), and a network
-#: trained on one mitochondrion knows only that one's: ±25 % raised double membranes from 0.71 to
-#: 0.90 Dice on unseen cells and cut cross-talk from 5.0 to 2.0 % (README, #16 table). Microtubules
-#: and ribosomes keep the size that tells them apart (magnified too, microtubules fell to 0.15).
+#: trained on one mitochondrion knows only that one's: ±25 % raised double membranes on unseen
+#: cells from 0.59-0.77 to 0.73-0.90 Dice and cut cross-talk from 4.3-10.1 to 1.8-6.6 % (README, #16
+#: table). Microtubules and ribosomes keep the size that tells them apart (magnified too,
+#: microtubules fell to 0.15).
 FEATURE_SCALE = {"double_membrane": 0.25}
 #: Keyword arguments of :func:`build_model` that FeatureNet accepts as ``**hyper``.
 HYPER = ("filters", "kernel_size", "init_scale", "loss")
