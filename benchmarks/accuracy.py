@@ -156,7 +156,7 @@ class Variant:
 #: "compete-dice-hysteresis-turned-4" on tiles averaged over the same turns (``train --turns 4``);
 #: "compete-dice-hysteresis-dm-scale-0.25" magnifies the double membranes' augmented tiles by up to
 #: ±25 % (their networks trained on one mitochondrion know only its membrane spacing), the other
-#: features' networks trained as "compete".
+#: features' networks trained as "compete"; "compete-dice-hysteresis-dm-scale-0.4" by up to ±40 %.
 #: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
 DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {
@@ -184,6 +184,9 @@ VARIANTS = {
     "compete-dice-hysteresis-dm-scale-0.25": Variant(
         compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS,
         feature_train={"double_membrane": {"scale": 0.25}}),
+    "compete-dice-hysteresis-dm-scale-0.4": Variant(
+        compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS,
+        feature_train={"double_membrane": {"scale": 0.4}}),
     "hysteresis-0.5": Variant(networks="default", hysteresis=0.5),
     "dice-hysteresis": Variant(networks="default", hysteresis=0.5, calibration=DICE_CONTINUOUS),
 }
