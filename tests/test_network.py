@@ -494,7 +494,7 @@ def test_double_membranes_train_on_magnified_tiles_by_default(monkeypatch):
     arrays = TrainingSet.training_arrays
     monkeypatch.setattr(TrainingSet, "training_arrays",
                         lambda self, **kw: asked.append(kw.get("scale")) or arrays(self, **kw))
-    for feature, scale, expected in (("double_membrane", None, 0.25), ("membrane", None, None),
+    for feature, scale, expected in (("double_membrane", None, 0.4), ("membrane", None, None),
                                      ("double_membrane", 0.0, 0.0)):
         ts = TrainingSet(32, feature=feature)
         ts.add_positive(tomo, 0, 48, 48, mask)

@@ -473,8 +473,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed for initialisation and augmentation")
     p.add_argument("--feature", default=None, help="feature name (default: the training set's)")
     p.add_argument("--scale", type=float, default=None,
-                   help="magnify the augmented tiles by up to this fraction (0.25: ±25 %%), for "
-                   "features whose size varies; default 0.25 for double_membrane (membrane "
+                   help="magnify the augmented tiles by up to this fraction (0.4: ±40 %%), for "
+                   "features whose size varies; default 0.4 for double_membrane (membrane "
                    "spacings differ between organelles), else 0 (rotations only, as the paper)")
     p.add_argument("--calibration", choices=("auto", "mean", "dice"), default="auto",
                    help="1.0 is the mean output on painted pixels (mean, the paper's: best for "

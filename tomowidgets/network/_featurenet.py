@@ -93,11 +93,11 @@ CALIBRATION_LEVELS = np.round(np.arange(0.2, 1.2001, 0.05), 2)
 #: Largest relative magnification of the augmented copies (:meth:`FeatureNet.train`'s `scale`) by
 #: feature, where it differs from :data:`tomowidgets.trainset.SCALE` (0: rotations only, as the
 #: paper). The spacing of a double membrane differs between organelles (7-22 nm), and a network
-#: trained on one mitochondrion knows only that one's: ±25 % raised double membranes on unseen
-#: cells from 0.59-0.77 to 0.73-0.90 Dice and cut cross-talk from 4.3-10.1 to 1.8-6.6 % (README, #16
-#: table). Microtubules and ribosomes keep the size that tells them apart (magnified too,
-#: microtubules fell to 0.15).
-FEATURE_SCALE = {"double_membrane": 0.25}
+#: trained on one mitochondrion knows only that one's: ±40 % raised double membranes on unseen
+#: cells from 0.59-0.77 to 0.83-0.93 Dice and cut cross-talk from 4.3-10.1 to 1.9-7.4 % (±25 %:
+#: 0.73-0.90, 1.8-6.6 %; README, #16 table). Microtubules and ribosomes keep the size that tells
+#: them apart (magnified too, microtubules fell to 0.15).
+FEATURE_SCALE = {"double_membrane": 0.4}
 #: Keyword arguments of :func:`build_model` that FeatureNet accepts as ``**hyper``.
 HYPER = ("filters", "kernel_size", "init_scale", "loss")
 #: Input pixels per batch in :meth:`FeatureNet.predict` (bounds memory: 40 float32 maps per pixel).
@@ -251,7 +251,7 @@ class FeatureNet:
         scale : float, optional
             Largest relative magnification of the augmented copies (log-uniform in
             ``[1 / (1 + scale), 1 + scale]``); default the feature's in :data:`FEATURE_SCALE`
-            (0.25 for 'double_membrane', whose spacing varies between organelles), else
+            (0.4 for 'double_membrane', whose spacing varies between organelles), else
             :data:`tomowidgets.trainset.SCALE`, 0: rotations only, as the paper. Ignored for
             plain arrays.
         blur : float, optional
