@@ -181,12 +181,9 @@ VARIANTS = {
     "compete-dice-hysteresis-turned-4": Variant(compete=True, networks="compete", hysteresis=0.5,
                                                 turns=4, calibration=DICE_CONTINUOUS,
                                                 turned_calibration=True),
-    "compete-dice-hysteresis-dm-scale-0.25": Variant(
+    **{f"compete-dice-hysteresis-dm-scale-{scale:g}": Variant(
         compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS,
-        feature_train={"double_membrane": {"scale": 0.25}}),
-    "compete-dice-hysteresis-dm-scale-0.4": Variant(
-        compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS,
-        feature_train={"double_membrane": {"scale": 0.4}}),
+        feature_train={"double_membrane": {"scale": scale}}) for scale in (0.25, 0.4)},
     "hysteresis-0.5": Variant(networks="default", hysteresis=0.5),
     "dice-hysteresis": Variant(networks="default", hysteresis=0.5, calibration=DICE_CONTINUOUS),
 }
