@@ -156,7 +156,9 @@ class Variant:
 #: "compete-dice-hysteresis-turned-4" on tiles averaged over the same turns (``train --turns 4``);
 #: "compete-dice-hysteresis-dm-scale-0.25" magnifies the double membranes' augmented tiles by up to
 #: ±25 % (their networks trained on one mitochondrion know only its membrane spacing), the other
-#: features' networks trained as "compete"; "compete-dice-hysteresis-dm-scale-0.4" by up to ±40 %.
+#: features' networks trained as "compete"; "compete-dice-hysteresis-dm-scale-0.4" by up to ±40 %;
+#: "compete-dice-hysteresis-dm-scale-0.4-lent" also magnifies the double-membrane tiles that the
+#: other networks borrow as negatives by up to ±40 % (``train(lent_scale=...)``).
 #: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
 DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {
@@ -184,6 +186,10 @@ VARIANTS = {
     **{f"compete-dice-hysteresis-dm-scale-{scale:g}": Variant(
         compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS,
         feature_train={"double_membrane": {"scale": scale}}) for scale in (0.25, 0.4)},
+    "compete-dice-hysteresis-dm-scale-0.4-lent": Variant(
+        compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS,
+        train={"lent_scale": {"double_membrane": 0.4}},
+        feature_train={"double_membrane": {"scale": 0.4}}),
     "hysteresis-0.5": Variant(networks="default", hysteresis=0.5),
     "dice-hysteresis": Variant(networks="default", hysteresis=0.5, calibration=DICE_CONTINUOUS),
 }
@@ -305,7 +311,8 @@ def train_networks(sources: list[tuple], features: tuple[str, ...], variant: Var
                 continue
             net = FeatureNet(feature, seed=s, context=variant.context)
             # no magnification unless the variant asks: the variants predate FEATURE_SCALE
-            options = {"scale": 0.0, **variant.train, **variant.feature_train.get(feature, {})}
+            options = {"scale": 0.0, "lent_scale": {}, **variant.train,
+                       **variant.feature_train.get(feature, {})}
             net.train(sets[feature], epochs=epochs, progress=False, calibration=method, **options)
             if path is not None:
                 net.save(path)

@@ -118,4 +118,5 @@ def test_feature_train_options_reach_only_their_feature(accuracy, monkeypatch):
                             epochs=1)
     # no magnification unless asked, whatever the product's default (FEATURE_SCALE)
     assert options["ribosome"]["scale"] == 0.1 and options["double_membrane"]["scale"] == 0.0
+    assert options["ribosome"]["lent_scale"] == options["double_membrane"]["lent_scale"] == {}
     assert options["ribosome"]["blur"] == options["double_membrane"]["blur"] == 1.0

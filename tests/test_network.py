@@ -493,17 +493,21 @@ def test_double_membranes_train_on_magnified_tiles_by_default(monkeypatch):
     asked = []
     arrays = TrainingSet.training_arrays
     monkeypatch.setattr(TrainingSet, "training_arrays",
-                        lambda self, **kw: asked.append(kw.get("scale")) or arrays(self, **kw))
-    for feature, scale, expected in (("double_membrane", None, 0.4), ("membrane", None, None),
-                                     ("double_membrane", 0.0, 0.0)):
+                        lambda self, **kw: asked.append(kw) or arrays(self, **kw))
+    for feature, scale, lent, expected, expected_lent in (
+            ("double_membrane", None, None, 0.4, {"double_membrane": 0.4}),
+            ("membrane", None, None, None, {"double_membrane": 0.4}),   # borrowed tiles magnified
+            ("double_membrane", 0.0, {}, 0.0, None)):
         ts = TrainingSet(32, feature=feature)
         ts.add_positive(tomo, 0, 48, 48, mask)
         ts.add_negative(tomo, 1, 40, 40)
         net = FeatureNet(feature)
         with warnings.catch_warnings():   # one epoch on two tiles learns nothing worth calibrating
             warnings.simplefilter("ignore", RuntimeWarning)
-            net.train(ts, epochs=1, progress=False, scale=scale)
-        assert asked[-1] == expected and net.training["scale"] == expected
+            net.train(ts, epochs=1, progress=False, scale=scale, lent_scale=lent)
+        assert asked[-1].get("scale") == expected and net.training["scale"] == expected
+        assert asked[-1].get("lent_scale") == expected_lent
+        assert net.training["lent_scale"] == (expected_lent or {})
 
 
 def test_a_25d_network_learns_from_the_neighbouring_slices(tmp_path):

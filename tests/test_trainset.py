@@ -719,6 +719,40 @@ def test_scale_augmentation_magnifies_copies_within_the_range():
         ts.training_arrays(scale=1.5)
 
 
+def test_borrowed_negatives_are_magnified_as_their_lender_trains():
+    """A membrane network borrows a double membrane's tile as a negative: with ``lent_scale`` its
+    copies are magnified as the double-membrane network's own are, the membrane's tiles are not."""
+    yy, xx = np.mgrid[:64, :64]
+    disk = (yy - 32) ** 2 + (xx - 32) ** 2 <= 36         # radius 6 pixels: turns do not change it
+    data = np.zeros((3, 64, 64), np.float32)
+    data[0][disk] = 2.0                                   # the membrane's positive
+    data[1][disk] = 1.0                                   # a double membrane's positive, lent
+    data[2] = -1.0                                        # the membrane's own negative
+    tomo = tw.Tomogram(data, 10.0)
+    membrane = TrainingSet(32, feature="membrane")
+    membrane.add_positive(tomo, 0, 32, 32, disk[16:48, 16:48])
+    membrane.add_negative(tomo, 2, 32, 32)
+    double = TrainingSet(32, feature="double_membrane")
+    double.add_positive(tomo, 1, 32, 32, disk[16:48, 16:48])
+    competing = membrane.with_competitors([double])
+    assert [r.lender for r in competing] == [None, None, "double_membrane"]
+
+    def areas(lent_scale):  # relative disk areas of the membrane's own copies, of the borrowed ones
+        x, _ = competing.training_arrays(rng=0, balance=False, copies=40, negative_copies=40,
+                                         lent_scale=lent_scale)
+        top = x.max(axis=(1, 2))
+        area = (x > top[:, None, None] / 2).sum(axis=(1, 2)) / disk.sum()
+        return area[top > 1.5], area[(top > 0.5) & (top <= 1.5)]
+
+    own, lent = areas(None)
+    assert len(lent) == 40 and np.ptp(own) < 0.2 and np.ptp(lent) < 0.2   # turned only
+    own, lent = areas({"double_membrane": 0.5, "microtubule": 0.2})
+    assert np.ptp(own) < 0.2                                             # the membrane's: as before
+    assert lent.min() < 0.6 and lent.max() > 1.6                         # magnified 1/1.5 .. 1.5
+    with pytest.raises(ValueError, match="scale"):
+        competing.training_arrays(lent_scale={"double_membrane": 1.5})
+
+
 def test_blur_augmentation_smooths_the_copies_not_the_tiles_as_annotated():
     tomo = _tomo(shape=(2, 64, 64))
     ts = TrainingSet(32, feature="membrane")

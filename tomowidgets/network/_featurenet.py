@@ -97,6 +97,10 @@ CALIBRATION_LEVELS = np.round(np.arange(0.2, 1.2001, 0.05), 2)
 #: cells from 0.59-0.77 to 0.83-0.93 Dice and cut cross-talk from 4.3-10.1 to 1.9-7.4 % (±25 %:
 #: 0.73-0.90, 1.8-6.6 %; README, #16 table). Microtubules and ribosomes keep the size that tells
 #: them apart (magnified too, microtubules fell to 0.15).
+#: The other networks' negatives borrowed from a double membrane's tiles (a competing set) are
+#: magnified alike by default (:meth:`FeatureNet.train`'s `lent_scale`), so that they learn to
+#: reject every spacing the double-membrane network accepts: membranes +0.01 to +0.02 Dice,
+#: microtubules +0.03 to +0.04, cross-talk 1.9 -> 1.2 % on Fourier cells (README, #16 table).
 FEATURE_SCALE = {"double_membrane": 0.4}
 #: Keyword arguments of :func:`build_model` that FeatureNet accepts as ``**hyper``.
 HYPER = ("filters", "kernel_size", "init_scale", "loss")
@@ -202,6 +206,7 @@ class FeatureNet:
               progress: bool = True, seed: int | None = None, engine: str = "fft",
               reset: bool = False, negative_copies: int | None = None,
               scale: float | None = None, blur: float | None = None,
+              lent_scale: Mapping[str, float] | None = None,
               calibration: str = "auto") -> dict[str, list[float]]:
         """Train on a training set with the paper's schedule, then calibrate.
 
@@ -257,6 +262,12 @@ class FeatureNet:
         blur : float, optional
             Largest Gaussian blur of the augmented copies, sd in pixels (random in ``[0, blur]``);
             default :data:`tomowidgets.trainset.BLUR` (0, none). Ignored for plain arrays.
+        lent_scale : mapping of str to float, optional
+            For a competing set (:meth:`TrainingSet.with_competitors`): the magnification of the
+            negatives borrowed from each other feature, by that feature (the larger of it and
+            `scale` is used); default :data:`FEATURE_SCALE`, so that a network learns to reject
+            every spacing of a double membrane that the double-membrane network learns to accept.
+            ``{}``: `scale` for every tile. Ignored for plain arrays.
         calibration : {'auto', 'mean', 'dice'}, default 'auto'
             How the output is calibrated when training ends (see :meth:`calibrate`): 'mean' for
             particles that are picked, 'dice' for a feature whose voxels matter more (membranes,
@@ -286,8 +297,10 @@ class FeatureNet:
         _tf()
         seed = self.seed if seed is None else int(seed)
         scale = FEATURE_SCALE.get(self.feature) if scale is None else scale
+        lent_scale = dict(FEATURE_SCALE if lent_scale is None else lent_scale)
         x, y = _training.training_arrays(ts, seed=seed, copies=copies,
-                                         negative_copies=negative_copies, scale=scale, blur=blur)
+                                         negative_copies=negative_copies, scale=scale, blur=blur,
+                                         lent_scale=lent_scale)
         _training.check_context(x, self.context)
         self._adopt(ts)
         self.reliability = None  # judged the weights before this run
@@ -304,7 +317,8 @@ class FeatureNet:
         self.training = {
             "epochs": len(self.history["loss"]), "batch_size": batch_size,
             "learning_rate": learning_rate, "decay": decay, "l1": l1, "copies": copies,
-            "negative_copies": negative_copies, "scale": scale, "blur": blur,
+            "negative_copies": negative_copies, "scale": scale, "lent_scale": lent_scale,
+            "blur": blur,
             "seed": seed, "engine": engine, "calibration": calibration, "n_tiles": len(x),
             "n_annotated_tiles": int((y > 0).any(axis=(1, 2)).sum()),
             "trainset": _trainset_summary(ts),

@@ -47,20 +47,22 @@ def check_arrays(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def training_arrays(ts: Any, *, seed: int, copies: int | None, negative_copies: int | None = None,
                     scale: float | None = None, blur: float | None = None,
-                    ) -> tuple[np.ndarray, np.ndarray]:
+                    lent_scale: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` from a TrainingSet (augmented, balanced, shuffled) or from a plain tuple."""
     if isinstance(ts, tuple | list) and len(ts) == 2:
         return check_arrays(*ts)
     if not hasattr(ts, "training_arrays"):
         raise ValueError(f"`ts` must be a tomowidgets.TrainingSet or a tuple (x, y), got "
                          f"{type(ts).__name__}")
-    options: dict[str, float] = {} if copies is None else {"copies": check_positive_int(copies, "copies")}
+    options: dict[str, Any] = {} if copies is None else {"copies": check_positive_int(copies, "copies")}
     if negative_copies is not None:
         options["negative_copies"] = check_positive_int(negative_copies, "negative_copies")
     if scale is not None:
         options["scale"] = scale
     if blur is not None:
         options["blur"] = blur
+    if lent_scale:
+        options["lent_scale"] = lent_scale
     warn_if_no_negatives(ts)
     # a TrainingSet checked each tile when it was added (or loaded): its arrays are trusted
     return ts.training_arrays(rng=seed, **options)

@@ -9,7 +9,7 @@ trains on. All randomness comes from the caller's generator.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -165,14 +165,16 @@ def perturb_mask(mask: np.ndarray, perturb: int, rng: np.random.Generator) -> np
 def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator | None,
                       balance: bool, copies: Any, augment_negatives: bool,
                       negative_copies: Any = NEGATIVE_COPIES, scale: float = SCALE,
-                      blur: float = BLUR) -> tuple[np.ndarray, np.ndarray]:
+                      blur: float = BLUR, lent_scale: Mapping[str, float] | None = None,
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Images and full-size masks of TileRecords in rotated copies, shuffled.
 
     Each positive appears `copies` times and each negative `negative_copies` times: once as picked,
     the other times rotated by random angles (as EMAN2's ``e2tomoseg_buildtrainset.py --ncopy``
     does), magnified by random factors in ``[1 / (1 + scale), 1 + scale]`` (log-uniform) and
     smoothed by a Gaussian of random sd in ``[0, blur]`` pixels (as a reconstruction with more
-    interpolation, defocus spread or radiation damage would show the feature).
+    interpolation, defocus spread or radiation damage would show the feature); a negative borrowed
+    from another feature is magnified by up to the larger of `scale` and ``lent_scale[lender]``.
     Returns ``x`` (n, tile, tile) float32, contiguous, and the masks (n, tile, tile) bool in the
     same order; for 2.5D records (with ``slices``), ``x`` is (n, tile, tile, slices), every slice of
     a copy rotated alike. Arguments and errors are those of ``TrainingSet.training_arrays``.
@@ -194,10 +196,11 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
                       "left out of training: paint them in the MaskPainter, or remove them",
                       UserWarning, stacklevel=3)
     negative_copies = check_positive_int(negative_copies, "negative_copies")
-    if not (isinstance(scale, int | float) and 0.0 <= scale < 1.0):
-        raise ValueError(f"`scale` must be a number in [0, 1) (largest relative magnification of the "
-                         f"augmented copies, e.g. 0.25 for ±25 %), got {scale!r}")
-    log_zoom = np.log1p(float(scale))
+    lent_scale = dict(lent_scale or {})
+    for value in (scale, *lent_scale.values()):
+        if not (isinstance(value, int | float) and 0.0 <= value < 1.0):
+            raise ValueError(f"`scale` must be a number in [0, 1) (largest relative magnification "
+                             f"of the augmented copies, e.g. 0.25 for ±25 %), got {value!r}")
     if not (isinstance(blur, int | float) and 0.0 <= blur <= 4.0):
         raise ValueError(f"`blur` must be a number in [0, 4] (largest Gaussian sd in pixels of the "
                          f"augmented copies, e.g. 1.0), got {blur!r}")
@@ -208,7 +211,9 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
                   else 1)
     rng = np.random.default_rng(rng)
 
-    def random_zoom() -> float:
+    def random_zoom(r: Any) -> float:
+        most = max(scale, lent_scale.get(r.lender, 0.0)) if r.lender else scale
+        log_zoom = np.log1p(float(most))
         return float(np.exp(rng.uniform(-log_zoom, log_zoom))) if log_zoom else 1.0
 
     def pixels(r: Any) -> np.ndarray:  # (tile, tile), or (slices, tile, tile) for a 2.5D record
@@ -225,13 +230,13 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
         images.append(pixels(r))
         masks.append(r.mask)
         for angle in rng.uniform(0.0, 360.0, size=copies - 1):
-            image, mask = rotate_pair(pixels(r), r.mask, float(angle), random_zoom())
+            image, mask = rotate_pair(pixels(r), r.mask, float(angle), random_zoom(r))
             images.append(random_blur(image))
             masks.append(mask)
     for r in negatives:
         for angle in (None, *rng.uniform(0.0, 360.0, size=negative_copies - 1)):
             image = (pixels(r) if angle is None
-                     else random_blur(rotate_pair(pixels(r), r.mask, float(angle), random_zoom())[0]))
+                     else random_blur(rotate_pair(pixels(r), r.mask, float(angle), random_zoom(r))[0]))
             if augment_negatives:
                 image = np.rot90(image, int(rng.integers(4)), axes=(-2, -1))
                 image = image[..., ::-1] if rng.integers(2) else image

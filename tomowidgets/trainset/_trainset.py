@@ -76,6 +76,10 @@ class TileRecord:
     painted : bool, default True
         False for a positive whose mask is still a placeholder (the TileSelector's disk) that
         nobody has painted: training leaves such a tile out.
+    lender : str or None, default None
+        For a negative borrowed from another feature's positives
+        (:meth:`TrainingSet.with_competitors`): that feature, whose magnification its augmented
+        copies get (``training_arrays(lent_scale=...)``). Not saved with the set.
     """
 
     kind: str
@@ -85,6 +89,7 @@ class TileRecord:
     mask: np.ndarray
     slices: np.ndarray | None = None
     painted: bool = True
+    lender: str | None = None
 
     @property
     def inputs(self) -> np.ndarray:
@@ -400,7 +405,7 @@ class TrainingSet:
             for r in other._records:
                 if r.kind == "positive" and not any(_overlaps(r, m, self.tile) for m in mine):
                     borrowed.append(replace(r, kind="negative", mask=frozen(np.zeros_like(r.mask)),
-                                            painted=True))
+                                            painted=True, lender=other.feature))
         out = TrainingSet(self.tile, feature=self.feature, apix=self.apix,
                           preprocessing=self.preprocessing, context=self.context)
         out._records = [*self._records, *borrowed]
@@ -450,7 +455,8 @@ class TrainingSet:
     def training_arrays(self, *, rng: int | np.random.Generator | None = None, balance: bool = True,
                         copies: int | None = None, augment_negatives: bool = False,
                         negative_copies: int = NEGATIVE_COPIES, scale: float = SCALE,
-                        blur: float = BLUR) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+                        blur: float = BLUR, lent_scale: Mapping[str, float] | None = None,
+                        ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Images and labels to train the network on, augmented, balanced and shuffled.
 
         Each positive tile appears once as annotated plus ``copies - 1`` times rotated in-plane by
@@ -485,6 +491,12 @@ class TrainingSet:
             Largest Gaussian blur of the augmented copies, sd in pixels, in [0, 4]: each copy is
             smoothed by a random sd in ``[0, blur]``, so the network does not rely on the finest
             detail of the annotated tomogram, which another reconstruction may not have.
+        lent_scale : mapping of str to float, optional
+            Magnification by lending feature for the negatives borrowed from other features'
+            sets (:meth:`with_competitors`): a borrowed tile's copies are magnified by up to the
+            larger of `scale` and its lender's value, so that a network learns to reject every
+            size of the other feature that the other feature's network learns to accept (e.g.
+            ``{"double_membrane": 0.4}``). Default none: `scale` for every tile.
 
         Returns
         -------
@@ -509,7 +521,8 @@ class TrainingSet:
         """
         x, masks = training_examples(self._records, rng=rng, balance=balance, copies=copies,
                                      augment_negatives=augment_negatives,
-                                     negative_copies=negative_copies, scale=scale, blur=blur)
+                                     negative_copies=negative_copies, scale=scale, blur=blur,
+                                     lent_scale=lent_scale)
         return x, shrink_labels(masks)
 
     # -- files ---------------------------------------------------------------------------------
