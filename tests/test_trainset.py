@@ -749,7 +749,7 @@ def test_borrowed_negatives_are_magnified_as_their_lender_trains():
     own, lent = areas({"double_membrane": 0.5, "microtubule": 0.2})
     assert np.ptp(own) < 0.2                                             # the membrane's: as before
     assert lent.min() < 0.6 and lent.max() > 1.6                         # magnified 1/1.5 .. 1.5
-    with pytest.raises(ValueError, match="scale"):
+    with pytest.raises(ValueError, match="lent_scale"):
         competing.training_arrays(lent_scale={"double_membrane": 1.5})
 
 
@@ -841,6 +841,10 @@ def test_with_context_recuts_the_same_tiles_from_their_tomogram():
     np.testing.assert_array_equal(deep[0].mask, flat[0].mask)
     np.testing.assert_array_equal(deep[1].slices, tomo.data[[4, 5, 5], 14:30, 15:31])
     assert repr(deep.with_context(0, tomo)) == repr(flat)
+    other = TrainingSet(T, feature="double_membrane")
+    other.add_positive(tomo, 3, 30, 30, _mask(row=6))
+    lent = flat.with_competitors([other]).with_context(1, tomo)        # still known as borrowed
+    assert [r.lender for r in lent] == [None, None, "double_membrane"]
     with pytest.raises(ValueError, match="come from"):
         flat.with_context(1, _tomo(path="/data/other.mrc"))
     with pytest.raises(ValueError, match="tile 0 at .* differs"):

@@ -197,9 +197,9 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
                       UserWarning, stacklevel=3)
     negative_copies = check_positive_int(negative_copies, "negative_copies")
     lent_scale = dict(lent_scale or {})
-    for value in (scale, *lent_scale.values()):
+    for name, value in (("`scale`", scale), *((f"`lent_scale[{k!r}]`", v) for k, v in lent_scale.items())):
         if not (isinstance(value, int | float) and 0.0 <= value < 1.0):
-            raise ValueError(f"`scale` must be a number in [0, 1) (largest relative magnification "
+            raise ValueError(f"{name} must be a number in [0, 1) (largest relative magnification "
                              f"of the augmented copies, e.g. 0.25 for ±25 %), got {value!r}")
     if not (isinstance(blur, int | float) and 0.0 <= blur <= 4.0):
         raise ValueError(f"`blur` must be a number in [0, 4] (largest Gaussian sd in pixels of the "
@@ -212,8 +212,7 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
     rng = np.random.default_rng(rng)
 
     def random_zoom(r: Any) -> float:
-        most = max(scale, lent_scale.get(r.lender, 0.0)) if r.lender else scale
-        log_zoom = np.log1p(float(most))
+        log_zoom = np.log1p(float(max(scale, lent_scale.get(r.lender, 0.0))))
         return float(np.exp(rng.uniform(-log_zoom, log_zoom))) if log_zoom else 1.0
 
     def pixels(r: Any) -> np.ndarray:  # (tile, tile), or (slices, tile, tile) for a 2.5D record

@@ -449,6 +449,7 @@ class TrainingSet:
             if not np.array_equal(out._records[-1].image, r.image):
                 raise ValueError(f"tile {i} at {r.centre} differs from `tomo` there: pass the "
                                  "preprocessed tomogram the tiles were cut from")
+            out._records[-1] = replace(out._records[-1], lender=r.lender)
         return out
 
     # -- training arrays -----------------------------------------------------------------------
