@@ -12,6 +12,7 @@ import tomowidgets as tw
 from tomowidgets.trainset import NEGATIVE_COPIES, TrainingSet, shrink_labels
 from tomowidgets.trainset import competing as competing_sets
 from tomowidgets.trainset._sampling import rotate_pair, training_examples
+from tomowidgets.trainset._tilefile import unpack_tiles
 
 T = 16  # small tiles keep the tests fast; one test uses the paper's 64
 
@@ -751,6 +752,33 @@ def test_borrowed_negatives_are_magnified_as_their_lender_trains():
     assert lent.min() < 0.6 and lent.max() > 1.6                         # magnified 1/1.5 .. 1.5
     with pytest.raises(ValueError, match="lent_scale"):
         competing.training_arrays(lent_scale={"double_membrane": 1.5})
+
+
+def test_a_saved_competing_set_keeps_its_borrowed_tiles_borrowed(tmp_path):
+    """The lender is written with the set: reloaded, the borrowed tile is still magnified as its
+    lender's (same arrays as before saving), its repr says where it came from, and a file that
+    claims a positive was borrowed is refused."""
+    tomo = _tomo(shape=(3, 64, 64))
+    mask = np.zeros((32, 32), bool)
+    mask[14:18, :] = True
+    membrane = TrainingSet(32, feature="membrane")
+    membrane.add_positive(tomo, 0, 32, 32, mask)
+    membrane.add_negative(tomo, 2, 32, 32)
+    double = TrainingSet(32, feature="double_membrane")
+    double.add_positive(tomo, 1, 32, 32, mask)
+    competing = membrane.with_competitors([double])
+    loaded = TrainingSet.load(competing.save(tmp_path / "membrane.tiles.npz"))
+    assert [r.lender for r in loaded] == [None, None, "double_membrane"]
+    assert "borrowed from 'double_membrane'" in repr(loaded[2]) and "borrowed" not in repr(loaded[1])
+    options = {"rng": 0, "copies": 4, "negative_copies": 4, "lent_scale": {"double_membrane": 0.5}}
+    np.testing.assert_array_equal(loaded.training_arrays(**options)[0],
+                                  competing.training_arrays(**options)[0])
+    meta = competing.metadata
+    meta["tiles"][0]["lender"] = "double_membrane"              # a positive cannot be borrowed
+    images = np.stack([r.image for r in competing])
+    masks = np.stack([r.mask for r in competing])
+    with pytest.raises(ValueError, match="inconsistent"):
+        unpack_tiles(images, masks, None, meta, 32, 0)
 
 
 def test_blur_augmentation_smooths_the_copies_not_the_tiles_as_annotated():

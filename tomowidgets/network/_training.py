@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,7 @@ def check_arrays(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def training_arrays(ts: Any, *, seed: int, copies: int | None, negative_copies: int | None = None,
                     scale: float | None = None, blur: float | None = None,
-                    lent_scale: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    lent_scale: Mapping[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` from a TrainingSet (augmented, balanced, shuffled) or from a plain tuple."""
     if isinstance(ts, tuple | list) and len(ts) == 2:
         return check_arrays(*ts)

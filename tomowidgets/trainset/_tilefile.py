@@ -103,7 +103,8 @@ def load_tiles(path: str | os.PathLike,
 def unpack_tiles(images: np.ndarray, masks: np.ndarray, slices: np.ndarray | None, meta: dict,
                  tile: int, context: int) -> list[tuple[Any, ...]]:
     """Check loaded arrays against `meta`; return ``(kind, centre, source, image, mask, slices,
-    painted)`` per tile (``painted`` is False only where the record says so: older files have none).
+    painted, lender)`` per tile (``painted`` is False and ``lender`` a feature name only where the
+    record says so: older files have neither).
 
     The arrays are read-only copies, ready for a TileRecord. Raises ValueError (or KeyError,
     TypeError) when the arrays and the tile records disagree.
@@ -126,14 +127,15 @@ def unpack_tiles(images: np.ndarray, masks: np.ndarray, slices: np.ndarray | Non
     tiles = []
     for info, image, mask, around in zip(meta["tiles"], images, masks, per_tile, strict=True):
         centre = tuple(int(c) for c in info["centre"])
-        painted = info.get("painted", True)
+        painted, lender = info.get("painted", True), info.get("lender")
         if info["kind"] not in KINDS or len(centre) != 3 \
                 or bool(mask.any()) != (info["kind"] == "positive") \
-                or painted not in (True, False) or (not painted and info["kind"] != "positive"):
+                or painted not in (True, False) or (not painted and info["kind"] != "positive") \
+                or not (lender is None or (isinstance(lender, str) and info["kind"] == "negative")):
             raise ValueError(f"tile record {info!r} is inconsistent with its mask")
         source = info["source"] if info["source"] is None else str(info["source"])
         tiles.append((info["kind"], centre, source, frozen(image.copy()), frozen(mask.copy()),
-                      around, painted))
+                      around, painted, lender))
     return tiles
 
 

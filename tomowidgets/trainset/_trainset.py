@@ -79,7 +79,8 @@ class TileRecord:
     lender : str or None, default None
         For a negative borrowed from another feature's positives
         (:meth:`TrainingSet.with_competitors`): that feature, whose magnification its augmented
-        copies get (``training_arrays(lent_scale=...)``). Not saved with the set.
+        copies get (``training_arrays(lent_scale=...)``). Saved with the set, so a saved competing
+        set trains as it would have before saving.
     """
 
     kind: str
@@ -104,8 +105,9 @@ class TileRecord:
             painted = (f", {int(self.mask.sum())} px painted" if self.painted
                        else ", placeholder mask: not painted yet")
         context = "" if self.slices is None else f", ±{len(self.slices) // 2} slices"
+        lender = "" if self.lender is None else f", borrowed from {self.lender!r}"
         return (f"TileRecord({self.kind}, {n}×{n}{context}, centre=(z={z}, y={y}, x={x}), "
-                f"source={self.source!r}{painted})")
+                f"source={self.source!r}{painted}{lender})")
 
 
 class TrainingSet:
@@ -192,7 +194,8 @@ class TrainingSet:
             "n_positive": self.n_positive, "n_negative": self.n_negative,
             "sources": sorted({r.source for r in self._records if r.source is not None}),
             "tiles": [{"kind": r.kind, "centre": list(r.centre), "source": r.source,
-                       **({} if r.painted else {"painted": False})} for r in self._records],
+                       **({} if r.painted else {"painted": False}),
+                       **({} if r.lender is None else {"lender": r.lender})} for r in self._records],
         }
 
     def __len__(self) -> int:
