@@ -192,14 +192,10 @@ VARIANTS = {
         compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS,
         train={"lent_scale": {"double_membrane": 0.4}},
         feature_train={"double_membrane": {"scale": 0.4}}),
-    "compete-dice-hysteresis-dm-scale-0.4-lent-0.6": Variant(
+    **{f"compete-dice-hysteresis-dm-scale-{own:g}-lent-{lent:g}": Variant(
         compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS,
-        train={"lent_scale": {"double_membrane": 0.6}},
-        feature_train={"double_membrane": {"scale": 0.4}}),
-    "compete-dice-hysteresis-dm-scale-0.6-lent-0.6": Variant(
-        compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS,
-        train={"lent_scale": {"double_membrane": 0.6}},
-        feature_train={"double_membrane": {"scale": 0.6}}),
+        train={"lent_scale": {"double_membrane": lent}},
+        feature_train={"double_membrane": {"scale": own}}) for own, lent in ((0.4, 0.6), (0.6, 0.6))},
     "hysteresis-0.5": Variant(networks="default", hysteresis=0.5),
     "dice-hysteresis": Variant(networks="default", hysteresis=0.5, calibration=DICE_CONTINUOUS),
 }
