@@ -557,6 +557,30 @@ def test_tampered_metadata_raises_value_error(tmp_path):
     assert zipfile.is_zipfile(path)
 
 
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("kind", "maybe", r"has kind 'maybe', not one of \('positive', 'negative'\)"),
+    ("centre", [1, 2], r"has a centre of 2 coordinates, not \(z, y, x\)"),
+    ("painted", "yes", "has 'painted' 'yes', not true or false"),
+])
+def test_each_bad_tile_record_field_is_named(field, value, message):
+    ts = _small_set(n_pos=1, n_neg=1)
+    meta = ts.metadata
+    meta["tiles"][0][field] = value
+    images, masks = np.stack([r.image for r in ts]), np.stack([r.mask for r in ts])
+    with pytest.raises(ValueError, match=message):
+        unpack_tiles(images, masks, None, meta, ts.tile, 0)
+
+
+def test_only_a_positive_may_be_left_unpainted_in_a_file():
+    ts = _small_set(n_pos=1, n_neg=1)
+    meta = ts.metadata
+    negative = next(i for i, info in enumerate(meta["tiles"]) if info["kind"] == "negative")
+    meta["tiles"][negative]["painted"] = False
+    images, masks = np.stack([r.image for r in ts]), np.stack([r.mask for r in ts])
+    with pytest.raises(ValueError, match="'painted' false, which only a positive tile may have"):
+        unpack_tiles(images, masks, None, meta, ts.tile, 0)
+
+
 # -- ground truth ----------------------------------------------------------------------------------
 def _labelled(shape=(12, 96, 96)):
     """A tomogram with two bright slabs (the 'membrane'), labelled exactly, elsewhere noise."""
@@ -777,7 +801,7 @@ def test_a_saved_competing_set_keeps_its_borrowed_tiles_borrowed(tmp_path):
     meta["tiles"][0]["lender"] = "double_membrane"              # a positive cannot be borrowed
     images = np.stack([r.image for r in competing])
     masks = np.stack([r.mask for r in competing])
-    with pytest.raises(ValueError, match="inconsistent"):
+    with pytest.raises(ValueError, match="names a lender, which only a negative tile borrowed"):
         unpack_tiles(images, masks, None, meta, 32, 0)
 
 

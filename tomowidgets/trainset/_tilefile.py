@@ -128,15 +128,31 @@ def unpack_tiles(images: np.ndarray, masks: np.ndarray, slices: np.ndarray | Non
     for info, image, mask, around in zip(meta["tiles"], images, masks, per_tile, strict=True):
         centre = tuple(int(c) for c in info["centre"])
         painted, lender = info.get("painted", True), info.get("lender")
-        if info["kind"] not in KINDS or len(centre) != 3 \
-                or bool(mask.any()) != (info["kind"] == "positive") \
-                or painted not in (True, False) or (not painted and info["kind"] != "positive") \
-                or not (lender is None or (isinstance(lender, str) and info["kind"] == "negative")):
-            raise ValueError(f"tile record {info!r} is inconsistent with its mask")
+        problem = _record_problem(info["kind"], centre, bool(mask.any()), painted, lender)
+        if problem:
+            raise ValueError(f"tile record {info!r} {problem}")
         source = info["source"] if info["source"] is None else str(info["source"])
         tiles.append((info["kind"], centre, source, frozen(image.copy()), frozen(mask.copy()),
                       around, painted, lender))
     return tiles
+
+
+def _record_problem(kind: Any, centre: tuple, painted_any: bool, painted: Any, lender: Any) -> str:
+    """What is wrong with one tile record ('' if nothing): each field, and the record against its
+    mask (a positive has painted voxels, a negative none)."""
+    if kind not in KINDS:
+        return f"has kind {kind!r}, not one of {KINDS}"
+    if len(centre) != 3:
+        return f"has a centre of {len(centre)} coordinates, not (z, y, x)"
+    if painted_any != (kind == "positive"):
+        return "is inconsistent with its mask (a positive is painted, a negative is not)"
+    if painted not in (True, False):
+        return f"has 'painted' {painted!r}, not true or false"
+    if not painted and kind != "positive":
+        return "has 'painted' false, which only a positive tile may have (a placeholder mask)"
+    if lender is not None and not (isinstance(lender, str) and kind == "negative"):
+        return "names a lender, which only a negative tile borrowed from another feature may have"
+    return ""
 
 
 def _check_unpacked_size(archive: zipfile.ZipFile, name: str, data_bytes: int) -> None:
