@@ -16,7 +16,7 @@ from tomowidgets.synthetic import (
     tilt_angles,
     weighted_back_projection,
 )
-from tomowidgets.synthetic._tiltseries import _optics, _ray_matrix, dose_symmetric_order
+from tomowidgets.synthetic._tiltseries import _image_tilt_series, _optics, _ray_matrix, dose_symmetric_order
 
 SMALL = (32, 128, 128)
 
@@ -55,6 +55,24 @@ def test_rays_off_the_tilt_axis_cross_the_whole_slab_too():
     angles = tilt_angles(60.0, 3.0)
     rec = weighted_back_projection(project(points, angles), angles, 32)
     assert rec[26, 2, 118] == pytest.approx(rec[6, 2, 64], rel=0.1)
+
+
+def test_a_specimen_that_goes_on_beyond_the_field_shows_no_band_at_its_sides():
+    # A cell section is wider than the field of view: at high tilt the rays through the field's
+    # sides cross it partly outside the field. Imaging the field alone cut those rays short, and
+    # a uniform slab came back brightening over the outermost voxels by 1.4x its middle value,
+    # a band that the networks took for a membrane.
+    slab = np.ones((64, 4, 256), np.float32)
+    optics = dict(tilt_range=60.0, tilt_step=3.0, dose=0.0, alignment_error=0.0, defocus=3.0,
+                  ctf=False, phase_flip=False, snr=None, rng=0, voltage=300.0, cs=2.7,
+                  amplitude_contrast=0.07)
+    profile = _image_tilt_series(slab, 10.0, **optics)[0].mean(axis=(0, 1))
+    middle = abs(profile[120:136].mean())
+    for side in (profile[:5], profile[::-1][:5]):
+        assert abs(side[0] - side[4]) < 0.2 * middle
+    # a particle's box is imaged alone, in vacuum: nothing around it is projected
+    isolated = _image_tilt_series(slab, 10.0, isolated=True, **optics)[0].mean(axis=(0, 1))
+    assert abs(isolated[0] - isolated[4]) > middle
 
 
 def test_back_projection_is_the_adjoint_of_projection():

@@ -378,8 +378,8 @@ def reference_map(cell: SyntheticCell, box: int) -> NDArray[np.float32]:
     if cell.imaging == "tilt_series":  # the same optics and dose, tilts all round, nothing misaligned
         noiseless, _ = _image_tilt_series(
             boxed, cell.apix, tilt_range=90.0, tilt_step=cell.tilt_step, dose=cell.dose,
-            alignment_error=0.0, gradient=False, snr=None, rng=None, ctf=cell.ctf, defocus=cell.defocus,
-            phase_flip=cell.phase_flip, voltage=cell.voltage, cs=cell.cs,
+            alignment_error=0.0, gradient=False, isolated=True, snr=None, rng=None, ctf=cell.ctf,
+            defocus=cell.defocus, phase_flip=cell.phase_flip, voltage=cell.voltage, cs=cell.cs,
             amplitude_contrast=cell.amplitude_contrast)
         return noiseless
     return image_volume(boxed, cell.apix, tilt_range=90.0, snr=None, ctf=cell.ctf, defocus=cell.defocus,

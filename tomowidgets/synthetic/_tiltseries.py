@@ -228,10 +228,13 @@ def _image_tilt_series(
     cs: float,
     amplitude_contrast: float,
     gradient: bool = True,
+    isolated: bool = False,
 ) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
     """The noise-free WBP reconstruction and the scaled noise (None when `snr` is None).
 
     `gradient` False images every tilt at the one `defocus` (for a single particle's box).
+    `isolated` True images `density` alone in vacuum (a particle's box); otherwise it is the field
+    of view of a specimen that goes on beyond it in x, as a cell section does (:func:`_surroundings`).
     """
     density = as_float32(density, "density")
     check_ndim(density, (3,), "density")
@@ -247,20 +250,39 @@ def _image_tilt_series(
     angles = tilt_angles(tilt_range, tilt_step)
     nz, ny, nx = density.shape
 
+    margin = 0 if isolated else _surroundings(nz, angles)
+    field = slice(margin, margin + nx)
+    density = np.pad(density, ((0, 0), (0, 0), (margin, margin)), mode="reflect")
+
     shifts = rng.normal(0.0, alignment_error, (len(angles), 2)) if alignment_error > 0 else \
         np.zeros((len(angles), 2))
     images = _optics(project(density, angles), angles, apix, ctf=ctf, phase_flip=phase_flip,
                      defocus=defocus, dose=dose, shifts=shifts, voltage=voltage, cs=cs,
                      amplitude_contrast=amplitude_contrast, gradient=gradient)
-    noiseless = weighted_back_projection(images, angles, nz)
+    noiseless = np.ascontiguousarray(weighted_back_projection(images, angles, nz)[..., field])
     if snr is None:
         return noiseless, None
     # fewer electrons get through the longer path at high tilt: relative shot-noise sd per image
     path = nz * apix / np.cos(np.deg2rad(angles))
     sd = np.exp(path / (2 * MEAN_FREE_PATH)).astype(np.float32)
     shots = rng.standard_normal(images.shape, dtype=np.float32) * sd[:, None, None]
-    noise = weighted_back_projection(shots, angles, nz)
+    noise = np.ascontiguousarray(weighted_back_projection(shots, angles, nz)[..., field])
     signal_var = float(np.var(noiseless, dtype=np.float64))
     noise_var = float(np.var(noise, dtype=np.float64))
     scale = np.sqrt(signal_var / (snr * noise_var)) if noise_var > 0 else 0.0
     return noiseless, (noise * np.float32(scale)).astype(np.float32, copy=False)
+
+
+def _surroundings(nz: int, angles: NDArray[np.float64]) -> int:
+    """Voxels of specimen to image on each side of the field along x, beyond it.
+
+    A cell section goes on beyond the field of view: at a tilt θ the rays through the field's
+    sides cross the slab partly outside it. Imaging only the field would cut those rays short, and
+    the back-projection of a uniform slab would then brighten towards the sides (from 0.24 in the
+    middle to 0.4 at 40 voxels from the edge and 0.9 at it, 64-voxel slab, ±60°), which the
+    networks read as structure. The field is therefore imaged within a margin of specimen (the
+    density reflected at its sides) wide enough for the steepest ray, ``(nz / 2 + 1) tan θ``, plus
+    8 voxels for the tails of the ramp filter and the CTF, and the reconstruction cropped to it.
+    """
+    steepest = float(np.max(np.abs(angles))) if len(angles) else 0.0
+    return int(np.ceil((nz / 2 + 1) * np.tan(np.deg2rad(min(steepest, 80.0))))) + 8
