@@ -298,7 +298,8 @@ def make_cell(
 
     Notes
     -----
-    A 64 × 256 × 256 cell takes about a second on two CPU cores with either model.
+    A 64 × 256 × 256 cell takes about 2 s on two CPU cores with the Fourier model, 7 s with the
+    tilt series.
     """
     shape = _check_shape(shape)
     apix = check_positive(apix, "apix")
