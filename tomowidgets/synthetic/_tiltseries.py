@@ -251,22 +251,24 @@ def _image_tilt_series(
     nz, ny, nx = density.shape
 
     margin = 0 if isolated else _surroundings(nz, angles)
-    field = slice(margin, margin + nx)
     density = np.pad(density, ((0, 0), (0, 0), (margin, margin)), mode="reflect")
+
+    def reconstruct(series: NDArray[np.float32]) -> NDArray[np.float32]:  # the field alone
+        return np.ascontiguousarray(weighted_back_projection(series, angles, nz)[..., margin:margin + nx])
 
     shifts = rng.normal(0.0, alignment_error, (len(angles), 2)) if alignment_error > 0 else \
         np.zeros((len(angles), 2))
     images = _optics(project(density, angles), angles, apix, ctf=ctf, phase_flip=phase_flip,
                      defocus=defocus, dose=dose, shifts=shifts, voltage=voltage, cs=cs,
                      amplitude_contrast=amplitude_contrast, gradient=gradient)
-    noiseless = np.ascontiguousarray(weighted_back_projection(images, angles, nz)[..., field])
+    noiseless = reconstruct(images)
     if snr is None:
         return noiseless, None
     # fewer electrons get through the longer path at high tilt: relative shot-noise sd per image
     path = nz * apix / np.cos(np.deg2rad(angles))
     sd = np.exp(path / (2 * MEAN_FREE_PATH)).astype(np.float32)
     shots = rng.standard_normal(images.shape, dtype=np.float32) * sd[:, None, None]
-    noise = np.ascontiguousarray(weighted_back_projection(shots, angles, nz)[..., field])
+    noise = reconstruct(shots)
     signal_var = float(np.var(noiseless, dtype=np.float64))
     noise_var = float(np.var(noise, dtype=np.float64))
     scale = np.sqrt(signal_var / (snr * noise_var)) if noise_var > 0 else 0.0
@@ -283,6 +285,7 @@ def _surroundings(nz: int, angles: NDArray[np.float64]) -> int:
     networks read as structure. The field is therefore imaged within a margin of specimen (the
     density reflected at its sides) wide enough for the steepest ray, ``(nz / 2 + 1) tan θ``, plus
     8 voxels for the tails of the ramp filter and the CTF, and the reconstruction cropped to it.
+    Tilts beyond 80° count as 80°: a ±90° series would otherwise need an infinite margin.
     """
-    steepest = float(np.max(np.abs(angles))) if len(angles) else 0.0
+    steepest = float(np.max(np.abs(angles)))  # tilt_angles always holds 0
     return int(np.ceil((nz / 2 + 1) * np.tan(np.deg2rad(min(steepest, 80.0))))) + 8
