@@ -160,10 +160,7 @@ class Variant:
 #: "compete-dice-hysteresis-dm-scale-0.4-lent" also magnifies the double-membrane tiles that the
 #: other networks borrow as negatives by up to ±40 % (``train(lent_scale=...)``), and
 #: "compete-dice-hysteresis-dm-scale-0.4-lent-0.6" by up to ±60 % (9-23 nm from a 14 nm mitochondrion),
-#: "compete-dice-hysteresis-dm-scale-0.6-lent-0.6" also the double membranes' own tiles;
-#: "compete-dice-hysteresis-dm-scale-0.4-lent-ribo-contrast-0.3" also multiplies the ribosomes'
-#: augmented tiles by up to ±30 % (``train(contrast=...)``): ribosomes are ~1.2x darker in a
-#: back-projected cell than in a Fourier one, and a network trained on one found 27 % of the other's.
+#: "compete-dice-hysteresis-dm-scale-0.6-lent-0.6" also the double membranes' own tiles.
 #: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
 DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {
@@ -199,10 +196,6 @@ VARIANTS = {
         compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS,
         train={"lent_scale": {"double_membrane": lent}},
         feature_train={"double_membrane": {"scale": own}}) for own, lent in ((0.4, 0.6), (0.6, 0.6))},
-    **{f"compete-dice-hysteresis-dm-scale-0.4-lent-ribo-contrast-{c:g}": Variant(
-        compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS,
-        train={"lent_scale": {"double_membrane": 0.4}},
-        feature_train={"double_membrane": {"scale": 0.4}, "ribosome": {"contrast": c}}) for c in (0.3,)},
     "hysteresis-0.5": Variant(networks="default", hysteresis=0.5),
     "dice-hysteresis": Variant(networks="default", hysteresis=0.5, calibration=DICE_CONTINUOUS),
 }

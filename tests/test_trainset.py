@@ -829,34 +829,6 @@ def test_blur_augmentation_smooths_the_copies_not_the_tiles_as_annotated():
         ts.training_arrays(blur=-1.0)
 
 
-def test_contrast_augmentation_scales_the_copies_within_its_range_not_the_tiles_as_annotated():
-    """Each augmented copy is its tile times one factor in [1/1.3, 1.3], spread over the range;
-    the tiles as annotated stay, and contrast=0 draws nothing (the same arrays as before)."""
-    flat = tw.Tomogram(np.stack([np.full((64, 64), 2.0), np.full((64, 64), -1.0)]).astype(np.float32), 10.0)
-    ts = TrainingSet(32, feature="ribosome")
-    ts.add_positive(flat, 0, 32, 32, np.ones((32, 32), bool))        # flat tiles: a turn keeps them
-    ts.add_negative(flat, 1, 32, 32)
-
-    def examples(contrast):
-        return training_examples(ts._records, rng=0, balance=False, copies=40, augment_negatives=False,
-                                 negative_copies=40, contrast=contrast)[0]
-
-    x = examples(0.3)
-    gains = x.mean(axis=(1, 2)) / np.where(x.mean(axis=(1, 2)) > 0, 2.0, -1.0)
-    np.testing.assert_allclose(x, np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape), rtol=1e-5)
-    assert gains.min() >= 1 / 1.3 - 1e-5 and gains.max() <= 1.3 + 1e-5
-    assert gains.min() < 0.85 and gains.max() > 1.18                   # spread over the range
-    assert np.isclose(gains, 1.0).sum() >= 2                           # the tiles as annotated stay
-    tomo = _tomo(shape=(2, 64, 64))
-    ts = TrainingSet(32, feature="ribosome")
-    ts.add_positive(tomo, 0, 32, 32, np.ones((32, 32), bool))
-    ts.add_negative(tomo, 1, 32, 32)
-    np.testing.assert_array_equal(examples(0.0), training_examples(
-        ts._records, rng=0, balance=False, copies=40, augment_negatives=False, negative_copies=40)[0])
-    with pytest.raises(ValueError, match="contrast"):
-        ts.training_arrays(contrast=1.0)
-
-
 # -- 2.5D context ----------------------------------------------------------------------------------
 def test_a_context_set_keeps_the_neighbouring_slices_repeating_the_end_slice():
     tomo = _tomo()

@@ -197,7 +197,7 @@ def check_reliability(net: FeatureNet, ts: TrainingSet, *, holdout: float = HOLD
                       context=net.context, **net.hyper)
     recipe = {k: net.training[k] for k in ("epochs", "batch_size", "learning_rate", "decay", "l1",
                                            "copies", "negative_copies", "scale", "lent_scale", "blur",
-                                           "contrast", "engine")
+                                           "engine")
               if net.training.get(k) is not None}
     with warnings.catch_warnings():  # "learned nothing" is reported as the verdict instead
         warnings.simplefilter("ignore", RuntimeWarning)

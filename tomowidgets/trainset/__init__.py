@@ -8,7 +8,6 @@
 from tomowidgets.trainset import suggest
 from tomowidgets.trainset._trainset import (
     BLUR,
-    CONTRAST,
     NEGATIVE_COPIES,
     SCALE,
     TileRecord,
@@ -20,7 +19,6 @@ from tomowidgets.trainset.suggest import EXPLORE, SUGGESTION_COLUMNS, suggest_ti
 
 __all__ = [
     "BLUR",
-    "CONTRAST",
     "EXPLORE",
     "NEGATIVE_COPIES",
     "SCALE",

@@ -34,8 +34,6 @@ NEGATIVE_COPIES = 3
 SCALE = 0.0
 #: Default largest Gaussian blur of the augmented copies, sd in pixels (0: none, as the paper).
 BLUR = 0.0
-#: Default largest relative change of contrast of the augmented copies (0: none, as the paper).
-CONTRAST = 0.0
 
 
 # -- ground truth ------------------------------------------------------------------------------
@@ -168,16 +166,14 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
                       balance: bool, copies: Any, augment_negatives: bool,
                       negative_copies: Any = NEGATIVE_COPIES, scale: float = SCALE,
                       blur: float = BLUR, lent_scale: Mapping[str, float] | None = None,
-                      contrast: float = CONTRAST) -> tuple[np.ndarray, np.ndarray]:
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Images and full-size masks of TileRecords in rotated copies, shuffled.
 
     Each positive appears `copies` times and each negative `negative_copies` times: once as picked,
     the other times rotated by random angles (as EMAN2's ``e2tomoseg_buildtrainset.py --ncopy``
     does), magnified by random factors in ``[1 / (1 + scale), 1 + scale]`` (log-uniform) and
     smoothed by a Gaussian of random sd in ``[0, blur]`` pixels (as a reconstruction with more
-    interpolation, defocus spread or radiation damage would show the feature) and multiplied by a
-    random factor in ``[1 / (1 + contrast), 1 + contrast]`` (log-uniform; as another defocus, ice
-    thickness or reconstruction would show it fainter or darker); a negative borrowed
+    interpolation, defocus spread or radiation damage would show the feature); a negative borrowed
     from another feature is magnified by up to the larger of `scale` and ``lent_scale[lender]``.
     Returns ``x`` (n, tile, tile) float32, contiguous, and the masks (n, tile, tile) bool in the
     same order; for 2.5D records (with ``slices``), ``x`` is (n, tile, tile, slices), every slice of
@@ -208,9 +204,6 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
     if not (isinstance(blur, int | float) and 0.0 <= blur <= 4.0):
         raise ValueError(f"`blur` must be a number in [0, 4] (largest Gaussian sd in pixels of the "
                          f"augmented copies, e.g. 1.0), got {blur!r}")
-    if not (isinstance(contrast, int | float) and 0.0 <= contrast < 1.0):
-        raise ValueError(f"`contrast` must be a number in [0, 1) (largest relative change of contrast "
-                         f"of the augmented copies, e.g. 0.3 for ±30 %), got {contrast!r}")
     if copies is not None:
         copies = check_positive_int(copies, "copies")
     else:
@@ -225,14 +218,11 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
     def pixels(r: Any) -> np.ndarray:  # (tile, tile), or (slices, tile, tile) for a 2.5D record
         return r.image if r.slices is None else r.slices
 
-    def random_imaging(image: np.ndarray) -> np.ndarray:
-        if blur:
-            image = ndimage.gaussian_filter(image, float(rng.uniform(0.0, blur)), axes=(-2, -1),
-                                            mode="reflect")
-        if contrast:  # about 0, the tomogram's mean (it is normalized): the feature fainter/darker
-            log_gain = np.log1p(float(contrast))
-            image = image * np.float32(np.exp(rng.uniform(-log_gain, log_gain)))
-        return image
+    def random_blur(image: np.ndarray) -> np.ndarray:
+        if not blur:
+            return image
+        sigma = float(rng.uniform(0.0, blur))
+        return ndimage.gaussian_filter(image, sigma, axes=(-2, -1), mode="reflect")
 
     images, masks = [], []
     for r in positives:
@@ -240,12 +230,12 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
         masks.append(r.mask)
         for angle in rng.uniform(0.0, 360.0, size=copies - 1):
             image, mask = rotate_pair(pixels(r), r.mask, float(angle), random_zoom(r))
-            images.append(random_imaging(image))
+            images.append(random_blur(image))
             masks.append(mask)
     for r in negatives:
         for angle in (None, *rng.uniform(0.0, 360.0, size=negative_copies - 1)):
             image = (pixels(r) if angle is None
-                     else random_imaging(rotate_pair(pixels(r), r.mask, float(angle), random_zoom(r))[0]))
+                     else random_blur(rotate_pair(pixels(r), r.mask, float(angle), random_zoom(r))[0]))
             if augment_negatives:
                 image = np.rot90(image, int(rng.integers(4)), axes=(-2, -1))
                 image = image[..., ::-1] if rng.integers(2) else image

@@ -35,7 +35,6 @@ from tomowidgets.trainset._checks import (
     frozen,
 )
 from tomowidgets.trainset._sampling import BLUR as BLUR
-from tomowidgets.trainset._sampling import CONTRAST as CONTRAST
 from tomowidgets.trainset._sampling import NEGATIVE_COPIES as NEGATIVE_COPIES
 from tomowidgets.trainset._sampling import SCALE as SCALE
 from tomowidgets.trainset._sampling import ground_truth_tiles, training_examples
@@ -52,8 +51,7 @@ if TYPE_CHECKING:
 
     from tomowidgets.io import Tomogram
 
-__all__ = ["BLUR", "CONTRAST", "NEGATIVE_COPIES", "SCALE", "TileRecord", "TrainingSet", "competing",
-           "shrink_labels"]
+__all__ = ["BLUR", "NEGATIVE_COPIES", "SCALE", "TileRecord", "TrainingSet", "competing", "shrink_labels"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -462,7 +460,6 @@ class TrainingSet:
                         copies: int | None = None, augment_negatives: bool = False,
                         negative_copies: int = NEGATIVE_COPIES, scale: float = SCALE,
                         blur: float = BLUR, lent_scale: Mapping[str, float] | None = None,
-                        contrast: float = CONTRAST,
                         ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Images and labels to train the network on, augmented, balanced and shuffled.
 
@@ -504,11 +501,6 @@ class TrainingSet:
             larger of `scale` and its lender's value, so that a network learns to reject every
             size of the other feature that the other feature's network learns to accept (e.g.
             ``{"double_membrane": 0.4}``). Default none: `scale` for every tile.
-        contrast : float, default CONTRAST (0)
-            Largest relative change of contrast of the augmented copies, in [0, 1): each copy is
-            multiplied by a random factor in ``[1 / (1 + contrast), 1 + contrast]`` (log-uniform),
-            so the network learns the feature's shape rather than how dark it is in the annotated
-            tomogram (another defocus, ice thickness or reconstruction shows it fainter or darker).
 
         Returns
         -------
@@ -522,7 +514,7 @@ class TrainingSet:
         ------
         ValueError
             If the set is empty or has no positive tile, `copies` or `negative_copies` is not an
-            integer >= 1, `scale` or `contrast` is not in [0, 1) or `blur` not in [0, 4].
+            integer >= 1, `scale` is not in [0, 1) or `blur` not in [0, 4].
 
         Notes
         -----
@@ -534,7 +526,7 @@ class TrainingSet:
         x, masks = training_examples(self._records, rng=rng, balance=balance, copies=copies,
                                      augment_negatives=augment_negatives,
                                      negative_copies=negative_copies, scale=scale, blur=blur,
-                                     lent_scale=lent_scale, contrast=contrast)
+                                     lent_scale=lent_scale)
         return x, shrink_labels(masks)
 
     # -- files ---------------------------------------------------------------------------------
