@@ -1,0 +1,158 @@
+"""Benchmark: why ribosome picks do not carry from one imaging model to the other (#16).
+
+Uses the networks that ``accuracy.py --annotators 3 --snr 0.5 --ctf on --erase-gold --imaging
+fourier tilt_series`` trained and cached for today's defaults (it trains them first if they are
+missing, ~45 min). Prints, for the unseen cells of each imaging model (seeds 1 and 2):
+
+1. the ribosomes' contrast in the preprocessed tomograms (mean on ribosome voxels minus the
+   mean of the background 3 voxels away from every feature, in sd of the tomogram);
+2. the picks of each training model's ribosome networks on each test model with the test
+   tomogram multiplied by 1.0, 1.2 and 1.4 (is it contrast?);
+3. the picks against the pick threshold;
+4. the picks against ``pick_particles(min_size=...)``;
+5. with ``--real``, the direction on the real cell (EMPIAR-10499 at 20 Å, ``real_data.py``'s
+   ribosome network): picks over the whole tomogram, and the share inside the traced envelope,
+   with the preprocessed tomogram multiplied by 0.85, 1.0 and 1.2.
+
+Picks are matched within half a ribosome radius, as in ``accuracy.py``; each figure is the mean
+over the three annotators of each one's mean over the two cells. Takes ~10 min on 2 cores.
+
+Usage::
+
+    .venv/bin/python benchmarks/pick_transfer.py [--real]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+HERE = Path(__file__).resolve().parent
+MODELS = ("fourier", "tilt_series")
+GAINS = (1.0, 1.2, 1.4)
+THRESHOLDS = (0.5, 0.6, 0.8, 1.0, 1.2)
+MIN_SIZES = (300, 200, 100, 50)
+#: accuracy.py's cached networks of today's defaults.
+VARIANT = "compete-dice-hysteresis-dm-scale-0.4-lent"
+SHAPE, SNR, ANNOTATORS = (64, 256, 256), 0.5, 3
+
+
+def load_accuracy():  # noqa: ANN201
+    """benchmarks/accuracy.py as a module (its dataclasses look their module up by name)."""
+    spec = importlib.util.spec_from_file_location("accuracy", HERE / "accuracy.py")
+    module = importlib.util.module_from_spec(spec)   # type: ignore[arg-type]
+    sys.modules["accuracy"] = module
+    spec.loader.exec_module(module)                  # type: ignore[union-attr]
+    return module
+
+
+def contrast(pre: np.ndarray, labels: dict[str, np.ndarray], feature: str = "ribosome") -> float:
+    """Mean of `pre` on `feature` minus its mean on the background 3 voxels away from every feature."""
+    background = ndimage.binary_erosion(~np.any(list(labels.values()), axis=0), iterations=3)
+    return float(pre[background].mean() - pre[labels[feature]].mean())
+
+
+def picks(score: np.ndarray, truth: np.ndarray, **options) -> tuple[float, float]:
+    """(precision, recall) of the ribosome picks of one score map."""
+    from tomowidgets.demo import RIBOSOME_MATCH_RADIUS
+    from tomowidgets.metrics import match_particles
+    from tomowidgets.particles import pick_particles
+
+    found = pick_particles(score, feature="ribosome", **options)[["z", "y", "x"]].to_numpy()
+    result = match_particles(found, truth, radius=RIBOSOME_MATCH_RADIUS)
+    return result["precision"], result["recall"]
+
+
+def ribosome_networks(accuracy, imaging: str) -> list:  # noqa: ANN001
+    """Each annotator's cached ribosome network trained on `imaging` cells."""
+    variant = accuracy.Variant(**{**accuracy.VARIANTS[VARIANT].__dict__, "annotators": ANNOTATORS})
+    cache = (HERE / "results" / "accuracy" / "networks" /
+             f"spread_{VARIANT}_{imaging}_snr{SNR:g}_ctf_{'x'.join(map(str, SHAPE))}_e20_s0_"
+             f"a{ANNOTATORS}_gold-erased")
+    source = [(pre, cell.labels) for cell, pre in accuracy.make_cells(
+        SNR, True, SHAPE, 0, imaging=imaging, seeds=(0,), erase_gold=True)]
+    teams = accuracy.train_networks(source, accuracy.DEMO_FEATURES, variant, seed=0, epochs=20,
+                                    cache=cache)
+    return [team[accuracy.DEMO_FEATURES.index("ribosome")] for team in teams]
+
+
+def real_cell_gains() -> None:
+    """Print the real cell's ribosome picks with its preprocessed tomogram multiplied by each gain."""
+    sys.path.insert(0, str(HERE))
+    import real_data
+
+    import tomowidgets as tw
+
+    raw = tw.read_tomogram(real_data.REAL / "empiar10499_TS00254_20A.mrc")
+    pre = tw.preprocess(tw.erase_gold(raw, tw.find_gold(raw)), progress=False)
+    net = real_data.cached_network(tw.TrainingSet.load(real_data.SETS / "ribosome.tiles.npz"), 0)
+    print("\nreal cell (EMPIAR-10499, 20 Å): ribosome picks with the tomogram multiplied by")
+    for gain in (0.85, 1.0, 1.2):
+        scores = tw.apply(net, tw.Tomogram(np.asarray(pre.data) * np.float32(gain), pre.apix),
+                          progress=False)
+        found = tw.pick_particles(scores, feature="ribosome", tomogram="TS00254")
+        print(f"  {gain:g}: {len(found)} picks, {real_data.inside_the_cell(found):.0%} inside the "
+              "traced envelope")
+
+
+def mean_over_cells(rows: np.ndarray) -> str:
+    """'precision / recall' of (cells, annotators, 2) values: mean over annotators of cell means."""
+    precision, recall = rows.mean(axis=0).mean(axis=0)
+    return f"{precision:.0%} / {recall:.0%}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--real", action="store_true", help="also the real cell (needs ../shared/data/real)")
+    args = parser.parse_args(argv)
+    from tomowidgets.apply import apply
+    from tomowidgets.io import Tomogram
+
+    accuracy = load_accuracy()
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
+    tests = {m: accuracy.make_cells(SNR, True, SHAPE, 0, imaging=m, seeds=(1, 2), erase_gold=True)
+             for m in MODELS}
+    print("ribosome contrast (background minus ribosome, in sd of the preprocessed tomogram):")
+    for model, cells in tests.items():
+        print(f"  {model}: " + ", ".join(f"{contrast(np.asarray(pre.data), cell.labels):.2f}"
+                                          for cell, pre in cells))
+    sweeps = {"gain": GAINS, "threshold": THRESHOLDS, "min_size": MIN_SIZES}
+    table: dict[str, list[str]] = {}
+    for train in MODELS:
+        nets = ribosome_networks(accuracy, train)
+        for test, cells in tests.items():
+            values = {name: np.zeros((len(v), len(cells), len(nets), 2)) for name, v in sweeps.items()}
+            for c, (cell, pre) in enumerate(cells):
+                particles = cell.particles
+                truth = particles[particles["feature"] == "ribosome"][["z", "y", "x"]].to_numpy()
+                for a, net in enumerate(nets):
+                    for i, gain in enumerate(GAINS):
+                        scaled = Tomogram(np.asarray(pre.data) * np.float32(gain), pre.apix)
+                        score = np.asarray(apply(net, scaled, progress=False).data)
+                        values["gain"][i, c, a] = picks(score, truth)
+                        if gain == 1.0:
+                            for j, level in enumerate(THRESHOLDS):
+                                values["threshold"][j, c, a] = picks(score, truth, threshold=level)
+                            for j, size in enumerate(MIN_SIZES):
+                                values["min_size"][j, c, a] = picks(score, truth, min_size=size)
+            for name in sweeps:
+                table.setdefault(name, []).append(
+                    f"| {train} → {test} | " + " | ".join(mean_over_cells(v) for v in values[name]) + " |")
+    for name, levels in sweeps.items():
+        print(f"\nribosome picks (precision / recall) against {name}:\n")
+        print("| train → test | " + " | ".join(f"{v:g}" for v in levels) + " |")
+        print("|---" * (len(levels) + 1) + "|")
+        print("\n".join(table[name]))
+    if args.real:
+        real_cell_gains()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
