@@ -566,9 +566,9 @@ def test_each_bad_tile_record_field_is_named(field, value, message):
     ts = _small_set(n_pos=1, n_neg=1)
     meta = ts.metadata
     meta["tiles"][0][field] = value
-    images, masks = np.stack([r.image for r in ts]), np.stack([r.mask for r in ts])
+    images, masks, slices, _ = _arrays_without_slices(ts)
     with pytest.raises(ValueError, match=message):
-        unpack_tiles(images, masks, None, meta, ts.tile, 0)
+        unpack_tiles(images, masks, slices, meta, ts.tile, 0)
 
 
 def test_only_a_positive_may_be_left_unpainted_in_a_file():
@@ -576,9 +576,9 @@ def test_only_a_positive_may_be_left_unpainted_in_a_file():
     meta = ts.metadata
     negative = next(i for i, info in enumerate(meta["tiles"]) if info["kind"] == "negative")
     meta["tiles"][negative]["painted"] = False
-    images, masks = np.stack([r.image for r in ts]), np.stack([r.mask for r in ts])
+    images, masks, slices, _ = _arrays_without_slices(ts)
     with pytest.raises(ValueError, match="'painted' false, which only a positive tile may have"):
-        unpack_tiles(images, masks, None, meta, ts.tile, 0)
+        unpack_tiles(images, masks, slices, meta, ts.tile, 0)
 
 
 # -- ground truth ----------------------------------------------------------------------------------
@@ -799,10 +799,9 @@ def test_a_saved_competing_set_keeps_its_borrowed_tiles_borrowed(tmp_path):
                                   competing.training_arrays(**options)[0])
     meta = competing.metadata
     meta["tiles"][0]["lender"] = "double_membrane"              # a positive cannot be borrowed
-    images = np.stack([r.image for r in competing])
-    masks = np.stack([r.mask for r in competing])
+    images, masks, slices, _ = _arrays_without_slices(competing)
     with pytest.raises(ValueError, match="names a lender, which only a negative tile borrowed"):
-        unpack_tiles(images, masks, None, meta, 32, 0)
+        unpack_tiles(images, masks, slices, meta, 32, 0)
 
 
 def test_blur_augmentation_smooths_the_copies_not_the_tiles_as_annotated():
