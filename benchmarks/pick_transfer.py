@@ -53,7 +53,8 @@ def load_accuracy():  # noqa: ANN201
 
 
 def contrast(pre: np.ndarray, labels: dict[str, np.ndarray], feature: str = "ribosome") -> float:
-    """Mean of `pre` on `feature` minus its mean on the background 3 voxels away from every feature."""
+    """How far `feature` lies below the background in `pre`: the mean of the background (voxels 3
+    away from every feature) minus the mean on `feature`."""
     background = ndimage.binary_erosion(~np.any(list(labels.values()), axis=0), iterations=3)
     return float(pre[background].mean() - pre[labels[feature]].mean())
 
@@ -80,6 +81,22 @@ def ribosome_networks(accuracy, imaging: str) -> list:  # noqa: ANN001
     teams = accuracy.train_networks(source, accuracy.DEMO_FEATURES, variant, seed=0, epochs=20,
                                     cache=cache)
     return [team[accuracy.DEMO_FEATURES.index("ribosome")] for team in teams]
+
+
+def pick_sweeps(net, pre, truth: np.ndarray) -> dict[str, list[tuple[float, float]]]:  # noqa: ANN001
+    """(precision, recall) of one network's picks on one cell for each gain, threshold, min_size."""
+    from tomowidgets.apply import apply
+    from tomowidgets.io import Tomogram
+
+    rows: dict[str, list[tuple[float, float]]] = {"gain": []}
+    for gain in GAINS:
+        scaled = Tomogram(np.asarray(pre.data) * np.float32(gain), pre.apix)
+        score = np.asarray(apply(net, scaled, progress=False).data)
+        rows["gain"].append(picks(score, truth))
+        if gain == 1.0:
+            rows["threshold"] = [picks(score, truth, threshold=level) for level in THRESHOLDS]
+            rows["min_size"] = [picks(score, truth, min_size=size) for size in MIN_SIZES]
+    return rows
 
 
 def real_cell_gains() -> None:
@@ -111,9 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--real", action="store_true", help="also the real cell (needs ../shared/data/real)")
     args = parser.parse_args(argv)
-    from tomowidgets.apply import apply
-    from tomowidgets.io import Tomogram
-
     accuracy = load_accuracy()
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     tests = {m: accuracy.make_cells(SNR, True, SHAPE, 0, imaging=m, seeds=(1, 2), erase_gold=True)
@@ -123,27 +137,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {model}: " + ", ".join(f"{contrast(np.asarray(pre.data), cell.labels):.2f}"
                                           for cell, pre in cells))
     sweeps = {"gain": GAINS, "threshold": THRESHOLDS, "min_size": MIN_SIZES}
-    table: dict[str, list[str]] = {}
+    table: dict[str, list[str]] = {name: [] for name in sweeps}
     for train in MODELS:
         nets = ribosome_networks(accuracy, train)
         for test, cells in tests.items():
-            values = {name: np.zeros((len(v), len(cells), len(nets), 2)) for name, v in sweeps.items()}
+            # (cells, annotators, settings, 2) per sweep
+            values = {name: np.zeros((len(cells), len(nets), len(v), 2)) for name, v in sweeps.items()}
             for c, (cell, pre) in enumerate(cells):
                 particles = cell.particles
                 truth = particles[particles["feature"] == "ribosome"][["z", "y", "x"]].to_numpy()
                 for a, net in enumerate(nets):
-                    for i, gain in enumerate(GAINS):
-                        scaled = Tomogram(np.asarray(pre.data) * np.float32(gain), pre.apix)
-                        score = np.asarray(apply(net, scaled, progress=False).data)
-                        values["gain"][i, c, a] = picks(score, truth)
-                        if gain == 1.0:
-                            for j, level in enumerate(THRESHOLDS):
-                                values["threshold"][j, c, a] = picks(score, truth, threshold=level)
-                            for j, size in enumerate(MIN_SIZES):
-                                values["min_size"][j, c, a] = picks(score, truth, min_size=size)
-            for name in sweeps:
-                table.setdefault(name, []).append(
-                    f"| {train} → {test} | " + " | ".join(mean_over_cells(v) for v in values[name]) + " |")
+                    for name, rows in pick_sweeps(net, pre, truth).items():
+                        values[name][c, a] = rows
+            for name, v in values.items():
+                table[name].append(f"| {train} → {test} | " + " | ".join(
+                    mean_over_cells(v[:, :, i]) for i in range(v.shape[2])) + " |")
     for name, levels in sweeps.items():
         print(f"\nribosome picks (precision / recall) against {name}:\n")
         print("| train → test | " + " | ".join(f"{v:g}" for v in levels) + " |")
