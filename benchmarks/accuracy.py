@@ -609,12 +609,11 @@ def main_spread(args: argparse.Namespace) -> int:
         for train_imaging in args.imaging:
             for ctf in ctfs:
                 for snr in args.snr:
-                    condition = (f"{train_imaging}{'_varied' if args.cells == 'varied' else ''}"
-                                 f"_snr{snr:g}_{'ctf' if ctf else 'noctf'}_"
-                                 f"{'x'.join(map(str, args.shape))}_e{args.epochs}_s{args.seed}"
-                                 f"_a{args.annotators}")
+                    condition = spread_condition(
+                        train_imaging, snr, ctf, shape=tuple(args.shape), epochs=args.epochs,
+                        seed=args.seed, annotators=args.annotators, varied=args.cells == "varied",
+                        erase_gold=args.erase_gold)
                     tests = "" if args.test_cells == ["standard"] else "_on-" + "-".join(args.test_cells)
-                    condition += "_gold-erased" if args.erase_gold else ""
                     paths = {v: args.out / f"spread_{v}_{condition}{tests}.json" for v in variants}
                     results += cached_or_run_group(paths, args, partial(
                         run_spread, snr, ctf, train_imaging=train_imaging,
@@ -626,6 +625,16 @@ def main_spread(args: argparse.Namespace) -> int:
     print()
     print(format_spread(results, features))
     return 0
+
+
+def spread_condition(train_imaging: str, snr: float, ctf: bool, *, shape: tuple[int, ...],
+                     epochs: int, seed: int, annotators: int, varied: bool = False,
+                     erase_gold: bool = False) -> str:
+    """The name of one training condition of ``--annotators``: its results are
+    ``spread_<variant>_<condition>.json`` and its networks ``networks/spread_<variant>_<condition>/``."""
+    return (f"{train_imaging}{'_varied' if varied else ''}_snr{snr:g}_{'ctf' if ctf else 'noctf'}_"
+            f"{'x'.join(map(str, shape))}_e{epochs}_s{seed}_a{annotators}"
+            f"{'_gold-erased' if erase_gold else ''}")
 
 
 def cached_or_run_group(paths: dict[str, Path], args: argparse.Namespace,

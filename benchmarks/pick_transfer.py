@@ -25,7 +25,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import warnings
 from pathlib import Path
@@ -34,6 +33,9 @@ import numpy as np
 from scipy import ndimage
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import accuracy  # noqa: E402  (sibling scripts, not a package)
+
 MODELS = ("fourier", "tilt_series")
 GAINS = (1.0, 1.2, 1.4)
 THRESHOLDS = (0.5, 0.6, 0.8, 1.0, 1.2)
@@ -41,15 +43,6 @@ MIN_SIZES = (300, 200, 100, 50)
 #: accuracy.py's cached networks of today's defaults.
 VARIANT = "compete-dice-hysteresis-dm-scale-0.4-lent"
 SHAPE, SNR, ANNOTATORS = (64, 256, 256), 0.5, 3
-
-
-def load_accuracy():  # noqa: ANN201
-    """benchmarks/accuracy.py as a module (its dataclasses look their module up by name)."""
-    spec = importlib.util.spec_from_file_location("accuracy", HERE / "accuracy.py")
-    module = importlib.util.module_from_spec(spec)   # type: ignore[arg-type]
-    sys.modules["accuracy"] = module
-    spec.loader.exec_module(module)                  # type: ignore[union-attr]
-    return module
 
 
 def contrast(pre: np.ndarray, labels: dict[str, np.ndarray], feature: str = "ribosome") -> float:
@@ -70,12 +63,17 @@ def picks(score: np.ndarray, truth: np.ndarray, **options) -> tuple[float, float
     return result["precision"], result["recall"]
 
 
-def ribosome_networks(accuracy, imaging: str) -> list:  # noqa: ANN001
+def scaled(tomo, gain: float):  # noqa: ANN001, ANN201
+    """`tomo` with its voxels multiplied by `gain` (its particles fainter or darker)."""
+    return tomo.with_data(np.asarray(tomo.data) * np.float32(gain))
+
+
+def ribosome_networks(imaging: str) -> list:
     """Each annotator's cached ribosome network trained on `imaging` cells."""
     variant = accuracy.Variant(**{**accuracy.VARIANTS[VARIANT].__dict__, "annotators": ANNOTATORS})
-    cache = (HERE / "results" / "accuracy" / "networks" /
-             f"spread_{VARIANT}_{imaging}_snr{SNR:g}_ctf_{'x'.join(map(str, SHAPE))}_e20_s0_"
-             f"a{ANNOTATORS}_gold-erased")
+    condition = accuracy.spread_condition(imaging, SNR, True, shape=SHAPE, epochs=20, seed=0,
+                                          annotators=ANNOTATORS, erase_gold=True)
+    cache = HERE / "results" / "accuracy" / "networks" / f"spread_{VARIANT}_{condition}"
     source = [(pre, cell.labels) for cell, pre in accuracy.make_cells(
         SNR, True, SHAPE, 0, imaging=imaging, seeds=(0,), erase_gold=True)]
     teams = accuracy.train_networks(source, accuracy.DEMO_FEATURES, variant, seed=0, epochs=20,
@@ -86,12 +84,10 @@ def ribosome_networks(accuracy, imaging: str) -> list:  # noqa: ANN001
 def pick_sweeps(net, pre, truth: np.ndarray) -> dict[str, list[tuple[float, float]]]:  # noqa: ANN001
     """(precision, recall) of one network's picks on one cell for each gain, threshold, min_size."""
     from tomowidgets.apply import apply
-    from tomowidgets.io import Tomogram
 
     rows: dict[str, list[tuple[float, float]]] = {"gain": []}
     for gain in GAINS:
-        scaled = Tomogram(np.asarray(pre.data) * np.float32(gain), pre.apix)
-        score = np.asarray(apply(net, scaled, progress=False).data)
+        score = np.asarray(apply(net, scaled(pre, gain), progress=False).data)
         rows["gain"].append(picks(score, truth))
         if gain == 1.0:
             rows["threshold"] = [picks(score, truth, threshold=level) for level in THRESHOLDS]
@@ -101,7 +97,6 @@ def pick_sweeps(net, pre, truth: np.ndarray) -> dict[str, list[tuple[float, floa
 
 def real_cell_gains() -> None:
     """Print the real cell's ribosome picks with its preprocessed tomogram multiplied by each gain."""
-    sys.path.insert(0, str(HERE))
     import real_data
 
     import tomowidgets as tw
@@ -111,8 +106,7 @@ def real_cell_gains() -> None:
     net = real_data.cached_network(tw.TrainingSet.load(real_data.SETS / "ribosome.tiles.npz"), 0)
     print("\nreal cell (EMPIAR-10499, 20 Å): ribosome picks with the tomogram multiplied by")
     for gain in (0.85, 1.0, 1.2):
-        scores = tw.apply(net, tw.Tomogram(np.asarray(pre.data) * np.float32(gain), pre.apix),
-                          progress=False)
+        scores = tw.apply(net, scaled(pre, gain), progress=False)
         found = tw.pick_particles(scores, feature="ribosome", tomogram="TS00254")
         print(f"  {gain:g}: {len(found)} picks, {real_data.inside_the_cell(found):.0%} inside the "
               "traced envelope")
@@ -128,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--real", action="store_true", help="also the real cell (needs ../shared/data/real)")
     args = parser.parse_args(argv)
-    accuracy = load_accuracy()
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     tests = {m: accuracy.make_cells(SNR, True, SHAPE, 0, imaging=m, seeds=(1, 2), erase_gold=True)
              for m in MODELS}
@@ -139,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     sweeps = {"gain": GAINS, "threshold": THRESHOLDS, "min_size": MIN_SIZES}
     table: dict[str, list[str]] = {name: [] for name in sweeps}
     for train in MODELS:
-        nets = ribosome_networks(accuracy, train)
+        nets = ribosome_networks(train)
         for test, cells in tests.items():
             # (cells, annotators, settings, 2) per sweep
             values = {name: np.zeros((len(cells), len(nets), len(v), 2)) for name, v in sweeps.items()}
