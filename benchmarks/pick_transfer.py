@@ -10,7 +10,12 @@ missing, ~45 min). Prints, for the unseen cells of each imaging model (seeds 1 a
    tomogram multiplied by 1.0, 1.2 and 1.4 (is it contrast?);
 3. the picks against the pick threshold;
 4. the picks against ``pick_particles(min_size=...)``;
-5. with ``--real``, the direction on the real cell (EMPIAR-10499 at 20 Å, ``real_data.py``'s
+5. with ``--edges``, how much each network's score on a ribosome depends on what lies beside it:
+   the mean score over the ribosome's core (11 × 11 pixels of its central slice) in a window of
+   121² pixels around it, with the field cut 12 pixels beyond its centre on one side (zeros
+   beyond, as at a tomogram's edge), over the score with the whole window; ribosomes at least
+   60 pixels from every side, medians over ribosomes, cells and annotators;
+6. with ``--real``, the direction on the real cell (EMPIAR-10499 at 20 Å, ``real_data.py``'s
    ribosome network): picks over the whole tomogram, and the share inside the traced envelope,
    with the preprocessed tomogram multiplied by 0.85, 1.0 and 1.2.
 
@@ -19,7 +24,7 @@ over the three annotators of each one's mean over the two cells. Takes ~10 min o
 
 Usage::
 
-    .venv/bin/python benchmarks/pick_transfer.py [--real]
+    .venv/bin/python benchmarks/pick_transfer.py [--edges] [--real]
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ MODELS = ("fourier", "tilt_series")
 GAINS = (1.0, 1.2, 1.4)
 THRESHOLDS = (0.5, 0.6, 0.8, 1.0, 1.2)
 MIN_SIZES = (300, 200, 100, 50)
+#: --edges: the window around a ribosome (pixels from its centre), where its field is cut (pixels
+#: beyond its centre) and the core its score is read over (pixels from its centre).
+WINDOW, CUT, CORE = 60, 12, 5
+SIDES = ("+x", "-x", "+y", "-y")
 #: accuracy.py's cached networks of today's defaults.
 VARIANT = "compete-dice-hysteresis-dm-scale-0.4-lent"
 SHAPE, SNR, ANNOTATORS = (64, 256, 256), 0.5, 3
@@ -95,6 +104,60 @@ def pick_sweeps(net, pre, truth: np.ndarray) -> dict[str, list[tuple[float, floa
     return rows
 
 
+def cut_field(window: np.ndarray, side: str, cut: int = CUT) -> np.ndarray:
+    """A copy of `window` (z, y, x, centred on a particle) with zeros from `cut` pixels beyond its
+    centre on `side` ("+x", "-x", "+y" or "-y") onwards, as if the tomogram ended there."""
+    out = window.copy()
+    axis = {"y": 1, "x": 2}[side[1]]
+    centre = window.shape[axis] // 2
+    beyond = slice(centre + cut + 1, None) if side[0] == "+" else slice(0, centre - cut)
+    out[(slice(None),) * axis + (beyond,)] = 0
+    return out
+
+
+def edge_sensitivity(net, pre, truth: np.ndarray) -> dict[str, list[float]]:  # noqa: ANN001
+    """Per side, the core score of each ribosome far from every side with the field cut there,
+    over its score with the whole window (see the module's docstring, item 5)."""
+    from tomowidgets.apply import apply
+
+    volume = np.asarray(pre.data)
+    ratios: dict[str, list[float]] = {side: [] for side in SIDES}
+    for z, y, x in np.rint(truth).astype(int):
+        if min(y, x, volume.shape[1] - 1 - y, volume.shape[2] - 1 - x) < WINDOW or not (
+                2 <= z < volume.shape[0] - 2):
+            continue
+        window = volume[z - 2:z + 3, y - WINDOW:y + WINDOW + 1, x - WINDOW:x + WINDOW + 1]
+
+        def core(w: np.ndarray) -> float:
+            score = np.asarray(apply(net, pre.with_data(w), progress=False).data)
+            return float(score[2, WINDOW - CORE:WINDOW + CORE + 1, WINDOW - CORE:WINDOW + CORE + 1].mean())
+
+        whole = core(window)
+        for side in SIDES:
+            ratios[side].append(core(cut_field(window, side)) / whole)
+    return ratios
+
+
+def print_edge_sensitivity(tests: dict) -> None:
+    """The --edges table: each training model's ribosome networks on each test model's cells."""
+    print(f"\nribosome core score with the field cut {CUT} px beyond the centre / with the whole "
+          "window (medians):\n")
+    print("| train → test | " + " | ".join(SIDES) + " | ribosomes × annotators |")
+    print("|---" * (len(SIDES) + 2) + "|")
+    for train in MODELS:
+        nets = ribosome_networks(train)
+        for test, cells in tests.items():
+            ratios: dict[str, list[float]] = {side: [] for side in SIDES}
+            for cell, pre in cells:
+                particles = cell.particles
+                truth = particles[particles["feature"] == "ribosome"][["z", "y", "x"]].to_numpy()
+                for net in nets:
+                    for side, values in edge_sensitivity(net, pre, truth).items():
+                        ratios[side] += values
+            print(f"| {train} → {test} | " + " | ".join(f"{np.median(ratios[s]):.2f}" for s in SIDES)
+                  + f" | {len(ratios[SIDES[0]])} |")
+
+
 def real_cell_gains() -> None:
     """Print the real cell's ribosome picks with its preprocessed tomogram multiplied by each gain."""
     import real_data
@@ -120,6 +183,7 @@ def mean_over_cells(rows: np.ndarray) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--edges", action="store_true", help="also the networks' dependence on a field edge")
     parser.add_argument("--real", action="store_true", help="also the real cell (needs ../shared/data/real)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=RuntimeWarning)
@@ -150,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         print("| train → test | " + " | ".join(f"{v:g}" for v in levels) + " |")
         print("|---" * (len(levels) + 1) + "|")
         print("\n".join(table[name]))
+    if args.edges:
+        print_edge_sensitivity(tests)
     if args.real:
         real_cell_gains()
     return 0

@@ -35,3 +35,14 @@ def test_picks_are_averaged_per_annotator_over_cells_then_over_annotators(transf
     rows = np.array([[[1.0, 0.5], [0.5, 1.0]],      # cell 1: annotators 0 and 1
                      [[0.5, 0.5], [1.0, 0.0]]])     # cell 2
     assert transfer.mean_over_cells(rows) == "75% / 50%"
+
+
+@pytest.mark.parametrize(("side", "zeroed"), [("+x", np.s_[:, :, 8:]), ("-x", np.s_[:, :, :3]),
+                                              ("+y", np.s_[:, 8:, :]), ("-y", np.s_[:, :3, :])])
+def test_a_cut_field_is_zero_from_the_cut_onwards_on_that_side_only(transfer, side, zeroed):
+    window = np.ones((3, 11, 11), np.float32)      # centre (5, 5); cut 2 pixels beyond it
+    cut = transfer.cut_field(window, side, cut=2)
+    expected = window.copy()
+    expected[zeroed] = 0
+    np.testing.assert_array_equal(cut, expected)
+    assert window.min() == 1                       # the window itself is left as it was
