@@ -161,8 +161,6 @@ class Variant:
 #: other networks borrow as negatives by up to ±40 % (``train(lent_scale=...)``), and
 #: "compete-dice-hysteresis-dm-scale-0.4-lent-0.6" by up to ±60 % (9-23 nm from a 14 nm mitochondrion),
 #: "compete-dice-hysteresis-dm-scale-0.6-lent-0.6" also the double membranes' own tiles.
-#: "compete-dice-hysteresis-dm-scale-0.4-lent-ribo-edges-0.25" trains the ribosome networks with a
-#: quarter of their augmented copies cut at a simulated field edge (``train(edges=0.25)``).
 #: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
 DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {
@@ -198,10 +196,6 @@ VARIANTS = {
         compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS,
         train={"lent_scale": {"double_membrane": lent}},
         feature_train={"double_membrane": {"scale": own}}) for own, lent in ((0.4, 0.6), (0.6, 0.6))},
-    "compete-dice-hysteresis-dm-scale-0.4-lent-ribo-edges-0.25": Variant(
-        compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS,
-        train={"lent_scale": {"double_membrane": 0.4}},
-        feature_train={"double_membrane": {"scale": 0.4}, "ribosome": {"edges": 0.25}}),
     "hysteresis-0.5": Variant(networks="default", hysteresis=0.5),
     "dice-hysteresis": Variant(networks="default", hysteresis=0.5, calibration=DICE_CONTINUOUS),
 }

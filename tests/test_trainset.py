@@ -828,36 +828,6 @@ def test_blur_augmentation_smooths_the_copies_not_the_tiles_as_annotated():
         ts.training_arrays(blur=-1.0)
 
 
-
-def test_edge_augmentation_cuts_copies_at_a_field_edge_image_and_mask_alike():
-    """With edges=1 every augmented copy has zeros and no label on one side, beyond 8-31 pixels
-    from its centre (a 64² tile), and the tiles as annotated stay whole; edges=0 leaves the
-    arrays exactly as before (no random draws), and a share outside [0, 1] is refused."""
-    rng = np.random.default_rng(5)
-    tomo = tw.Tomogram(rng.normal(size=(2, 96, 96)).astype(np.float32) + 3, 10.0)  # no zero pixel
-    ts = TrainingSet(64, feature="ribosome")
-    mask = np.ones((64, 64), bool)
-    ts.add_positive(tomo, 0, 48, 48, mask)
-    ts.add_negative(tomo, 1, 48, 48)
-    options = {"rng": 0, "balance": False, "copies": 12, "augment_negatives": False,
-               "negative_copies": 12}
-    x, masks = training_examples(ts._records, edges=1.0, **options)
-    whole = [i for i, image in enumerate(x) if (image != 0).all()]
-    assert len(whole) == 2                                         # the two tiles as annotated
-    for image, m in zip(np.delete(x, whole, axis=0), np.delete(masks, whole, axis=0), strict=True):
-        rows, cols = (image == 0).all(axis=1), (image == 0).all(axis=0)
-        cut = cols if cols.any() else rows
-        zeros = np.flatnonzero(cut)
-        assert cut.sum() == (image == 0).sum() // 64                # whole rows or columns only
-        assert zeros[0] == 0 or zeros[-1] == 63                      # from one side onwards
-        assert 0 < cut.sum() <= 32 - 8 and (cut.sum() >= 1)
-        assert not (m & (image == 0)).any()                          # nothing labelled beyond
-    np.testing.assert_array_equal(training_examples(ts._records, edges=0.0, **options)[0],
-                                  training_examples(ts._records, **options)[0])
-    with pytest.raises(ValueError, match="edges"):
-        ts.training_arrays(edges=1.5)
-
-
 # -- 2.5D context ----------------------------------------------------------------------------------
 def test_a_context_set_keeps_the_neighbouring_slices_repeating_the_end_slice():
     tomo = _tomo()

@@ -206,7 +206,7 @@ class FeatureNet:
               progress: bool = True, seed: int | None = None, engine: str = "fft",
               reset: bool = False, negative_copies: int | None = None,
               scale: float | None = None, blur: float | None = None,
-              lent_scale: Mapping[str, float] | None = None, edges: float | None = None,
+              lent_scale: Mapping[str, float] | None = None,
               calibration: str = "auto") -> dict[str, list[float]]:
         """Train on a training set with the paper's schedule, then calibrate.
 
@@ -268,9 +268,6 @@ class FeatureNet:
             `scale` is used); default :data:`FEATURE_SCALE`, so that a network learns to reject
             every spacing of a double membrane that the double-membrane network learns to accept.
             ``{}``: `scale` for every tile. Ignored for plain arrays.
-        edges : float, optional
-            Share of the augmented copies cut at a simulated field edge
-            (:meth:`TrainingSet.training_arrays`); default 0, none. Ignored for plain arrays.
         calibration : {'auto', 'mean', 'dice'}, default 'auto'
             How the output is calibrated when training ends (see :meth:`calibrate`): 'mean' for
             particles that are picked, 'dice' for a feature whose voxels matter more (membranes,
@@ -303,7 +300,7 @@ class FeatureNet:
         lent_scale = dict(FEATURE_SCALE if lent_scale is None else lent_scale)
         x, y = _training.training_arrays(ts, seed=seed, copies=copies,
                                          negative_copies=negative_copies, scale=scale, blur=blur,
-                                         lent_scale=lent_scale, edges=edges)
+                                         lent_scale=lent_scale)
         _training.check_context(x, self.context)
         self._adopt(ts)
         self.reliability = None  # judged the weights before this run
@@ -321,7 +318,7 @@ class FeatureNet:
             "epochs": len(self.history["loss"]), "batch_size": batch_size,
             "learning_rate": learning_rate, "decay": decay, "l1": l1, "copies": copies,
             "negative_copies": negative_copies, "scale": scale, "lent_scale": lent_scale,
-            "blur": blur, "edges": edges,
+            "blur": blur,
             "seed": seed, "engine": engine, "calibration": calibration, "n_tiles": len(x),
             "n_annotated_tiles": int((y > 0).any(axis=(1, 2)).sum()),
             "trainset": _trainset_summary(ts),

@@ -47,8 +47,7 @@ def check_arrays(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def training_arrays(ts: Any, *, seed: int, copies: int | None, negative_copies: int | None = None,
                     scale: float | None = None, blur: float | None = None,
-                    lent_scale: Mapping[str, float] | None = None, edges: float | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
+                    lent_scale: Mapping[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` from a TrainingSet (augmented, balanced, shuffled) or from a plain tuple."""
     if isinstance(ts, tuple | list) and len(ts) == 2:
         return check_arrays(*ts)
@@ -64,8 +63,6 @@ def training_arrays(ts: Any, *, seed: int, copies: int | None, negative_copies: 
         options["blur"] = blur
     if lent_scale:
         options["lent_scale"] = lent_scale
-    if edges:
-        options["edges"] = edges
     warn_if_no_negatives(ts)
     # a TrainingSet checked each tile when it was added (or loaded): its arrays are trusted
     return ts.training_arrays(rng=seed, **options)

@@ -166,7 +166,7 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
                       balance: bool, copies: Any, augment_negatives: bool,
                       negative_copies: Any = NEGATIVE_COPIES, scale: float = SCALE,
                       blur: float = BLUR, lent_scale: Mapping[str, float] | None = None,
-                      edges: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Images and full-size masks of TileRecords in rotated copies, shuffled.
 
     Each positive appears `copies` times and each negative `negative_copies` times: once as picked,
@@ -177,8 +177,7 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
     from another feature is magnified by up to the larger of `scale` and ``lent_scale[lender]``.
     Returns ``x`` (n, tile, tile) float32, contiguous, and the masks (n, tile, tile) bool in the
     same order; for 2.5D records (with ``slices``), ``x`` is (n, tile, tile, slices), every slice of
-    a copy rotated alike. A share `edges` of the rotated copies end at a field edge
-    (:func:`cut_at_edge`). Arguments and errors are those of ``TrainingSet.training_arrays``.
+    a copy rotated alike. Arguments and errors are those of ``TrainingSet.training_arrays``.
     """
     if not records:
         raise ValueError("the training set is empty; annotate at least one positive tile "
@@ -205,9 +204,6 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
     if not (isinstance(blur, int | float) and 0.0 <= blur <= 4.0):
         raise ValueError(f"`blur` must be a number in [0, 4] (largest Gaussian sd in pixels of the "
                          f"augmented copies, e.g. 1.0), got {blur!r}")
-    if not (isinstance(edges, int | float) and 0.0 <= edges <= 1.0):
-        raise ValueError(f"`edges` must be a number in [0, 1] (share of the augmented copies cut "
-                         f"at a field edge, e.g. 0.25), got {edges!r}")
     if copies is not None:
         copies = check_positive_int(copies, "copies")
     else:
@@ -228,26 +224,18 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
         sigma = float(rng.uniform(0.0, blur))
         return ndimage.gaussian_filter(image, sigma, axes=(-2, -1), mode="reflect")
 
-    def random_edge(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not edges or rng.uniform() >= edges:
-            return image, mask
-        half = image.shape[-1] // 2
-        return cut_at_edge(image, mask, int(rng.integers(4)), int(rng.integers(half // 4, half)))
-
     images, masks = [], []
     for r in positives:
         images.append(pixels(r))
         masks.append(r.mask)
         for angle in rng.uniform(0.0, 360.0, size=copies - 1):
             image, mask = rotate_pair(pixels(r), r.mask, float(angle), random_zoom(r))
-            image, mask = random_edge(random_blur(image), mask)
-            images.append(image)
+            images.append(random_blur(image))
             masks.append(mask)
     for r in negatives:
         for angle in (None, *rng.uniform(0.0, 360.0, size=negative_copies - 1)):
             image = (pixels(r) if angle is None
-                     else random_edge(random_blur(rotate_pair(pixels(r), r.mask, float(angle),
-                                                                random_zoom(r))[0]), r.mask)[0])
+                     else random_blur(rotate_pair(pixels(r), r.mask, float(angle), random_zoom(r))[0]))
             if augment_negatives:
                 image = np.rot90(image, int(rng.integers(4)), axes=(-2, -1))
                 image = image[..., ::-1] if rng.integers(2) else image
@@ -258,23 +246,6 @@ def training_examples(records: Sequence[Any], *, rng: int | np.random.Generator 
     if x.ndim == 4:  # (n, slices, tile, tile) -> channels last, as the network reads them
         x = np.moveaxis(x, 1, -1)
     return np.ascontiguousarray(x, dtype=np.float32), np.stack(masks)[order]
-
-
-def cut_at_edge(image: np.ndarray, mask: np.ndarray, side: int, reach: int
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """A tile as it would look `reach` pixels from a tomogram's edge: zero image (the preprocessed
-    tomogram's mean, and what the network reads beyond a tomogram) and no label beyond ``centre +
-    reach`` on `side` (0: +x, 1: -x, 2: +y, 3: -y), so that a network learns to call a feature
-    whose surroundings are cut off, as near a field's edge, where it otherwise misses particles
-    (README, #16). Returns new arrays."""
-    image, mask = image.copy(), mask.copy()
-    axis = -1 if side < 2 else -2
-    centre = image.shape[axis] // 2
-    beyond = slice(centre + reach + 1, None) if side % 2 == 0 else slice(0, max(0, centre - reach))
-    index = (Ellipsis, beyond) if axis == -1 else (Ellipsis, beyond, slice(None))
-    image[index] = 0
-    mask[index] = False
-    return image, mask
 
 
 def rotate_pair(image: np.ndarray, mask: np.ndarray, angle: float, zoom: float = 1.0

@@ -460,7 +460,7 @@ class TrainingSet:
                         copies: int | None = None, augment_negatives: bool = False,
                         negative_copies: int = NEGATIVE_COPIES, scale: float = SCALE,
                         blur: float = BLUR, lent_scale: Mapping[str, float] | None = None,
-                        edges: float = 0.0) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+                        ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Images and labels to train the network on, augmented, balanced and shuffled.
 
         Each positive tile appears once as annotated plus ``copies - 1`` times rotated in-plane by
@@ -501,11 +501,6 @@ class TrainingSet:
             larger of `scale` and its lender's value, so that a network learns to reject every
             size of the other feature that the other feature's network learns to accept (e.g.
             ``{"double_membrane": 0.4}``). Default none: `scale` for every tile.
-        edges : float, default 0
-            Share of the augmented copies (not the tiles as picked) that end at a field edge: zero
-            image and no label from a random 8-31 pixels (a 64² tile's) beyond the tile's centre
-            on a random side onwards, as where a tomogram ends (`_sampling.cut_at_edge`), so that a
-            network still calls a feature whose surroundings it cannot see. In [0, 1].
 
         Returns
         -------
@@ -519,7 +514,7 @@ class TrainingSet:
         ------
         ValueError
             If the set is empty or has no positive tile, `copies` or `negative_copies` is not an
-            integer >= 1, `scale` is not in [0, 1), `blur` not in [0, 4] or `edges` not in [0, 1].
+            integer >= 1, `scale` is not in [0, 1) or `blur` not in [0, 4].
 
         Notes
         -----
@@ -531,7 +526,7 @@ class TrainingSet:
         x, masks = training_examples(self._records, rng=rng, balance=balance, copies=copies,
                                      augment_negatives=augment_negatives,
                                      negative_copies=negative_copies, scale=scale, blur=blur,
-                                     lent_scale=lent_scale, edges=edges)
+                                     lent_scale=lent_scale)
         return x, shrink_labels(masks)
 
     # -- files ---------------------------------------------------------------------------------
