@@ -20,7 +20,8 @@ missing, ~45 min). Prints, for the unseen cells of each imaging model (seeds 1 a
    with the preprocessed tomogram multiplied by 0.85, 1.0 and 1.2.
 
 Picks are matched within half a ribosome radius, as in ``accuracy.py``; each figure is the mean
-over the three annotators of each one's mean over the two cells. Takes ~10 min on 2 cores.
+over the three annotators of each one's mean over the two cells. Takes ~10 min on 2 cores, ~10 more
+with ``--edges``.
 
 Usage::
 
