@@ -91,6 +91,12 @@ def ribosome_networks(imaging: str) -> list:
     return [team[accuracy.DEMO_FEATURES.index("ribosome")] for team in teams]
 
 
+def ribosome_centres(cell) -> np.ndarray:  # noqa: ANN001
+    """The true ribosome centres ``(z, y, x)`` of a synthetic cell."""
+    particles = cell.particles
+    return particles[particles["feature"] == "ribosome"][["z", "y", "x"]].to_numpy()
+
+
 def pick_sweeps(net, pre, truth: np.ndarray) -> dict[str, list[tuple[float, float]]]:  # noqa: ANN001
     """(precision, recall) of one network's picks on one cell for each gain, threshold, min_size."""
     from tomowidgets.apply import apply
@@ -139,21 +145,18 @@ def edge_sensitivity(net, pre, truth: np.ndarray) -> dict[str, list[float]]:  # 
     return ratios
 
 
-def print_edge_sensitivity(tests: dict) -> None:
-    """The --edges table: each training model's ribosome networks on each test model's cells."""
+def print_edge_sensitivity(networks: dict[str, list], tests: dict) -> None:
+    """The --edges table: each training model's ribosome `networks` on each test model's cells."""
     print(f"\nribosome core score with the field cut {CUT} px beyond the centre / with the whole "
           "window (medians):\n")
     print("| train → test | " + " | ".join(SIDES) + " | ribosomes × annotators |")
     print("|---" * (len(SIDES) + 2) + "|")
-    for train in MODELS:
-        nets = ribosome_networks(train)
+    for train, nets in networks.items():
         for test, cells in tests.items():
             ratios: dict[str, list[float]] = {side: [] for side in SIDES}
             for cell, pre in cells:
-                particles = cell.particles
-                truth = particles[particles["feature"] == "ribosome"][["z", "y", "x"]].to_numpy()
                 for net in nets:
-                    for side, values in edge_sensitivity(net, pre, truth).items():
+                    for side, values in edge_sensitivity(net, pre, ribosome_centres(cell)).items():
                         ratios[side] += values
             print(f"| {train} → {test} | " + " | ".join(f"{np.median(ratios[s]):.2f}" for s in SIDES)
                   + f" | {len(ratios[SIDES[0]])} |")
@@ -196,14 +199,13 @@ def main(argv: list[str] | None = None) -> int:
                                           for cell, pre in cells))
     sweeps = {"gain": GAINS, "threshold": THRESHOLDS, "min_size": MIN_SIZES}
     table: dict[str, list[str]] = {name: [] for name in sweeps}
-    for train in MODELS:
-        nets = ribosome_networks(train)
+    networks = {train: ribosome_networks(train) for train in MODELS}
+    for train, nets in networks.items():
         for test, cells in tests.items():
             # (cells, annotators, settings, 2) per sweep
             values = {name: np.zeros((len(cells), len(nets), len(v), 2)) for name, v in sweeps.items()}
             for c, (cell, pre) in enumerate(cells):
-                particles = cell.particles
-                truth = particles[particles["feature"] == "ribosome"][["z", "y", "x"]].to_numpy()
+                truth = ribosome_centres(cell)
                 for a, net in enumerate(nets):
                     for name, rows in pick_sweeps(net, pre, truth).items():
                         values[name][c, a] = rows
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         print("|---" * (len(levels) + 1) + "|")
         print("\n".join(table[name]))
     if args.edges:
-        print_edge_sensitivity(tests)
+        print_edge_sensitivity(networks, tests)
     if args.real:
         real_cell_gains()
     return 0
