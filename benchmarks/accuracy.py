@@ -70,6 +70,7 @@ import numpy as np
 
 from tomowidgets.demo import DEMO_FEATURES, RIBOSOME_MATCH_RADIUS, simulated_annotation
 from tomowidgets.io import atomic_path
+from tomowidgets.merge import VOTE
 from tomowidgets.synthetic import IMAGING_MODELS
 
 #: Layouts of synthetic cells: make_cell's standard one and ``varied=True``.
@@ -121,6 +122,11 @@ class Variant:
         called structure within their slice are labelled too. None is the paper's single
         threshold, which the "default" variant keeps so that its committed results stay comparable;
         merge's own default became 0.5 (the "hysteresis-0.5" variant) on 2026-12-04.
+    vote : tuple of tuples of str, or None
+        ``merge(vote=...)``: groups of features whose structures (touching within a slice) each
+        take the group's feature most of their voxels have. None, the per-voxel rule, keeps the
+        committed results comparable; merge's own default became the membranes' group
+        (:data:`tomowidgets.merge.VOTE`, the "...-vote" variant) on 2026-12-06.
     """
 
     train: dict = field(default_factory=dict)
@@ -134,6 +140,7 @@ class Variant:
     calibration: str | dict = "mean"
     turned_calibration: bool = False
     hysteresis: float | None = None
+    vote: tuple[tuple[str, ...], ...] | None = None
 
 
 #: Pipeline settings compared in the table. "default" is the product's before 2026-12-04 (networks
@@ -160,7 +167,10 @@ class Variant:
 #: "compete-dice-hysteresis-dm-scale-0.4-lent" also magnifies the double-membrane tiles that the
 #: other networks borrow as negatives by up to ±40 % (``train(lent_scale=...)``), and
 #: "compete-dice-hysteresis-dm-scale-0.4-lent-0.6" by up to ±60 % (9-23 nm from a 14 nm mitochondrion),
-#: "compete-dice-hysteresis-dm-scale-0.6-lent-0.6" also the double membranes' own tiles.
+#: "compete-dice-hysteresis-dm-scale-0.6-lent-0.6" also the double membranes' own tiles;
+#: "compete-dice-hysteresis-dm-scale-0.4-lent-vote" merges the "...-lent" networks letting the
+#: membranes and double membranes vote (``merge(vote=VOTE)``, the product's default since 2026-12-06),
+#: "...-lent-vote-3" the microtubules with them.
 #: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
 DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {
@@ -196,6 +206,12 @@ VARIANTS = {
         compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS,
         train={"lent_scale": {"double_membrane": lent}},
         feature_train={"double_membrane": {"scale": own}}) for own, lent in ((0.4, 0.6), (0.6, 0.6))},
+    **{f"compete-dice-hysteresis-dm-scale-0.4-lent-{name}": Variant(
+        compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS, vote=vote,
+        networks="compete-dice-hysteresis-dm-scale-0.4-lent",
+        train={"lent_scale": {"double_membrane": 0.4}},
+        feature_train={"double_membrane": {"scale": 0.4}})
+       for name, vote in (("vote", VOTE), ("vote-3", (("membrane", "double_membrane", "microtubule"),)))},
     "hysteresis-0.5": Variant(networks="default", hysteresis=0.5),
     "dice-hysteresis": Variant(networks="default", hysteresis=0.5, calibration=DICE_CONTINUOUS),
 }
@@ -227,7 +243,8 @@ def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
 
 
 def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # noqa: ANN001
-               pad: bool = True, hysteresis: float | None = None, picked: dict | None = None) -> dict:
+               pad: bool = True, hysteresis: float | None = None, vote: tuple | None = None,
+               picked: dict | None = None) -> dict:
     """All the metrics of one unseen cell from its score maps (one per feature).
 
     `picked` caches the picking metrics by ribosome map, for variants that share it.
@@ -235,7 +252,7 @@ def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # 
     from tomowidgets.merge import merge
     from tomowidgets.metrics import confusion_matrix, dice, face_on, recall, skeleton_dice
 
-    labels = merge(scores, threshold=threshold, hysteresis=hysteresis)
+    labels = merge(scores, threshold=threshold, hysteresis=hysteresis, vote=vote)
     result = {}
     for i, name in enumerate(labels.names):
         called, truth = np.asarray(labels.data) == i + 1, cell.labels[name]
@@ -422,6 +439,7 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
                             and settings[v].pad == settings[variants[0]].pad)
                     per_cell.append(score_cell(scores, cell, threshold=1.0, box=box, seed=seed,
                                                pad=settings[v].pad, hysteresis=settings[v].hysteresis,
+                                               vote=settings[v].vote,
                                                picked=picked if same else None))
                 per_model[model].append(per_cell)
         results[v] = {

@@ -210,6 +210,27 @@ def test_merge_command_with_hysteresis_labels_more_of_the_same_structures(score_
     np.testing.assert_array_equal(default, grown)                 # hysteresis 0.5 is the default
 
 
+def test_merge_command_votes_between_the_membranes_unless_told_off(tmp_path, capsys):
+    # one ring that both membrane networks call, the double-membrane one on a third of it
+    y, x = np.mgrid[:24, :24]
+    ring = np.abs(np.hypot(y - 10, x - 10) - 5) < 0.7
+    maps = {"membrane": np.where(ring, 2.0, 0.0), "double_membrane": np.where(ring & (x > 12), 3.0, 0.0)}
+    for name, scores in maps.items():
+        tw.write_tomogram(tmp_path / f"cell.{name}.mrc", scores[None].astype(np.float32), apix=10.0)
+    args = ["merge", str(tmp_path / "cell.membrane.mrc"), str(tmp_path / "cell.double_membrane.mrc"), "-o"]
+    assert main([*args, str(tmp_path / "voted.mrc")]) == 0
+    assert main([*args, str(tmp_path / "split.mrc"), "--vote", "off"]) == 0
+    assert main([*args, str(tmp_path / "named.mrc"), "--vote", "double_membrane,membrane"]) == 0
+    voted, split, named = (np.asarray(tw.LabelMap.load(tmp_path / f"{n}.mrc").data)[0]
+                           for n in ("voted", "split", "named"))
+    assert set(np.unique(split[ring])) == {1, 2}
+    assert np.all(voted[ring] == 1)
+    np.testing.assert_array_equal(named, voted)
+    with pytest.raises(SystemExit):
+        main([*args, str(tmp_path / "bad.mrc"), "--vote", "membrane"])
+    assert "feature names joined by commas" in capsys.readouterr().err
+
+
 def test_pick_command_writes_a_star_file_that_reads_back_at_the_ribosomes(score_files):
     out, paths, cell = score_files
     assert main(["pick", str(paths["ribosome"]), "-o", str(out / "picks.star")]) == 0

@@ -135,6 +135,75 @@ def test_hysteresis_gives_the_same_labels_slab_by_slab_and_into_a_file(slab, tmp
     assert (np.asarray(whole.data) > 0).sum() > (np.asarray(single) > 0).sum()
 
 
+# --- vote: one structure, one of two readings (#16) ----------------------------------------------
+
+
+def _split_vesicle():
+    """Slice 1 of 3: a ring (radius 5 px, centre (10, 10)) both membrane networks score, the
+    double-membrane one higher on its right third; a straight membrane at y = 20 that only the
+    double-membrane network calls, on its first 4 voxels; a microtubule voxel inside the ring."""
+    shape = (3, 24, 24)
+    y, x = np.mgrid[:24, :24]
+    ring = np.abs(np.hypot(y - 10, x - 10) - 5) < 0.7
+    membrane, double = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    membrane[1][ring] = 2.0
+    double[1][ring & (x > 12)] = 3.0      # a minority of the ring's voxels
+    membrane[1, 20, 4:20] = 1.5
+    double[1, 20, 4:8] = 2.0
+    tube = np.zeros(shape, np.float32)
+    tube[1, 10, 10] = 2.0
+    return {"membrane": membrane, "double_membrane": double, "microtubule": tube}, ring
+
+
+def test_vote_gives_each_structure_the_feature_most_of_its_voxels_have():
+    scores, ring = _split_vesicle()
+    per_voxel = merge(scores, vote=None).data[1]
+    assert set(np.unique(per_voxel[ring])) == {1, 2}            # the ring split between two features
+    voted = merge(scores).data[1]                               # the default: membrane and double membrane
+    assert np.all(voted[ring] == 1)
+    assert np.all(voted[20, 4:20] == 1)                         # 4 of 16 voxels were double membrane
+    assert voted[10, 10] == 3                                   # features outside the group keep theirs
+    # the other slices, and the labelled voxels, are unchanged
+    np.testing.assert_array_equal(voted > 0, per_voxel > 0)
+    assert not np.asarray(merge(scores).data)[[0, 2]].any()
+
+
+def test_vote_connects_only_within_a_slice_and_ties_go_to_the_feature_listed_first():
+    membrane, double = np.zeros((2, 1, 4), np.float32), np.zeros((2, 1, 4), np.float32)
+    membrane[0, 0, :2] = 2.0
+    double[0, 0, 2:] = 2.0                                      # two and two: a tie
+    double[1, 0, :] = 2.0                                       # the next slice: all double membrane
+    membrane[1, 0, 0] = 3.0
+    labels = merge({"membrane": membrane, "double_membrane": double}).data
+    assert labels.tolist() == [[[1, 1, 1, 1]], [[2, 2, 2, 2]]]
+    flipped = merge({"double_membrane": double, "membrane": membrane}).data
+    assert flipped.tolist() == [[[1, 1, 1, 1]], [[1, 1, 1, 1]]]   # label 1 is now the double membrane
+
+
+def test_vote_groups_name_features_and_absent_ones_are_ignored():
+    scores, ring = _split_vesicle()
+    # a group of features given in another order, and names not merged, change nothing
+    same = merge(scores, vote=[("double_membrane", "membrane", "cilium")]).data
+    np.testing.assert_array_equal(same, merge(scores).data)
+    # a group of three: the tube voxel does not touch the ring, so each keeps its own label
+    three = merge(scores, vote=[("membrane", "double_membrane", "microtubule")]).data
+    assert three[1, 10, 10] == 3 and np.all(three[1][ring] == 1)
+    # one feature of a group merged alone: nothing to vote on
+    alone = {"membrane": scores["membrane"]}
+    np.testing.assert_array_equal(merge(alone).data, merge(alone, vote=None).data)
+
+
+@pytest.mark.parametrize("slab", [1, 2])
+def test_vote_gives_the_same_labels_slab_by_slab_and_into_a_file(slab, tmp_path):
+    rng = np.random.default_rng(5)
+    scores = {"membrane": rng.normal(1.0, 0.6, (5, 30, 30)).astype(np.float32),
+              "double_membrane": rng.normal(1.0, 0.6, (5, 30, 30)).astype(np.float32)}
+    whole = merge(scores, 1.2)
+    np.testing.assert_array_equal(merge(scores, 1.2, slab=slab).data, whole.data)
+    np.testing.assert_array_equal(merge(scores, 1.2, out=tmp_path / "l.mrc").data, whole.data)
+    assert not np.array_equal(whole.data, merge(scores, 1.2, vote=None).data)
+
+
 @pytest.mark.parametrize("slab", [1, 2, 7, 100])
 def test_slab_by_slab_equals_whole_volume(slab):
     scores = _scores()
@@ -283,6 +352,11 @@ def test_mask_counts_fractions_and_repr():
         ({"a": np.ones((1, 1, 1))}, {"out": "labels.json"}, "must be an MRC file"),
         ({"a": np.ones((1, 1, 1))}, {"hysteresis": 1.0}, "`hysteresis` must be a fraction"),
         ({"a": np.ones((1, 1, 1))}, {"hysteresis": True}, "`hysteresis`"),
+        ({"a": np.ones((1, 1, 1))}, {"vote": "a"}, "`vote` must be a list of groups"),
+        ({"a": np.ones((1, 1, 1))}, {"vote": ["ab"]}, "each group in `vote`"),
+        ({"a": np.ones((1, 1, 1))}, {"vote": [("a", 1)]}, "each group in `vote`"),
+        ({"a": np.ones((1, 1, 1))}, {"vote": [("a", "b"), ("a", "c")]}, r"names \['a'\] twice"),
+        ({"a": np.ones((1, 1, 1))}, {"vote": [("a", "a")]}, "twice"),
     ],
 )
 def test_bad_inputs_raise_value_errors_that_name_the_problem(scores, kwargs, match):

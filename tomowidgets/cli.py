@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tomowidgets._calibration import HYSTERESIS, THRESHOLD
+from tomowidgets._calibration import HYSTERESIS, THRESHOLD, VOTE
 
 DESCRIPTION = """\
 Annotate cryo-electron tomograms with small convolutional networks (Chen et al., Nat Methods 2017).
@@ -233,6 +233,11 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
                    help="also label weaker voxels (this fraction of the threshold; default "
                    f"{HYSTERESIS}) that continue a called structure within their slice: fewer breaks in "
                    "membranes and filaments; 'off' keeps the paper's single threshold")
+    p.add_argument("--vote", nargs="+", type=_vote_arg, default=VOTE, metavar="A,B|off",
+                   help="groups of features that are readings of one kind of structure: each structure "
+                   "they call within a slice takes the feature most of its voxels have (default "
+                   f"{' '.join(','.join(g) for g in VOTE)}; names not merged are ignored); 'off' lets "
+                   "each voxel keep its own best feature, the paper's rule")
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser(
@@ -337,12 +342,23 @@ def _hysteresis_arg(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a fraction such as 0.5, or 'off', got {text!r}") from None
 
 
+def _vote_arg(text: str) -> tuple[str, ...]:
+    """One ``--vote`` group: feature names joined by commas; 'off' alone is no group (merge checks names)."""
+    if text.strip().lower() in ("off", "none"):
+        return ()
+    names = tuple(name.strip() for name in text.split(","))
+    if len(names) < 2 or not all(names):
+        raise argparse.ArgumentTypeError(f"expected feature names joined by commas, e.g. "
+                                         f"membrane,double_membrane, or 'off', got {text!r}")
+    return names
+
+
 def cmd_merge(args: argparse.Namespace) -> None:
     """Merge score maps into a label map."""
     from tomowidgets.merge import merge
 
     labels = merge(_named_scores(args.scores), threshold=args.threshold, out=args.output,
-                   hysteresis=args.hysteresis)
+                   hysteresis=args.hysteresis, vote=[group for group in args.vote if group])
     fractions = ", ".join(f"{k} {v:.1%}" for k, v in labels.fractions().items())
     print(f"{labels!r}\nvoxels: {fractions}")
 

@@ -4,7 +4,9 @@ Each network's output is calibrated so that 1.0 is the annotated level (``Featur
 the mean score on annotated voxels, or the edge of what was painted), which makes the maps
 comparable: per voxel, the feature with the highest score wins, provided the score reaches the
 threshold (1.0, as in the paper) or, by default, half of it where it continues within its slice a
-structure that reaches it (hysteresis; ``hysteresis=None`` is the paper's single threshold).
+structure that reaches it (hysteresis; ``hysteresis=None`` is the paper's single threshold). Features
+that are two readings of one kind of structure (by default the membrane and the double membrane)
+then vote: each structure they call within a slice takes the one most of its voxels have.
 Volumes are processed in slabs of z slices, so memory-mapped score maps larger than memory can be
 merged straight into an MRC file.
 
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 import numpy as np
 from scipy import ndimage
 
-from tomowidgets._calibration import HYSTERESIS, THRESHOLD
+from tomowidgets._calibration import HYSTERESIS, THRESHOLD, VOTE
 from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive, same_voxel_size
 from tomowidgets.io import Tomogram, new_mrc
 from tomowidgets.merge._labelmap import (
@@ -45,7 +47,7 @@ from tomowidgets.merge._labelmap import (
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["BACKGROUND", "HYSTERESIS", "MAX_FEATURES", "Consensus", "LabelMap", "consensus", "merge",
+__all__ = ["BACKGROUND", "HYSTERESIS", "MAX_FEATURES", "VOTE", "Consensus", "LabelMap", "consensus", "merge",
            "sidecar_path"]
 
 #: Connectivity of hysteresis: 4-neighbours within a slice (skimage's default), never across slices,
@@ -66,6 +68,7 @@ def merge(
     slab: int | None = None,
     apix: float | None = None,
     hysteresis: float | None = HYSTERESIS,
+    vote: Sequence[Sequence[str]] | None = VOTE,
 ) -> LabelMap:
     """Label each voxel with the feature whose calibrated score is highest, if it reaches a threshold.
 
@@ -101,6 +104,14 @@ def merge(
         It continues membranes and filaments through stretches the network scores weakly without
         calling weak voxels on their own (:data:`HYSTERESIS` says what it gained). None: the
         paper's single threshold.
+    vote : list of lists of str, or None, default ``[("membrane", "double_membrane")]``
+        Groups of features that are readings of one kind of structure. After thresholding, each
+        structure called as any feature of a group (its voxels touching within a slice, as for
+        `hysteresis`) is relabelled as the group's feature that most of its voxels have (ties: the
+        one first in `scores`), so one vesicle or mitochondrion is not split between two features
+        (:data:`VOTE` says what it gained). Names not in `scores` are ignored, so the default
+        suits any subset of features. None or ``[]``: each voxel keeps its own best feature (the
+        paper's rule).
 
     Returns
     -------
@@ -112,8 +123,8 @@ def merge(
     ValueError
         If `scores` is empty or not a dict, has more than 127 features or an invalid name, its maps
         differ in shape or voxel size or are not 3D, a map holds NaN/inf, a threshold is not a finite
-        number, `thresholds` names a feature not in `scores`, `slab` < 1 or `hysteresis` is not
-        in ``(0, 1)``.
+        number, `thresholds` names a feature not in `scores`, `slab` < 1, `hysteresis` is not
+        in ``(0, 1)`` or `vote` is not a list of lists of feature names, each in one group at most.
 
     Examples
     --------
@@ -125,10 +136,15 @@ def merge(
     [[[1, 1, 1, 0, 0]]]
     >>> merge(line, hysteresis=None).data.tolist()                   # the paper's single threshold
     [[[1, 0, 1, 0, 0]]]
+    >>> ring = {"membrane": np.array([[[2.0, 2.0, 0.5, 0.0, 2.0]]]),  # one structure, split; another
+    ...         "double_membrane": np.array([[[1.5, 1.5, 3.0, 0.0, 0.5]]])}
+    >>> merge(ring).data.tolist(), merge(ring, vote=None).data.tolist()
+    ([[[1, 1, 1, 0, 1]]], [[[1, 1, 2, 0, 1]]])
     """
     names, sources, apix, origin = _check_scores(scores, apix)
     limits = _check_thresholds(names, threshold, thresholds)
     low = None if hysteresis is None else _check_hysteresis(hysteresis) * limits
+    groups = _check_vote(vote, names)
     shape = sources[0].shape
     if slab is None:
         slab = _auto_slab(len(names), shape)
@@ -141,8 +157,12 @@ def merge(
         best = np.argmax(stack, axis=0)
         top = np.take_along_axis(stack, best[np.newaxis], axis=0)[0]
         if low is not None:
-            return _hysteresis_labels(best, top, low, limits)
-        return np.where(top >= limits[best], best + 1, 0).astype(np.uint8)
+            labels = _hysteresis_labels(best, top, low, limits)
+        else:
+            labels = np.where(top >= limits[best], best + 1, 0).astype(np.uint8)
+        for group in groups:
+            _vote(labels, group)
+        return labels
 
     if out is None:
         data = np.empty(shape, np.uint8)
@@ -170,6 +190,44 @@ def _check_hysteresis(hysteresis: object) -> float:
         raise ValueError(f"`hysteresis` must be a fraction of the threshold between 0 and 1 (e.g. 0.5), "
                          f"got {hysteresis!r}; None keeps the single threshold")
     return float(hysteresis)
+
+
+def _check_vote(vote: object, names: tuple[str, ...]) -> list[np.ndarray]:
+    """The label values (index + 1) of each `vote` group with >= 2 features in `names`."""
+    if vote is None:
+        return []
+    hint = "e.g. vote=[('membrane', 'double_membrane')], or None"
+    if isinstance(vote, str) or not isinstance(vote, Sequence):
+        raise ValueError(f"`vote` must be a list of groups of feature names ({hint}), got {vote!r}")
+    groups: list[np.ndarray] = []
+    seen: set[str] = set()
+    for group in vote:
+        if (isinstance(group, str) or not isinstance(group, Sequence)
+                or not all(isinstance(name, str) for name in group)):
+            raise ValueError(f"each group in `vote` must be a list of feature names ({hint}), got {group!r}")
+        twice = seen.intersection(group)
+        if twice or len(set(group)) < len(group):
+            raise ValueError(f"`vote` names {sorted(twice) or list(group)} twice; "
+                             "a feature can be in one group only")
+        seen.update(group)
+        present = sorted(names.index(name) + 1 for name in group if name in names)
+        if len(present) >= 2:
+            groups.append(np.asarray(present, np.uint8))
+    return groups
+
+
+def _vote(labels: np.ndarray, group: np.ndarray) -> None:
+    """Relabel in place each in-slice structure labelled with `group`'s values by its majority."""
+    member = labels == group[0]
+    for value in group[1:]:
+        member |= labels == value
+    pieces, n = ndimage.label(member, structure=_IN_SLICE)
+    if n == 0:
+        return
+    counts = np.stack([np.bincount(pieces.ravel(), weights=(labels == value).ravel(), minlength=n + 1)
+                       for value in group])
+    winner = group[np.argmax(counts, axis=0)]   # argmax takes the first: the feature first in scores
+    np.copyto(labels, winner[pieces], where=member)
 
 
 def _hysteresis_labels(best: np.ndarray, top: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
