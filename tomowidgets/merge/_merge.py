@@ -224,8 +224,7 @@ def _vote(labels: np.ndarray, group: np.ndarray) -> None:
     pieces, n = ndimage.label(member, structure=_IN_SLICE)
     if n == 0:
         return
-    counts = np.stack([np.bincount(pieces.ravel(), weights=(labels == value).ravel(), minlength=n + 1)
-                       for value in group])
+    counts = np.stack([np.bincount(pieces[labels == value], minlength=n + 1) for value in group])
     winner = group[np.argmax(counts, axis=0)]   # argmax takes the first: the feature first in scores
     np.copyto(labels, winner[pieces], where=member)
 
