@@ -62,7 +62,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -206,15 +206,13 @@ VARIANTS = {
         compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS,
         train={"lent_scale": {"double_membrane": lent}},
         feature_train={"double_membrane": {"scale": own}}) for own, lent in ((0.4, 0.6), (0.6, 0.6))},
-    **{f"compete-dice-hysteresis-dm-scale-0.4-lent-{name}": Variant(
-        compete=True, hysteresis=0.5, calibration=DICE_CONTINUOUS, vote=vote,
-        networks="compete-dice-hysteresis-dm-scale-0.4-lent",
-        train={"lent_scale": {"double_membrane": 0.4}},
-        feature_train={"double_membrane": {"scale": 0.4}})
-       for name, vote in (("vote", VOTE), ("vote-3", (("membrane", "double_membrane", "microtubule"),)))},
     "hysteresis-0.5": Variant(networks="default", hysteresis=0.5),
     "dice-hysteresis": Variant(networks="default", hysteresis=0.5, calibration=DICE_CONTINUOUS),
 }
+_LENT = "compete-dice-hysteresis-dm-scale-0.4-lent"
+_VOTE_3 = (("membrane", "double_membrane", "microtubule"),)
+VARIANTS.update({f"{_LENT}-{name}": replace(VARIANTS[_LENT], networks=_LENT, vote=vote)
+                 for name, vote in (("vote", VOTE), ("vote-3", _VOTE_3))})
 #: Seed offset between simulated annotators.
 ANNOTATOR_SEEDS = 100
 #: ``--imaging`` of a training cell imaged by every model, half of the tiles clicked on each.
