@@ -127,6 +127,11 @@ class Variant:
         take the group's feature most of their voxels have. None, the per-voxel rule, keeps the
         committed results comparable; merge's own default became the membranes' group
         (:data:`tomowidgets.merge.VOTE`, the "...-vote" variant) on 2026-12-06.
+    pick : dict or None
+        Keyword arguments of ``pick_particles`` for the ribosome picks; {} is the product's
+        defaults. None, regions at the threshold of at least 300 voxels (the defaults before
+        2026-12-06), keeps the committed results comparable; since then the regions are grown to
+        0.4 of the threshold and must hold 10⁶ Å³ (the "...-vote-picks" variant).
     """
 
     train: dict = field(default_factory=dict)
@@ -141,6 +146,7 @@ class Variant:
     turned_calibration: bool = False
     hysteresis: float | None = None
     vote: tuple[tuple[str, ...], ...] | None = None
+    pick: dict | None = None
 
 
 #: Pipeline settings compared in the table. "default" is the product's before 2026-12-04 (networks
@@ -170,7 +176,8 @@ class Variant:
 #: "compete-dice-hysteresis-dm-scale-0.6-lent-0.6" also the double membranes' own tiles;
 #: "compete-dice-hysteresis-dm-scale-0.4-lent-vote" merges the "...-lent" networks letting the
 #: membranes and double membranes vote (``merge(vote=VOTE)``, the product's default since 2026-12-06),
-#: "...-lent-vote-3" the microtubules with them.
+#: "...-lent-vote-3" the microtubules with them; "...-lent-vote-picks" also picks the ribosomes with
+#: the product's defaults since 2026-12-06 (regions grown to 0.4 of the threshold, at least 10⁶ Å³).
 #: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
 DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {
@@ -213,6 +220,9 @@ _LENT = "compete-dice-hysteresis-dm-scale-0.4-lent"
 _VOTE_3 = (("membrane", "double_membrane", "microtubule"),)
 VARIANTS.update({f"{_LENT}-{name}": replace(VARIANTS[_LENT], networks=_LENT, vote=vote)
                  for name, vote in (("vote", VOTE), ("vote-3", _VOTE_3))})
+VARIANTS[f"{_LENT}-vote-picks"] = replace(VARIANTS[f"{_LENT}-vote"], pick={})
+#: ``pick_particles`` options of the variants before 2026-12-06 (``Variant.pick`` None).
+OLD_PICKS = {"hysteresis": None, "min_size": 300}
 #: Seed offset between simulated annotators.
 ANNOTATOR_SEEDS = 100
 #: ``--imaging`` of a training cell imaged by every model, half of the tiles clicked on each.
@@ -242,7 +252,7 @@ def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
 
 def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # noqa: ANN001
                pad: bool = True, hysteresis: float | None = None, vote: tuple | None = None,
-               picked: dict | None = None) -> dict:
+               pick: dict | None = None, picked: dict | None = None) -> dict:
     """All the metrics of one unseen cell from its score maps (one per feature).
 
     `picked` caches the picking metrics by ribosome map, for variants that share it.
@@ -265,20 +275,22 @@ def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # 
         key = id(scores["ribosome"])
         if key not in picked:
             picked[key] = pick_and_average(scores["ribosome"], cell, threshold=threshold, box=box,
-                                           seed=seed, pad=pad)
+                                           seed=seed, pad=pad, pick=pick)
         result["picking"] = picked[key]
     return result
 
 
 def pick_and_average(scores, cell, *, threshold: float, box: int, seed: int,  # noqa: ANN001
-                     pad: bool = True) -> dict:
-    """Pick ribosomes, match them to the truth, average them and compare with the true map."""
+                     pad: bool = True, pick: dict | None = None) -> dict:
+    """Pick ribosomes (``pick_particles(**pick)``; None: :data:`OLD_PICKS`), match them to the
+    truth, average them and compare with the true map."""
     from tomowidgets.average import average
     from tomowidgets.metrics import fsc_resolution, match_particles
     from tomowidgets.particles import extract_subvolumes, pick_particles
     from tomowidgets.synthetic import reference_map
 
-    picks = pick_particles(scores, threshold=threshold, feature="ribosome")
+    options = OLD_PICKS if pick is None else pick
+    picks = pick_particles(scores, threshold=threshold, feature="ribosome", **options)
     table = cell.particles
     truth = table[table["feature"] == "ribosome"][["z", "y", "x"]].to_numpy()
     result = match_particles(picks[["z", "y", "x"]].to_numpy(), truth, radius=RIBOSOME_MATCH_RADIUS)
@@ -434,10 +446,11 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
                 for c, (cell, _) in enumerate(cells):
                     scores = rescaled(maps[model][a][c], applied[a], teams[v][a])
                     same = ("ribosome" in scores and scores["ribosome"] is maps[model][a][c]["ribosome"]
-                            and settings[v].pad == settings[variants[0]].pad)
+                            and settings[v].pad == settings[variants[0]].pad
+                            and settings[v].pick == settings[variants[0]].pick)
                     per_cell.append(score_cell(scores, cell, threshold=1.0, box=box, seed=seed,
                                                pad=settings[v].pad, hysteresis=settings[v].hysteresis,
-                                               vote=settings[v].vote,
+                                               vote=settings[v].vote, pick=settings[v].pick,
                                                picked=picked if same else None))
                 per_model[model].append(per_cell)
         results[v] = {

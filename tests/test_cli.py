@@ -246,6 +246,19 @@ def test_pick_command_writes_a_star_file_that_reads_back_at_the_ribosomes(score_
         tuple(seeds[["z", "y", "x"]].round().astype(int).to_numpy().T)].all()
 
 
+def test_pick_command_grows_regions_unless_hysteresis_is_off(tmp_path, capsys):
+    r2 = sum((g - 20.0) ** 2 for g in np.indices((40, 40, 40), dtype=np.float32))
+    tw.write_tomogram(tmp_path / "cell.ribosome.mrc", 1.2 * np.exp(-r2 / 72), apix=10.0)  # core < 1000 voxels
+    args = ["pick", str(tmp_path / "cell.ribosome.mrc"), "-o"]
+    assert main([*args, str(tmp_path / "grown.csv")]) == 0
+    assert main([*args, str(tmp_path / "core.csv"), "--hysteresis", "off"]) == 0
+    assert main([*args, str(tmp_path / "small.csv"), "--hysteresis", "off", "--min-size", "100"]) == 0
+    assert [len(tw.read_particles(tmp_path / f"{n}.csv")) for n in ("grown", "core", "small")] == [1, 0, 1]
+    capsys.readouterr()
+    assert main([*args, str(tmp_path / "bad.csv"), "--hysteresis", "2"]) == 1
+    assert "`hysteresis` must be a fraction" in capsys.readouterr().err
+
+
 def test_pick_command_orients_seeds_along_membrane_normals_and_filaments(score_files, tmp_path):
     out, paths, cell = score_files
     assert main(["pick", str(paths["membrane"]), "-o", str(tmp_path / "normals.star"), "--spacing", "10",
@@ -264,7 +277,7 @@ def test_pick_command_orients_seeds_along_membrane_normals_and_filaments(score_f
     assert main(["pick", str(tmp_path / "rod.actin.mrc"), "-o", str(tmp_path / "x.csv"),
                  "--orient", "filament"]) == 1
     assert main(["pick", str(tmp_path / "rod.actin.mrc"), "-o", str(tmp_path / "long.star"),
-                 "--orient", "axis", "--axis-radius", "300"]) == 0
+                 "--orient", "axis", "--axis-radius", "300", "--min-size", "50"]) == 0
     picks = tw.read_particles(tmp_path / "long.star")
     assert len(picks) >= 1 and np.allclose(picks["tilt"], 90.0, atol=2)   # the rod lies along x
 

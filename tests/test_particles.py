@@ -163,6 +163,36 @@ def test_tomogram_name_defaults_to_the_score_files_stem(tmp_path):
     assert pick_particles(scores, min_size=1)["tomogram"].tolist() == ["TS_07_ribosome"]
 
 
+def _blob(shape, centre, amplitude, sd):
+    """A Gaussian score blob: a particle whose core alone reaches the threshold."""
+    grid = np.indices(shape, dtype=np.float32)
+    r2 = sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True))
+    return (amplitude * np.exp(-r2 / (2 * sd**2))).astype(np.float32)
+
+
+def test_a_particle_is_sized_by_its_region_grown_to_the_hysteresis():
+    # A particle of 1.2 at its centre: about 500 voxels reach 1.0, about 3000 reach 0.4.
+    scores = _blob((40, 40, 40), (20, 20, 20), 1.2, 6.0)
+    grown = pick_particles(scores)                                # 0.4 and 1000 voxels by default
+    assert len(grown) == 1 and 2000 < grown["size"].iloc[0] < 4000
+    assert len(pick_particles(scores, hysteresis=None)) == 0      # its core alone is under 1000 voxels
+    core = pick_particles(scores, hysteresis=None, min_size=1)
+    assert core["size"].iloc[0] < 1000
+    np.testing.assert_allclose(grown[["z", "y", "x"]].to_numpy(), [[20, 20, 20]], atol=1e-6)
+
+
+def test_a_grown_region_must_reach_the_threshold_itself():
+    faint = _blob((40, 40, 40), (20, 20, 20), 0.9, 6.0)           # large above 0.4, never 1.0
+    assert len(pick_particles(faint)) == 0
+    # A faint neighbour joined to a strong particle at 0.4 is cut off by the split and dropped,
+    # not picked on the strength of the particle beside it.
+    pair = np.maximum(_blob((40, 40, 60), (20, 20, 20), 1.5, 6.0),
+                      _blob((40, 40, 60), (20, 20, 40), 0.8, 6.0))
+    picks = pick_particles(pair)
+    assert len(picks) == 1 and abs(picks["x"].iloc[0] - 20) < 1
+    assert len(pick_particles(pair, threshold=0.7)) == 2
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -171,6 +201,8 @@ def test_tomogram_name_defaults_to_the_score_files_stem(tmp_path):
         ({"min_distance": -1}, "`min_distance` must be a finite number >= 0"),
         ({"threshold": np.inf}, "`threshold` must be a finite number"),
         ({"feature": ""}, "`feature` must be a non-empty"),
+        ({"hysteresis": 1.5}, "`hysteresis` must be a fraction of the threshold between 0 and 1"),
+        ({"hysteresis": 0}, "`hysteresis` must be a fraction"),
     ],
 )
 def test_bad_picking_options_raise(kwargs, match):
@@ -462,11 +494,11 @@ def test_picks_made_on_a_binned_tomogram_regrid_onto_the_fine_one(small_cell):
 
 
 def test_picking_defaults_follow_the_voxel_size_of_the_score_map():
-    """300 voxels and 10 voxels apart at 10 Å are 3·10⁵ Å³ and 100 Å: 38 voxels and 5 apart at 20 Å."""
+    """1000 voxels and 10 voxels apart at 10 Å are 10⁶ Å³ and 100 Å: 125 voxels and 5 apart at 20 Å."""
     scores = np.zeros((30, 30, 30), np.float32)
-    scores[5:9, 5:9, 5:9] = 2.0                        # 64 voxels: a particle at 20 Å, a speck at 10 Å
-    scores[5:9, 5:9, 16:20] = 1.5                      # 11 voxels from the first: two picks at 20 Å
+    scores[5:10, 5:10, 5:10] = 2.0                     # 125 voxels: a particle at 20 Å, a speck at 10 Å
+    scores[5:10, 5:10, 16:21] = 1.5                    # 11 voxels from the first: two picks at 20 Å
     assert len(pick_particles(Tomogram(scores, 20.0))) == 2
     assert len(pick_particles(Tomogram(scores, 10.0))) == 0
     assert len(pick_particles(scores)) == 0            # a bare array is taken to be at 10 Å
-    assert len(pick_particles(Tomogram(scores, 20.0), min_size=100)) == 0
+    assert len(pick_particles(Tomogram(scores, 20.0), min_size=126)) == 0

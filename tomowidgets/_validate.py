@@ -86,6 +86,15 @@ def check_positive(value: Any, arg_name: str) -> float:
     return float(value)
 
 
+def check_hysteresis(hysteresis: Any) -> float:
+    """Return `hysteresis` as float, raising ValueError unless it is a fraction strictly between 0 and 1."""
+    if (isinstance(hysteresis, bool) or not isinstance(hysteresis, numbers.Real)
+            or not 0 < float(hysteresis) < 1):
+        raise ValueError(f"`hysteresis` must be a fraction of the threshold between 0 and 1 (e.g. 0.5), "
+                         f"got {hysteresis!r}; None keeps the single threshold")
+    return float(hysteresis)
+
+
 def check_positive_int(value: Any, arg_name: str) -> int:
     """Return `value` as int, raising ValueError unless it is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:

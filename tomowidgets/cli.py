@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tomowidgets._calibration import HYSTERESIS, THRESHOLD, VOTE
+from tomowidgets._calibration import HYSTERESIS, PICK_HYSTERESIS, THRESHOLD, VOTE
 
 DESCRIPTION = """\
 Annotate cryo-electron tomograms with small convolutional networks (Chen et al., Nat Methods 2017).
@@ -254,7 +254,12 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="PICKS.star|PICKS.csv")
     p.add_argument("--threshold", type=float, default=THRESHOLD, help="calibrated score threshold (1.0)")
     p.add_argument("--min-size", type=int, default=None,
-                   help="smallest region in voxels (default ~a tenth of a ribosome at 10 Å)")
+                   help="smallest region in voxels, counted down to --hysteresis (default 10^6 Å^3, "
+                   "about a third of a ribosome: 1000 voxels at 10 Å)")
+    p.add_argument("--hysteresis", type=_hysteresis_arg, default=PICK_HYSTERESIS, metavar="FRACTION|off",
+                   help=f"grow each region that reaches the threshold down to this fraction of it "
+                   f"before its size is tested (default {PICK_HYSTERESIS}); 'off' keeps the paper's "
+                   "single threshold (then set --min-size, e.g. 300)")
     p.add_argument("--min-distance", type=float, default=None, help="smallest distance between picks, voxels")
     p.add_argument("--spacing", type=float, default=None,
                    help="seed points this many voxels apart instead (continuous features)")
@@ -333,7 +338,7 @@ def _named_scores(items: Sequence[str]) -> dict:
 
 
 def _hysteresis_arg(text: str) -> float | None:
-    """``--hysteresis``: a fraction, or 'off' for the single threshold (merge checks the range)."""
+    """``--hysteresis``: a fraction, or 'off' for the single threshold (merge and pick check the range)."""
     if text.strip().lower() in ("off", "none"):
         return None
     try:
@@ -392,7 +397,7 @@ def cmd_pick(args: argparse.Namespace) -> None:
     else:
         options = {k: v for k, v in (("min_size", args.min_size), ("min_distance", args.min_distance))
                    if v is not None}
-        table = pick_particles(scores, **common, **options)
+        table = pick_particles(scores, **common, **options, hysteresis=args.hysteresis)
         if args.orient == "axis":
             table = orient_particles(table, scores, args.axis_radius, threshold=args.threshold)
     write_particles(args.output, table, apix=scores.apix, origin=scores.origin, shape=scores.shape)

@@ -32,7 +32,14 @@ import numpy as np
 from scipy import ndimage
 
 from tomowidgets._calibration import HYSTERESIS, THRESHOLD, VOTE
-from tomowidgets._validate import as_float32, check_finite, check_ndim, check_positive, same_voxel_size
+from tomowidgets._validate import (
+    as_float32,
+    check_finite,
+    check_hysteresis,
+    check_ndim,
+    check_positive,
+    same_voxel_size,
+)
 from tomowidgets.io import Tomogram, new_mrc
 from tomowidgets.merge._labelmap import (
     BACKGROUND,
@@ -143,7 +150,7 @@ def merge(
     """
     names, sources, apix, origin = _check_scores(scores, apix)
     limits = _check_thresholds(names, threshold, thresholds)
-    low = None if hysteresis is None else _check_hysteresis(hysteresis) * limits
+    low = None if hysteresis is None else check_hysteresis(hysteresis) * limits
     groups = _check_vote(vote, names)
     shape = sources[0].shape
     if slab is None:
@@ -182,14 +189,6 @@ def merge(
             mrc.data[start:stop] = labels_of(start, stop).view(np.int8)
     write_sidecar(out, names, shape, apix)
     return LabelMap.load(out, mmap=True)
-
-
-def _check_hysteresis(hysteresis: object) -> float:
-    if (isinstance(hysteresis, bool) or not isinstance(hysteresis, numbers.Real)
-            or not 0 < float(hysteresis) < 1):
-        raise ValueError(f"`hysteresis` must be a fraction of the threshold between 0 and 1 (e.g. 0.5), "
-                         f"got {hysteresis!r}; None keeps the single threshold")
-    return float(hysteresis)
 
 
 def _check_vote(vote: object, names: tuple[str, ...]) -> list[np.ndarray]:
