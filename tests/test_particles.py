@@ -163,7 +163,7 @@ def test_tomogram_name_defaults_to_the_score_files_stem(tmp_path):
     assert pick_particles(scores, min_size=1)["tomogram"].tolist() == ["TS_07_ribosome"]
 
 
-def _blob(shape, centre, amplitude, sd):
+def _gaussian(shape, centre, amplitude, sd):
     """A Gaussian score blob: a particle whose core alone reaches the threshold."""
     grid = np.indices(shape, dtype=np.float32)
     r2 = sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True))
@@ -172,7 +172,7 @@ def _blob(shape, centre, amplitude, sd):
 
 def test_a_particle_is_sized_by_its_region_grown_to_the_hysteresis():
     # A particle of 1.2 at its centre: about 500 voxels reach 1.0, about 3000 reach 0.4.
-    scores = _blob((40, 40, 40), (20, 20, 20), 1.2, 6.0)
+    scores = _gaussian((40, 40, 40), (20, 20, 20), 1.2, 6.0)
     grown = pick_particles(scores)                                # 0.4 and 1000 voxels by default
     assert len(grown) == 1 and 2000 < grown["size"].iloc[0] < 4000
     assert len(pick_particles(scores, hysteresis=None)) == 0      # its core alone is under 1000 voxels
@@ -182,12 +182,12 @@ def test_a_particle_is_sized_by_its_region_grown_to_the_hysteresis():
 
 
 def test_a_grown_region_must_reach_the_threshold_itself():
-    faint = _blob((40, 40, 40), (20, 20, 20), 0.9, 6.0)           # large above 0.4, never 1.0
+    faint = _gaussian((40, 40, 40), (20, 20, 20), 0.9, 6.0)           # large above 0.4, never 1.0
     assert len(pick_particles(faint)) == 0
     # A faint neighbour joined to a strong particle at 0.4 is cut off by the split and dropped,
     # not picked on the strength of the particle beside it.
-    pair = np.maximum(_blob((40, 40, 60), (20, 20, 20), 1.5, 6.0),
-                      _blob((40, 40, 60), (20, 20, 40), 0.8, 6.0))
+    pair = np.maximum(_gaussian((40, 40, 60), (20, 20, 20), 1.5, 6.0),
+                      _gaussian((40, 40, 60), (20, 20, 40), 0.8, 6.0))
     picks = pick_particles(pair)
     assert len(picks) == 1 and abs(picks["x"].iloc[0] - 20) < 1
     assert len(pick_particles(pair, threshold=0.7)) == 2
