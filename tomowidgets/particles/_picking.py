@@ -68,6 +68,7 @@ __all__ = [
     "ANGLE_COLUMNS",
     "PARTICLE_COLUMNS",
     "PICK_COLUMNS",
+    "PICK_HYSTERESIS",
     "extract_subvolumes",
     "pick_particles",
     "read_particles",
@@ -171,8 +172,8 @@ def pick_particles(
     hysteresis : float or None, default 0.4
         Fraction of `threshold` down to which a region is grown from the voxels that reach
         `threshold` (hysteresis thresholding, as :func:`tomowidgets.merge` does for continuous
-        features; :data:`tomowidgets._calibration.PICK_HYSTERESIS`). None: regions are the voxels at
-        or above `threshold`, the paper's rule. No effect when `threshold` <= 0.
+        features; :data:`PICK_HYSTERESIS`). None: regions are the voxels at or above `threshold`,
+        the paper's rule. No effect when `threshold` <= 0.
 
     Returns
     -------
