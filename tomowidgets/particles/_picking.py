@@ -126,7 +126,8 @@ def pick_particles(
     annotators × two cells, ribosome networks trained with today's defaults), regions at 0.4 of the
     threshold and at least 10⁶ Å³ gave precision / recall 99 / 83 % instead of 97 / 72 % (regions at
     1.0, at least 3·10⁵ Å³) on crowded, varied back-projected cells and 98 / 96 % instead of
-    96 / 92 % on standard ones; recall rose in all eight conditions measured (README, #16).
+    96 / 92 % on standard ones; recall rose in seven of the eight conditions measured and stayed at
+    99 % in the eighth (README, #16).
 
     The centroid is the default because a network's maximum falls anywhere on a particle's dense
     parts: on a synthetic cell, ribosome picks at the maximum were within half a ribosome radius of
