@@ -131,7 +131,8 @@ class Variant:
         Keyword arguments of ``pick_particles`` for the ribosome picks; {} is the product's
         defaults. None, regions at the threshold of at least 300 voxels (the defaults before
         2026-12-06), keeps the committed results comparable; since then the regions are grown to
-        0.4 of the threshold and must hold 10⁶ Å³ (the "...-vote-picks" variant).
+        0.4 of the threshold and had to hold 10⁶ Å³ (the "...-vote-picks" variant), and since
+        a later change that day 3·10⁵ Å³ and 0.4 of the median region ("...-vote-relative").
     """
 
     train: dict = field(default_factory=dict)
@@ -176,8 +177,10 @@ class Variant:
 #: "compete-dice-hysteresis-dm-scale-0.6-lent-0.6" also the double membranes' own tiles;
 #: "compete-dice-hysteresis-dm-scale-0.4-lent-vote" merges the "...-lent" networks letting the
 #: membranes and double membranes vote (``merge(vote=VOTE)``, the product's default since 2026-12-06),
-#: "...-lent-vote-3" the microtubules with them; "...-lent-vote-picks" also picks the ribosomes with
-#: the product's defaults since 2026-12-06 (regions grown to 0.4 of the threshold, at least 10⁶ Å³).
+#: "...-lent-vote-3" the microtubules with them; "...-lent-vote-picks" also picks the ribosomes in
+#: regions grown to 0.4 of the threshold holding at least 10⁶ Å³ (the product's first rule of
+#: 2026-12-06), "...-lent-vote-relative" with the product's defaults since a later change that day
+#: (at least 3·10⁵ Å³ and 0.4 of the median region).
 #: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
 DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {
@@ -220,9 +223,12 @@ _LENT = "compete-dice-hysteresis-dm-scale-0.4-lent"
 _VOTE_3 = (("membrane", "double_membrane", "microtubule"),)
 VARIANTS.update({f"{_LENT}-{name}": replace(VARIANTS[_LENT], networks=_LENT, vote=vote)
                  for name, vote in (("vote", VOTE), ("vote-3", _VOTE_3))})
-VARIANTS[f"{_LENT}-vote-picks"] = replace(VARIANTS[f"{_LENT}-vote"], pick={})
+#: The grown regions' rule of 2026-12-06 with its fixed minimum (10⁶ Å³), as "...-vote-picks" ran it.
+GROWN_PICKS = {"min_size": 1000, "min_relative_size": None}
+VARIANTS[f"{_LENT}-vote-picks"] = replace(VARIANTS[f"{_LENT}-vote"], pick=GROWN_PICKS)
+VARIANTS[f"{_LENT}-vote-relative"] = replace(VARIANTS[f"{_LENT}-vote"], pick={})
 #: ``pick_particles`` options of the variants before 2026-12-06 (``Variant.pick`` None).
-OLD_PICKS = {"hysteresis": None, "min_size": 300}
+OLD_PICKS = {"hysteresis": None, "min_size": 300, "min_relative_size": None}
 #: Seed offset between simulated annotators.
 ANNOTATOR_SEEDS = 100
 #: ``--imaging`` of a training cell imaged by every model, half of the tiles clicked on each.

@@ -9,7 +9,7 @@ missing, ~45 min). Prints, for the unseen cells of each imaging model (seeds 1 a
 2. the picks of each training model's ribosome networks on each test model with the test
    tomogram multiplied by 1.0, 1.2 and 1.4 (is it contrast?);
 3. the picks against the pick threshold;
-4. the picks against ``pick_particles(min_size=...)``;
+4. the picks against ``pick_particles(min_size=...)`` (a fixed minimum alone, ``min_relative_size=None``);
 5. with ``--edges``, how much each network's score on a ribosome depends on what lies beside it:
    the mean score over the ribosome's core (11 × 11 pixels of its central slice) in a window of
    121² pixels around it, with the field cut 12 pixels beyond its centre on one side (zeros
@@ -107,7 +107,8 @@ def pick_sweeps(net, pre, truth: np.ndarray) -> dict[str, list[tuple[float, floa
         rows["gain"].append(picks(score, truth))
         if gain == 1.0:
             rows["threshold"] = [picks(score, truth, threshold=level) for level in THRESHOLDS]
-            rows["min_size"] = [picks(score, truth, min_size=size) for size in MIN_SIZES]
+            rows["min_size"] = [picks(score, truth, min_size=size, min_relative_size=None)
+                                for size in MIN_SIZES]
     return rows
 
 

@@ -248,7 +248,7 @@ def test_pick_command_writes_a_star_file_that_reads_back_at_the_ribosomes(score_
 
 def test_pick_command_grows_regions_unless_hysteresis_is_off(tmp_path, capsys):
     r2 = sum((g - 20.0) ** 2 for g in np.indices((40, 40, 40), dtype=np.float32))
-    tw.write_tomogram(tmp_path / "cell.ribosome.mrc", 1.2 * np.exp(-r2 / 72), apix=10.0)  # core < 1000 voxels
+    tw.write_tomogram(tmp_path / "cell.ribosome.mrc", 1.2 * np.exp(-r2 / 72), apix=10.0)  # core < 300 voxels
     args = ["pick", str(tmp_path / "cell.ribosome.mrc"), "-o"]
     assert main([*args, str(tmp_path / "grown.csv")]) == 0
     assert main([*args, str(tmp_path / "core.csv"), "--hysteresis", "off"]) == 0
@@ -257,6 +257,24 @@ def test_pick_command_grows_regions_unless_hysteresis_is_off(tmp_path, capsys):
     capsys.readouterr()
     assert main([*args, str(tmp_path / "bad.csv"), "--hysteresis", "2"]) == 1
     assert "`hysteresis` must be a fraction" in capsys.readouterr().err
+
+
+def test_pick_command_drops_regions_small_against_the_median_unless_told_off(tmp_path, capsys):
+    # three ribosome-sized particles (~3000 voxels above 0.4) and one complex of ~600
+    grid = np.indices((40, 40, 160), dtype=np.float32)
+    blobs = [1.5 * np.exp(-((grid[0] - 20) ** 2 + (grid[1] - 20) ** 2 + (grid[2] - x) ** 2) / (2 * sd**2))
+             for x, sd in ((20, 5.5), (60, 5.5), (100, 3.2), (140, 5.5))]
+    tw.write_tomogram(tmp_path / "cell.ribosome.mrc", np.max(blobs, axis=0), apix=10.0)
+    args = ["pick", str(tmp_path / "cell.ribosome.mrc"), "-o"]
+    assert main([*args, str(tmp_path / "relative.csv")]) == 0
+    assert main([*args, str(tmp_path / "every.csv"), "--min-relative-size", "off"]) == 0
+    assert main([*args, str(tmp_path / "some.csv"), "--min-relative-size", "0.1"]) == 0
+    picked = {n: sorted(tw.read_particles(tmp_path / f"{n}.csv")["x"].round())
+              for n in ("relative", "every", "some")}
+    assert picked == {"relative": [20, 60, 140], "every": [20, 60, 100, 140], "some": [20, 60, 100, 140]}
+    capsys.readouterr()
+    assert main([*args, str(tmp_path / "bad.csv"), "--min-relative-size", "2"]) == 1
+    assert "`min_relative_size` must be a fraction" in capsys.readouterr().err
 
 
 def test_pick_command_orients_seeds_along_membrane_normals_and_filaments(score_files, tmp_path):

@@ -86,11 +86,36 @@ def test_size_filters_drop_small_and_large_regions():
     scores[2, 2, 2] = 5.0                       # 1 voxel
     scores[5:8, 5:8, 10:13] = 2.0               # 27 voxels
     scores[2:14, 2:14, 20:32] = 1.5             # 1728 voxels
-    sizes = pick_particles(scores, min_size=1, min_distance=0)["size"].tolist()
+    fixed = {"min_distance": 0, "min_relative_size": None}
+    sizes = pick_particles(scores, min_size=1, **fixed)["size"].tolist()
     assert sorted(sizes) == [1, 27, 1728]
-    assert pick_particles(scores, min_size=2, max_size=1000, min_distance=0)["size"].tolist() == [27]
-    assert pick_particles(scores, min_size=27, max_size=27, min_distance=0)["size"].tolist() == [27]
+    assert pick_particles(scores, min_size=2, max_size=1000, **fixed)["size"].tolist() == [27]
+    assert pick_particles(scores, min_size=27, max_size=27, **fixed)["size"].tolist() == [27]
     assert len(pick_particles(scores, 10.0, min_size=1)) == 0
+    # relative to the median (27 voxels): 0.4 of it drops the single voxel, 0.03 keeps it
+    assert sorted(pick_particles(scores, min_size=1, min_distance=0)["size"]) == [27, 1728]
+    assert len(pick_particles(scores, min_size=1, min_distance=0, min_relative_size=0.03)) == 3
+
+
+def _scene(sds, spacing=40):
+    """Gaussian score blobs of amplitude 1.5 in a row along x, one per sd (voxels)."""
+    shape = (48, 48, spacing * len(sds))
+    blobs = [_gaussian(shape, (24, 24, spacing * (i + 0.5)), 1.5, sd) for i, sd in enumerate(sds)]
+    return np.max(blobs, axis=0)
+
+
+def test_smaller_complexes_are_dropped_relative_to_the_median_region():
+    # Four particles the network was trained on and two smaller complexes it half-recognises,
+    # 4x smaller in volume, once as one imaging model makes them and once twice as large across.
+    for scale in (1.0, 1.6):
+        sds = [scale * sd for sd in (5.0, 5.0, 3.15, 5.0, 3.15, 5.0)]
+        scores = _scene(sds)
+        picks = pick_particles(scores)
+        assert len(picks) == 4 and picks["size"].min() > 2 * 1000 * scale**3
+        assert len(pick_particles(scores, min_relative_size=None)) == 6
+    # a fixed minimum that drops the small ones at one scale keeps them at the other
+    fixed = {"min_size": round(0.4 * picks["size"].median() / 1.6**3), "min_relative_size": None}
+    assert len(pick_particles(_scene([1.6 * sd for sd in (5.0, 3.15)]), **fixed)) == 2
 
 
 def test_min_distance_keeps_the_higher_score():
@@ -171,13 +196,13 @@ def _gaussian(shape, centre, amplitude, sd):
 
 
 def test_a_particle_is_sized_by_its_region_grown_to_the_hysteresis():
-    # A particle of 1.2 at its centre: about 500 voxels reach 1.0, about 3000 reach 0.4.
+    # A particle of 1.2 at its centre: about 200 voxels reach 1.0, about 3000 reach 0.4.
     scores = _gaussian((40, 40, 40), (20, 20, 20), 1.2, 6.0)
-    grown = pick_particles(scores)                                # 0.4 and 1000 voxels by default
+    grown = pick_particles(scores)                                # 0.4 and 300 voxels by default
     assert len(grown) == 1 and 2000 < grown["size"].iloc[0] < 4000
-    assert len(pick_particles(scores, hysteresis=None)) == 0      # its core alone is under 1000 voxels
+    assert len(pick_particles(scores, hysteresis=None)) == 0      # its core alone is under 300 voxels
     core = pick_particles(scores, hysteresis=None, min_size=1)
-    assert core["size"].iloc[0] < 1000
+    assert core["size"].iloc[0] < 300
     np.testing.assert_allclose(grown[["z", "y", "x"]].to_numpy(), [[20, 20, 20]], atol=1e-6)
 
 
@@ -203,6 +228,9 @@ def test_a_grown_region_must_reach_the_threshold_itself():
         ({"feature": ""}, "`feature` must be a non-empty"),
         ({"hysteresis": 1.5}, "`hysteresis` must be a fraction of the threshold between 0 and 1"),
         ({"hysteresis": 0}, "`hysteresis` must be a fraction"),
+        ({"min_relative_size": 1.5}, r"`min_relative_size` must be a fraction in \(0, 1\]"),
+        ({"min_relative_size": 0}, "`min_relative_size` must be a fraction"),
+        ({"min_relative_size": "half"}, "`min_relative_size` must be a finite number"),
     ],
 )
 def test_bad_picking_options_raise(kwargs, match):
@@ -494,11 +522,11 @@ def test_picks_made_on_a_binned_tomogram_regrid_onto_the_fine_one(small_cell):
 
 
 def test_picking_defaults_follow_the_voxel_size_of_the_score_map():
-    """1000 voxels and 10 voxels apart at 10 Å are 10⁶ Å³ and 100 Å: 125 voxels and 5 apart at 20 Å."""
+    """300 voxels and 10 voxels apart at 10 Å are 3·10⁵ Å³ and 100 Å: 38 voxels and 5 apart at 20 Å."""
     scores = np.zeros((30, 30, 30), np.float32)
-    scores[5:10, 5:10, 5:10] = 2.0                     # 125 voxels: a particle at 20 Å, a speck at 10 Å
-    scores[5:10, 5:10, 16:21] = 1.5                    # 11 voxels from the first: two picks at 20 Å
+    scores[5:10, 5:10, 5:7] = 2.0                      # 50 voxels: a particle at 20 Å, a speck at 10 Å
+    scores[5:10, 5:10, 16:18] = 1.5                    # 11 voxels from the first: two picks at 20 Å
     assert len(pick_particles(Tomogram(scores, 20.0))) == 2
     assert len(pick_particles(Tomogram(scores, 10.0))) == 0
     assert len(pick_particles(scores)) == 0            # a bare array is taken to be at 10 Å
-    assert len(pick_particles(Tomogram(scores, 20.0), min_size=126)) == 0
+    assert len(pick_particles(Tomogram(scores, 20.0), min_size=51)) == 0

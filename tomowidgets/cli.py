@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tomowidgets._calibration import HYSTERESIS, PICK_HYSTERESIS, THRESHOLD, VOTE
+from tomowidgets._calibration import HYSTERESIS, PICK_HYSTERESIS, PICK_MIN_RELATIVE_SIZE, THRESHOLD, VOTE
 
 DESCRIPTION = """\
 Annotate cryo-electron tomograms with small convolutional networks (Chen et al., Nat Methods 2017).
@@ -229,7 +229,7 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="LABELS.mrc")
     p.add_argument("--threshold", type=float, default=THRESHOLD,
                    help="lowest calibrated score a feature needs to win a voxel (default 1.0)")
-    p.add_argument("--hysteresis", type=_hysteresis_arg, default=HYSTERESIS, metavar="FRACTION|off",
+    p.add_argument("--hysteresis", type=_fraction_or_off, default=HYSTERESIS, metavar="FRACTION|off",
                    help="also label weaker voxels (this fraction of the threshold; default "
                    f"{HYSTERESIS}) that continue a called structure within their slice: fewer breaks in "
                    "membranes and filaments; 'off' keeps the paper's single threshold")
@@ -254,9 +254,14 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="PICKS.star|PICKS.csv")
     p.add_argument("--threshold", type=float, default=THRESHOLD, help="calibrated score threshold (1.0)")
     p.add_argument("--min-size", type=int, default=None,
-                   help="smallest region in voxels, counted down to --hysteresis (default 10^6 Å^3, "
-                   "about a third of a ribosome: 1000 voxels at 10 Å)")
-    p.add_argument("--hysteresis", type=_hysteresis_arg, default=PICK_HYSTERESIS, metavar="FRACTION|off",
+                   help="smallest region in voxels, counted down to --hysteresis (default 3*10^5 Å^3, "
+                   "a tenth of a ribosome: 300 voxels at 10 Å)")
+    p.add_argument("--min-relative-size", type=_fraction_or_off, default=PICK_MIN_RELATIVE_SIZE,
+                   metavar="FRACTION|off",
+                   help=f"drop regions smaller than this fraction of the median region, so that smaller "
+                   f"complexes are not picked (default {PICK_MIN_RELATIVE_SIZE}); 'off' keeps every "
+                   "region of at least --min-size")
+    p.add_argument("--hysteresis", type=_fraction_or_off, default=PICK_HYSTERESIS, metavar="FRACTION|off",
                    help=f"grow each region that reaches the threshold down to this fraction of it "
                    f"before its size is tested (default {PICK_HYSTERESIS}); 'off' keeps the paper's "
                    "single threshold (then set --min-size, e.g. 300)")
@@ -337,8 +342,9 @@ def _named_scores(items: Sequence[str]) -> dict:
     return scores
 
 
-def _hysteresis_arg(text: str) -> float | None:
-    """``--hysteresis``: a fraction, or 'off' for the single threshold (merge and pick check the range)."""
+def _fraction_or_off(text: str) -> float | None:
+    """``--hysteresis``, ``--min-relative-size``: a fraction, or None for 'off' (merge and pick check
+    the range)."""
     if text.strip().lower() in ("off", "none"):
         return None
     try:
@@ -397,7 +403,8 @@ def cmd_pick(args: argparse.Namespace) -> None:
     else:
         options = {k: v for k, v in (("min_size", args.min_size), ("min_distance", args.min_distance))
                    if v is not None}
-        table = pick_particles(scores, **common, **options, hysteresis=args.hysteresis)
+        table = pick_particles(scores, **common, **options, hysteresis=args.hysteresis,
+                               min_relative_size=args.min_relative_size)
         if args.orient == "axis":
             table = orient_particles(table, scores, args.axis_radius, threshold=args.threshold)
     write_particles(args.output, table, apix=scores.apix, origin=scores.origin, shape=scores.shape)
