@@ -37,11 +37,12 @@ PICK_HYSTERESIS = 0.4
 
 #: pick_particles()'s default `min_relative_size`: a region smaller than this fraction of the median
 #: region (among those that pass the other tests) is dropped. A network calls the particles it was
-#: trained on 2.5-5 times larger than the other complexes it half-recognises (ribosomes against
-#: proteasomes on synthetic cells), but how large it calls either changes with the imaging: the
-#: median ribosome region of one network was 1300 voxels on one imaging model and 4700 on the
-#: other. A minimum relative to what the network calls in the same tomogram follows that change
-#: where a fixed one cannot: on unseen synthetic cells (3 annotators × 2 cells) it took picks from
-#: networks trained on Fourier-mask cells and applied to back-projected ones from 80 / 99 % to
-#: 98 / 98 % precision / recall, and the other way round from 100 / 63 % to 98 / 83 % (README, #16).
+#: trained on 4-9 times larger (medians) than the other complexes it half-recognises (ribosomes
+#: against proteasomes on synthetic cells), but how large it calls either changes with the imaging:
+#: the median ribosome region was 1300 voxels where networks trained on back-projected cells scored
+#: Fourier-mask cells, and 4700 the other way round. A minimum relative to what the network calls
+#: in the same tomogram follows that change where a fixed one cannot: on unseen synthetic cells
+#: (3 annotators × 2 cells) it took picks from networks trained on Fourier-mask cells and applied
+#: to back-projected ones from 80 / 99 % to 98 / 98 % precision / recall, and the other way round
+#: from 100 / 63 % to 98 / 82 % (README, #16).
 PICK_MIN_RELATIVE_SIZE = 0.4

@@ -126,11 +126,11 @@ def pick_particles(
     that reaches the threshold, which varies far more from particle to particle (half of the painted
     voxels score below 1.0 by the paper's calibration). The relative minimum then tells the
     particles a network was trained on from the smaller complexes it half-recognises, which it
-    calls 2.5-5 times smaller, whatever the imaging makes of both. On unseen synthetic cells (three
-    simulated annotators × two cells, ribosome networks trained with today's defaults) it raised
-    precision / recall from 80 / 99 % to 98 / 98 % where networks trained on Fourier-mask cells
-    pick back-projected ones, and from 100 / 63 % to 98 / 83 % the other way round (a fixed
-    minimum of 10⁶ Å³ before; README, #16).
+    calls 4-9 times smaller (medians), whatever the imaging makes of both. On unseen synthetic
+    cells (three simulated annotators × two cells, ribosome networks trained with today's
+    defaults) it raised precision / recall from 80 / 99 % to 98 / 98 % where networks trained on
+    Fourier-mask cells pick back-projected ones, and from 100 / 63 % to 98 / 82 % the other way
+    round (a fixed minimum of 10⁶ Å³ before; README, #16).
 
     The centroid is the default because a network's maximum falls anywhere on a particle's dense
     parts: on a synthetic cell, ribosome picks at the maximum were within half a ribosome radius of
