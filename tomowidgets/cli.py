@@ -264,7 +264,7 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hysteresis", type=_fraction_or_off, default=PICK_HYSTERESIS, metavar="FRACTION|off",
                    help=f"grow each region that reaches the threshold down to this fraction of it "
                    f"before its size is tested (default {PICK_HYSTERESIS}); 'off' keeps the paper's "
-                   "single threshold (then set --min-size, e.g. 300)")
+                   "single threshold")
     p.add_argument("--min-distance", type=float, default=None, help="smallest distance between picks, voxels")
     p.add_argument("--spacing", type=float, default=None,
                    help="seed points this many voxels apart instead (continuous features)")
