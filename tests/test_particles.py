@@ -107,14 +107,15 @@ def _scene(sds, spacing=40):
 def test_smaller_complexes_are_dropped_relative_to_the_median_region():
     # Four particles the network was trained on and two smaller complexes it half-recognises,
     # 4x smaller in volume, once as one imaging model makes them and once twice as large across.
+    picks = {}
     for scale in (1.0, 1.6):
-        sds = [scale * sd for sd in (5.0, 5.0, 3.15, 5.0, 3.15, 5.0)]
-        scores = _scene(sds)
-        picks = pick_particles(scores)
-        assert len(picks) == 4 and picks["size"].min() > 2 * 1000 * scale**3
+        scores = _scene([scale * sd for sd in (5.0, 5.0, 3.15, 5.0, 3.15, 5.0)])
+        picks[scale] = pick_particles(scores)
+        assert len(picks[scale]) == 4 and picks[scale]["size"].min() > 2 * 1000 * scale**3
         assert len(pick_particles(scores, min_relative_size=None)) == 6
-    # a fixed minimum that drops the small ones at one scale keeps them at the other
-    fixed = {"min_size": round(0.4 * picks["size"].median() / 1.6**3), "min_relative_size": None}
+    # a fixed minimum that drops the small complexes at one scale keeps them at the other
+    fixed = {"min_size": round(0.4 * picks[1.0]["size"].median()), "min_relative_size": None}
+    assert len(pick_particles(_scene([5.0, 3.15]), **fixed)) == 1
     assert len(pick_particles(_scene([1.6 * sd for sd in (5.0, 3.15)]), **fixed)) == 2
 
 
