@@ -5,7 +5,9 @@ scoring at least the threshold (1.0 on calibrated maps) gives one particle, at t
 score-weighted centroid (default) or at its maximum (the paper's choice). Unlike the paper, regions
 are first cut at the maxima of the score (a watershed), since touching particles in a crowded
 cytoplasm merge into one region, and grown down to 0.4 of the threshold (hysteresis) before their
-size is tested, since a particle's strongest core varies more in size than the particle does.
+size is tested, since a particle's strongest core varies more in size than the particle does; the
+size is tested against the tomogram's median region, since how large a network calls particles
+changes with the imaging while the ratio to smaller complexes does not.
 Continuous features (microtubules, membranes) get points seeded at random on the annotation with a
 minimum spacing. Both return a particle table (a pandas DataFrame):
 
