@@ -251,13 +251,11 @@ def pick_particles(
     # Best first: highest score, then largest mass, then position (a stable, deterministic order).
     order = np.lexsort((zyx[:, 2], zyx[:, 1], zyx[:, 0], -mass, -top))
     zyx, top, mass, size = zyx[order], top[order], mass[order], size[order]
-    if allowed is not None:
-        inside = allowed[tuple(np.rint(zyx).astype(np.int64).T)]
-        zyx, top, mass, size = zyx[inside], top[inside], mass[inside], size[inside]
-    if min_relative_size is not None and size.size:
+    keep = np.ones(size.size, bool) if allowed is None else allowed[tuple(np.rint(zyx).astype(np.int64).T)]
+    if min_relative_size is not None and keep.any():
         # Before thinning, so that a dropped small region never suppresses a particle beside it.
-        large = size >= min_relative_size * np.median(size)
-        zyx, top, mass, size = zyx[large], top[large], mass[large], size[large]
+        keep &= size >= min_relative_size * np.median(size[keep])
+    zyx, top, mass, size = zyx[keep], top[keep], mass[keep], size[keep]
     kept = _thin(zyx, min_distance)
     return make_table(name, feature, zyx[kept], top[kept], mass=mass[kept], size=size[kept])
 
