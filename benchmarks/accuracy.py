@@ -70,7 +70,7 @@ import numpy as np
 
 from tomowidgets.demo import DEMO_FEATURES, RIBOSOME_MATCH_RADIUS, simulated_annotation
 from tomowidgets.io import atomic_path
-from tomowidgets.merge import VOTE
+from tomowidgets.merge import THIN, VOTE
 from tomowidgets.synthetic import IMAGING_MODELS
 
 #: Layouts of synthetic cells: make_cell's standard one and ``varied=True``.
@@ -127,6 +127,11 @@ class Variant:
         take the group's feature most of their voxels have. None, the per-voxel rule, keeps the
         committed results comparable; merge's own default became the membranes' group
         (:data:`tomowidgets.merge.VOTE`, the "...-vote" variant) on 2026-12-06.
+    thin : tuple of str, or None
+        ``merge(thin=...)``: features whose calls are cut to their score's full width at half
+        maximum. None, the paper's rule, keeps the committed results comparable; merge's own
+        default became the membranes' (:data:`tomowidgets.merge.THIN`, the "...-thin" variant) on
+        2026-12-06.
     pick : dict or None
         Keyword arguments of ``pick_particles`` for the ribosome picks; {} is the product's
         defaults. None, regions at the threshold of at least 300 voxels (the defaults before
@@ -147,6 +152,7 @@ class Variant:
     turned_calibration: bool = False
     hysteresis: float | None = None
     vote: tuple[tuple[str, ...], ...] | None = None
+    thin: tuple[str, ...] | None = None
     pick: dict | None = None
 
 
@@ -180,7 +186,9 @@ class Variant:
 #: "...-lent-vote-3" the microtubules with them; "...-lent-vote-picks" also picks the ribosomes in
 #: regions grown to 0.4 of the threshold holding at least 10⁶ Å³ (the product's first rule of
 #: 2026-12-06), "...-lent-vote-relative" with the product's defaults since a later change that day
-#: (at least 3·10⁵ Å³ and 0.4 of the median region).
+#: (at least 3·10⁵ Å³ and 0.4 of the median region); "...-lent-vote-relative-thin" also cuts the
+#: membranes' calls to their score's full width at half maximum (``merge(thin=THIN)``, the
+#: product's default since a third change that day).
 #: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
 DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {
@@ -227,6 +235,7 @@ VARIANTS.update({f"{_LENT}-{name}": replace(VARIANTS[_LENT], networks=_LENT, vot
 GROWN_PICKS = {"min_size": 1000, "min_relative_size": None}
 VARIANTS[f"{_LENT}-vote-picks"] = replace(VARIANTS[f"{_LENT}-vote"], pick=GROWN_PICKS)
 VARIANTS[f"{_LENT}-vote-relative"] = replace(VARIANTS[f"{_LENT}-vote"], pick={})
+VARIANTS[f"{_LENT}-vote-relative-thin"] = replace(VARIANTS[f"{_LENT}-vote-relative"], thin=THIN)
 #: ``pick_particles`` options of the variants before 2026-12-06 (``Variant.pick`` None).
 OLD_PICKS = {"hysteresis": None, "min_size": 300, "min_relative_size": None}
 #: Seed offset between simulated annotators.
@@ -258,7 +267,7 @@ def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
 
 def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # noqa: ANN001
                pad: bool = True, hysteresis: float | None = None, vote: tuple | None = None,
-               pick: dict | None = None, picked: dict | None = None) -> dict:
+               thin: tuple | None = None, pick: dict | None = None, picked: dict | None = None) -> dict:
     """All the metrics of one unseen cell from its score maps (one per feature).
 
     `picked` caches the picking metrics by ribosome map, for variants that share it.
@@ -266,7 +275,7 @@ def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # 
     from tomowidgets.merge import merge
     from tomowidgets.metrics import confusion_matrix, dice, face_on, recall, skeleton_dice
 
-    labels = merge(scores, threshold=threshold, hysteresis=hysteresis, vote=vote)
+    labels = merge(scores, threshold=threshold, hysteresis=hysteresis, vote=vote, thin=thin)
     result = {}
     for i, name in enumerate(labels.names):
         called, truth = np.asarray(labels.data) == i + 1, cell.labels[name]
@@ -456,7 +465,8 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
                             and settings[v].pick == settings[variants[0]].pick)
                     per_cell.append(score_cell(scores, cell, threshold=1.0, box=box, seed=seed,
                                                pad=settings[v].pad, hysteresis=settings[v].hysteresis,
-                                               vote=settings[v].vote, pick=settings[v].pick,
+                                               vote=settings[v].vote, thin=settings[v].thin,
+                                               pick=settings[v].pick,
                                                picked=picked if same else None))
                 per_model[model].append(per_cell)
         results[v] = {

@@ -38,11 +38,18 @@ is applied with (``calibrate(turns=...)``: its output averaged over the tiles tu
 ``apply`` asks::
 
     python benchmarks/real_calibration.py --seeds 0 1 2 --turns 1 4 --turned-calibration
+
+The rows merge with every voxel that reaches the threshold (``merge(thin=None)``, as before
+2026-12-06); ``--thin`` adds, for each, the merge with the membrane's call cut to its score's full
+width at half maximum (``merge``'s default since then)::
+
+    python benchmarks/real_calibration.py --seeds 0 1 2 --thin
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -77,9 +84,11 @@ def on_the_envelope(membrane: np.ndarray) -> float:
 
 
 def membrane_rows(scores: dict[str, tw.Tomogram], net: tw.FeatureNet, membrane_set: tw.TrainingSet,
-                  seed: int, turns: int = 1, calibration_turns: int = 1) -> list[dict]:
+                  seed: int, turns: int = 1, calibration_turns: int = 1,
+                  thin: tuple[bool, ...] = (False,)) -> list[dict]:
     """The envelope measures of one membrane network's scores, calibrated each way (for
-    `calibration_turns`) and merged with the ribosome scores with and without hysteresis."""
+    `calibration_turns`) and merged with the ribosome scores with and without hysteresis, and
+    with the membrane thinned (``merge(thin=["membrane"])``) or not, as `thin` lists."""
     rows = []
     membrane = np.asarray(scores["membrane"].data)
     for method in tw.network.CALIBRATIONS:
@@ -87,17 +96,18 @@ def membrane_rows(scores: dict[str, tw.Tomogram], net: tw.FeatureNet, membrane_s
         net.calibrate(membrane_set, method=method, turns=calibration_turns)
         # calibrated scores are the capped output over the amplitude: rescale rather than reapply
         membrane = membrane * np.float32(before / net.amplitude)
-        for hysteresis in HYSTERESIS:
+        for hysteresis, thinned in itertools.product(HYSTERESIS, thin):
             labels = tw.merge({"ribosome": scores["ribosome"],
                                "membrane": tw.Tomogram(membrane, scores["membrane"].apix)},
-                              hysteresis=hysteresis)
+                              hysteresis=hysteresis, thin=["membrane"] if thinned else None)
             index = labels.names.index("membrane") + 1
             called = np.asarray(labels.data) == index
             ribosomes = np.asarray(labels.data) == labels.names.index("ribosome") + 1
             rows.append({"seed": seed, "turns": turns, "calibration_turns": calibration_turns,
                          "calibration": method,
                          "level": net.calibration["level"],
-                         "hysteresis": hysteresis, **envelope_coverage(np.asarray(labels.data), index),
+                         "hysteresis": hysteresis, "thin": thinned,
+                         **envelope_coverage(np.asarray(labels.data), index),
                          "on_envelope": on_the_envelope(called), "membrane_voxels": float(called.mean()),
                          "ribosome_on_envelope": on_the_envelope(ribosomes)})
     return rows
@@ -109,11 +119,12 @@ def scores_per_turns(net: tw.FeatureNet, pre: tw.Tomogram, turns: list[int]) -> 
 
 
 def summary(rows: list[dict]) -> list[dict]:
-    """Mean and sd over seeds of each number of turns, calibration and hysteresis setting."""
+    """Mean and sd over seeds of each number of turns, calibration, hysteresis and thinning."""
     out = []
-    for key in dict.fromkeys((r["turns"], r["calibration"], r["hysteresis"]) for r in rows):
-        same = [r for r in rows if (r["turns"], r["calibration"], r["hysteresis"]) == key]
-        out.append({"turns": key[0], "calibration": key[1], "hysteresis": key[2], "seeds": len(same),
+    settings = ("turns", "calibration", "hysteresis", "thin")
+    for key in dict.fromkeys(tuple(r[k] for k in settings) for r in rows):
+        same = [r for r in rows if tuple(r[k] for k in settings) == key]
+        out.append({**dict(zip(settings, key, strict=True)), "seeds": len(same),
                     **{f"{m}{s}": f(np.array([r[m] for r in same])) for m in MEASURES
                        for s, f in (("", np.mean), ("_sd", np.std))}})
     return out
@@ -132,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="apply the networks with each of these test-time turns (apply's turns)")
     parser.add_argument("--turned-calibration", action="store_true",
                         help="calibrate the membrane network for the turns it is applied with")
+    parser.add_argument("--thin", action="store_true",
+                        help="also merge with the membrane's call cut to its score's width at half "
+                             "maximum (merge(thin=...))")
     args = parser.parse_args(argv)
     if not (REAL / "empiar10499_TS00254_20A.mrc").is_file():
         sys.exit(f"the real cell is not at {REAL}; see ../shared/data/real/README.md")
@@ -161,27 +175,30 @@ def main(argv: list[str] | None = None) -> int:
                 scores = {"ribosome": ribosomes[turns],
                           "membrane": tw.apply(net, pre, progress=False, turns=turns)}
             rows += membrane_rows(scores, net, membrane_set, seed, turns,
-                                  turns if args.turned_calibration else 1)
+                                  turns if args.turned_calibration else 1,
+                                  (False, True) if args.thin else (False,))
     table = summary(rows)
     seconds = time.perf_counter() - t0
     print(f"EMPIAR-10499 at 20 Å, the membrane network ({args.set.name}, {len(membrane_set)} tiles"
           f"{', competing' if args.compete else ''}) calibrated and merged several ways; mean ± sd "
           f"over seeds {args.seeds} ({seconds:.0f} s)\n")
-    print("| turns | calibration | level (× mean) | hysteresis | envelope covered | pieces per slice "
+    print("| turns | calibration | level (× mean) | hysteresis | thin | envelope covered | pieces per slice "
           "| longest stretch | on the envelope | membrane voxels | ribosome on the envelope |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in table:
         print(f"| {r['turns']} | {r['calibration']} | {r['level']:.2f} | {r['hysteresis'] or '—'} "
+              f"| {'yes' if r['thin'] else 'no'} "
               f"| {r['envelope_covered']:.0%} ± {r['envelope_covered_sd']:.0%} | {r['pieces_per_slice']:.1f} "
               f"| {r['longest_stretch']:.0%} ± {r['longest_stretch_sd']:.0%} "
               f"| {r['on_envelope']:.0%} ± {r['on_envelope_sd']:.0%} | {r['membrane_voxels']:.2%} "
               f"| {r['ribosome_on_envelope']:.1%} ± {r['ribosome_on_envelope_sd']:.1%} |")
     name = ("calibration_compete" if args.compete else "calibration") + (
         "" if args.turns == [1] else "_turns" + "-".join(map(str, args.turns))) + (
-        "_turned-calibration" if args.turned_calibration else "") + ".json"
+        "_turned-calibration" if args.turned_calibration else "") + ("_thin" if args.thin else "") + ".json"
     (OUT / name).write_text(json.dumps({"set": str(args.set.name), "seeds": args.seeds,
                                         "compete": args.compete, "turns": args.turns,
                                         "turned_calibration": args.turned_calibration,
+                                        "thin": args.thin,
                                         "summary": table, "rows": rows},
                                        indent=1))
     return 0

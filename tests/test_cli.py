@@ -231,6 +231,21 @@ def test_merge_command_votes_between_the_membranes_unless_told_off(tmp_path, cap
     assert "feature names joined by commas" in capsys.readouterr().err
 
 
+def test_merge_command_thins_the_membranes_unless_told_off(tmp_path):
+    # a membrane scored 16 at its peak, falling off as a Gaussian of sd 2 voxels across x
+    x = np.arange(30)
+    scores = np.broadcast_to(16 * np.exp(-(x - 15) ** 2 / 8), (1, 20, 30)).astype(np.float32)
+    tw.write_tomogram(tmp_path / "cell.membrane.mrc", scores, apix=10.0)
+    args = ["merge", str(tmp_path / "cell.membrane.mrc"), "-o"]
+    assert main([*args, str(tmp_path / "thin.mrc")]) == 0
+    assert main([*args, str(tmp_path / "wide.mrc"), "--thin", "off"]) == 0
+    assert main([*args, str(tmp_path / "named.mrc"), "--thin", "membrane", "cilium"]) == 0
+    thin, wide, named = (tw.LabelMap.load(tmp_path / f"{n}.mrc").mask("membrane")[0, 10]
+                         for n in ("thin", "wide", "named"))
+    assert thin.sum() == 5 and wide.sum() == 11                  # the width at half maximum (4.7)
+    np.testing.assert_array_equal(named, thin)
+
+
 def test_pick_command_writes_a_star_file_that_reads_back_at_the_ribosomes(score_files):
     out, paths, cell = score_files
     assert main(["pick", str(paths["ribosome"]), "-o", str(out / "picks.star")]) == 0

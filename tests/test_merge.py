@@ -204,6 +204,61 @@ def test_vote_gives_the_same_labels_slab_by_slab_and_into_a_file(slab, tmp_path)
     assert not np.array_equal(whole.data, merge(scores, 1.2, vote=None).data)
 
 
+# --- thin: every call as wide as its score's peak (#16) ---------------------------------------------
+
+
+def _two_membranes(strong=16.0, weak=1.6):
+    """Slice 1 of 3: two straight membranes along y whose scores fall off across x as a Gaussian of
+    sd 2 voxels (full width at half maximum 4.7 voxels), one `strong`, one `weak`; a ribosome blob."""
+    x = np.arange(60, dtype=np.float32)
+    profile = strong * np.exp(-(x - 15) ** 2 / 8) + weak * np.exp(-(x - 45) ** 2 / 8)
+    membrane = np.zeros((3, 20, 60), np.float32)
+    membrane[1] = profile
+    ribosome = np.zeros_like(membrane)
+    ribosome[1, 2:5, 28:33] = 3.0
+    return {"membrane": membrane, "ribosome": ribosome}
+
+
+def test_thin_cuts_every_membrane_to_its_width_at_half_maximum_whatever_its_contrast():
+    scores = _two_membranes()
+    wide = np.asarray(merge(scores, thin=None).data)[1, 10]
+    thin = np.asarray(merge(scores).data)[1, 10]                 # the default thins the membranes
+    width = {name: (row[:30] == 1).sum() for name, row in (("wide", wide), ("thin", thin))}
+    weak = {name: (row[30:] == 1).sum() for name, row in (("wide", wide), ("thin", thin))}
+    assert width["wide"] == 11 and weak["wide"] == 7             # down to 0.5 (hysteresis) of 1.0
+    assert width["thin"] == weak["thin"] == 5                    # both the score's FWHM (4.7)
+    assert np.all(thin[13:18] == 1)                              # centred on the peak
+    # the ribosome is not in `thin`; slices 0 and 2 stay empty
+    np.testing.assert_array_equal(np.asarray(merge(scores).data)[1, :6, 28:33],
+                                  np.asarray(merge(scores, thin=None).data)[1, :6, 28:33])
+
+
+def test_a_thinned_flank_can_go_to_another_feature_that_reaches_its_threshold():
+    scores = _two_membranes()
+    scores["microtubule"] = np.zeros_like(scores["membrane"])
+    scores["microtubule"][1, :, 11] = 1.2       # 4 voxels off the strong membrane's peak, where it scores 2.2
+    assert np.all(np.asarray(merge(scores, thin=None).data)[1, :, 11] == 1)
+    assert np.all(np.asarray(merge(scores).data)[1, :, 11] == 3)
+
+
+def test_thin_names_features_and_absent_ones_are_ignored():
+    scores = _two_membranes()
+    default = np.asarray(merge(scores).data)
+    for same in (["membrane"], ("membrane", "membrane", "cilium")):
+        np.testing.assert_array_equal(merge(scores, thin=same).data, default)
+    np.testing.assert_array_equal(merge(scores, thin=[]).data, merge(scores, thin=None).data)
+    np.testing.assert_array_equal(merge(scores, thin=["ribosome"]).data, merge(scores, thin=None).data)
+
+
+@pytest.mark.parametrize("slab", [1, 2])
+def test_thin_gives_the_same_labels_slab_by_slab_and_into_a_file(slab, tmp_path):
+    scores = {"membrane": np.repeat(_two_membranes()["membrane"][1:2], 4, axis=0)}  # in every slice
+    whole = merge(scores)
+    np.testing.assert_array_equal(merge(scores, slab=slab).data, whole.data)
+    np.testing.assert_array_equal(merge(scores, out=tmp_path / "l.mrc").data, whole.data)
+    assert np.all(np.asarray(whole.data)[:, 10, :30].sum(axis=1) == 5)   # in-slice: every slice thinned
+
+
 @pytest.mark.parametrize("slab", [1, 2, 7, 100])
 def test_slab_by_slab_equals_whole_volume(slab):
     scores = _scores()
@@ -357,6 +412,8 @@ def test_mask_counts_fractions_and_repr():
         ({"a": np.ones((1, 1, 1))}, {"vote": [("a", 1)]}, "each group in `vote`"),
         ({"a": np.ones((1, 1, 1))}, {"vote": [("a", "b"), ("a", "c")]}, r"names \['a'\] twice"),
         ({"a": np.ones((1, 1, 1))}, {"vote": [("a", "a")]}, "twice"),
+        ({"a": np.ones((1, 1, 1))}, {"thin": "a"}, "`thin` must be a list of feature names"),
+        ({"a": np.ones((1, 1, 1))}, {"thin": ["a", 1]}, "`thin` must be a list"),
     ],
 )
 def test_bad_inputs_raise_value_errors_that_name_the_problem(scores, kwargs, match):

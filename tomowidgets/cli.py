@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from tomowidgets._calibration import HYSTERESIS, PICK_HYSTERESIS, PICK_MIN_RELATIVE_SIZE, THRESHOLD, VOTE
+from tomowidgets._calibration import (
+    HYSTERESIS,
+    PICK_HYSTERESIS,
+    PICK_MIN_RELATIVE_SIZE,
+    THIN,
+    THRESHOLD,
+    VOTE,
+)
 
 DESCRIPTION = """\
 Annotate cryo-electron tomograms with small convolutional networks (Chen et al., Nat Methods 2017).
@@ -238,6 +245,11 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
                    "they call within a slice takes the feature most of its voxels have (default "
                    f"{' '.join(','.join(g) for g in VOTE)}; names not merged are ignored); 'off' lets "
                    "each voxel keep its own best feature, the paper's rule")
+    p.add_argument("--thin", nargs="+", default=THIN, metavar="FEATURE|off",
+                   help="features whose calls are cut to their score's full width at half maximum, so "
+                   "that a strongly contrasted membrane is called no wider than a faint one (default "
+                   f"{' '.join(THIN)}; names not merged are ignored); 'off' labels every voxel that "
+                   "reaches the threshold, the paper's rule")
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser(
@@ -369,7 +381,8 @@ def cmd_merge(args: argparse.Namespace) -> None:
     from tomowidgets.merge import merge
 
     labels = merge(_named_scores(args.scores), threshold=args.threshold, out=args.output,
-                   hysteresis=args.hysteresis, vote=[group for group in args.vote if group])
+                   hysteresis=args.hysteresis, vote=[group for group in args.vote if group],
+                   thin=[name for name in args.thin if name.lower() not in ("off", "none")])
     fractions = ", ".join(f"{k} {v:.1%}" for k, v in labels.fractions().items())
     print(f"{labels!r}\nvoxels: {fractions}")
 
