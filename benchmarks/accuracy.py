@@ -130,7 +130,7 @@ class Variant:
     thin : tuple of str, or None
         ``merge(thin=...)``: features whose calls are cut to their score's full width at half
         maximum. None, the paper's rule, keeps the committed results comparable; merge's own
-        default became the membranes' (:data:`tomowidgets.merge.THIN`, the "...-thin" variant) on
+        default became the membrane's (:data:`tomowidgets.merge.THIN`, the "...-thin" variant) on
         2026-12-06.
     pick : dict or None
         Keyword arguments of ``pick_particles`` for the ribosome picks; {} is the product's
@@ -188,7 +188,7 @@ class Variant:
 #: 2026-12-06), "...-lent-vote-relative" with the product's defaults since a later change that day
 #: (at least 3·10⁵ Å³ and 0.4 of the median region); "...-lent-vote-relative-thin" also cuts the
 #: membranes' calls to their score's full width at half maximum (``merge(thin=THIN)``, the
-#: product's default since a third change that day).
+#: product's default since a fourth change that day).
 #: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
 DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {
