@@ -236,6 +236,11 @@ GROWN_PICKS = {"min_size": 1000, "min_relative_size": None}
 VARIANTS[f"{_LENT}-vote-picks"] = replace(VARIANTS[f"{_LENT}-vote"], pick=GROWN_PICKS)
 VARIANTS[f"{_LENT}-vote-relative"] = replace(VARIANTS[f"{_LENT}-vote"], pick={})
 VARIANTS[f"{_LENT}-vote-relative-thin"] = replace(VARIANTS[f"{_LENT}-vote-relative"], thin=THIN)
+#: Today's defaults with the membranes' own augmented tiles magnified by up to ±40 % as well, so
+#: that their network sees vesicles of more sizes (its own networks; the others' are the "...-lent" ones).
+VARIANTS[f"{_LENT}-vote-relative-thin-membrane-scale-0.4"] = replace(
+    VARIANTS[f"{_LENT}-vote-relative-thin"], networks=None,
+    feature_train={"double_membrane": {"scale": 0.4}, "membrane": {"scale": 0.4}})
 #: ``pick_particles`` options of the variants before 2026-12-06 (``Variant.pick`` None).
 OLD_PICKS = {"hysteresis": None, "min_size": 300, "min_relative_size": None}
 #: Seed offset between simulated annotators.
