@@ -354,10 +354,15 @@ def _named_scores(items: Sequence[str]) -> dict:
     return scores
 
 
+def _is_off(text: str) -> bool:
+    """Whether an option's value turns it off ('off' or 'none', any case)."""
+    return text.strip().lower() in ("off", "none")
+
+
 def _fraction_or_off(text: str) -> float | None:
     """``--hysteresis``, ``--min-relative-size``: a fraction, or None for 'off' (merge and pick check
     the range)."""
-    if text.strip().lower() in ("off", "none"):
+    if _is_off(text):
         return None
     try:
         return float(text)
@@ -367,7 +372,7 @@ def _fraction_or_off(text: str) -> float | None:
 
 def _vote_arg(text: str) -> tuple[str, ...]:
     """One ``--vote`` group: feature names joined by commas; 'off' alone is no group (merge checks names)."""
-    if text.strip().lower() in ("off", "none"):
+    if _is_off(text):
         return ()
     names = tuple(name.strip() for name in text.split(","))
     if len(names) < 2 or not all(names):
@@ -382,7 +387,7 @@ def cmd_merge(args: argparse.Namespace) -> None:
 
     labels = merge(_named_scores(args.scores), threshold=args.threshold, out=args.output,
                    hysteresis=args.hysteresis, vote=[group for group in args.vote if group],
-                   thin=[name for name in args.thin if name.lower() not in ("off", "none")])
+                   thin=[name for name in args.thin if not _is_off(name)])
     fractions = ", ".join(f"{k} {v:.1%}" for k, v in labels.fractions().items())
     print(f"{labels!r}\nvoxels: {fractions}")
 

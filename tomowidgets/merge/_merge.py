@@ -28,7 +28,7 @@ import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard, cast
 
 import numpy as np
 from scipy import ndimage
@@ -216,8 +216,7 @@ def _check_vote(vote: object, names: tuple[str, ...]) -> list[np.ndarray]:
     groups: list[np.ndarray] = []
     seen: set[str] = set()
     for group in vote:
-        if (isinstance(group, str) or not isinstance(group, Sequence)
-                or not all(isinstance(name, str) for name in group)):
+        if not _is_name_list(group):
             raise ValueError(f"each group in `vote` must be a list of feature names ({hint}), got {group!r}")
         twice = seen.intersection(group)
         if twice or len(set(group)) < len(group):
@@ -230,12 +229,17 @@ def _check_vote(vote: object, names: tuple[str, ...]) -> list[np.ndarray]:
     return groups
 
 
+def _is_name_list(value: object) -> TypeGuard[Sequence[str]]:
+    """Whether `value` is a list or tuple of feature names (a bare string is not)."""
+    return (not isinstance(value, str) and isinstance(value, Sequence)
+            and all(isinstance(name, str) for name in value))
+
+
 def _check_thin(thin: object, names: tuple[str, ...]) -> list[int]:
     """The indices in `names` of the `thin` features that are there."""
     if thin is None:
         return []
-    if (isinstance(thin, str) or not isinstance(thin, Sequence)
-            or not all(isinstance(name, str) for name in thin)):
+    if not _is_name_list(thin):
         raise ValueError("`thin` must be a list of feature names, e.g. thin=['membrane', "
                          f"'double_membrane'], or None, got {thin!r}")
     return [names.index(name) for name in dict.fromkeys(thin) if name in names]
