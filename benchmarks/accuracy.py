@@ -70,7 +70,7 @@ import numpy as np
 
 from tomowidgets.demo import DEMO_FEATURES, RIBOSOME_MATCH_RADIUS, simulated_annotation
 from tomowidgets.io import atomic_path
-from tomowidgets.merge import THIN, VOTE
+from tomowidgets.merge import FILAMENTS, THIN, VOTE
 from tomowidgets.synthetic import IMAGING_MODELS
 
 #: Layouts of synthetic cells: make_cell's standard one and ``varied=True``.
@@ -132,6 +132,11 @@ class Variant:
         maximum. None, the paper's rule, keeps the committed results comparable; merge's own
         default became the membrane's (:data:`tomowidgets.merge.THIN`, the "...-thin" variant) on
         2026-12-06.
+    filaments : tuple of str, or None
+        ``merge(filaments=...)``: features whose in-slice pieces far wider than a microtubule are
+        left to the other features. None keeps the committed results comparable; merge's own default
+        became the microtubule's (:data:`tomowidgets.merge.FILAMENTS`, the "...-filaments" variant)
+        on 2026-12-06.
     pick : dict or None
         Keyword arguments of ``pick_particles`` for the ribosome picks; {} is the product's
         defaults. None, regions at the threshold of at least 300 voxels (the defaults before
@@ -153,6 +158,7 @@ class Variant:
     hysteresis: float | None = None
     vote: tuple[tuple[str, ...], ...] | None = None
     thin: tuple[str, ...] | None = None
+    filaments: tuple[str, ...] | None = None
     pick: dict | None = None
 
 
@@ -188,7 +194,9 @@ class Variant:
 #: 2026-12-06), "...-lent-vote-relative" with the product's defaults since a later change that day
 #: (at least 3·10⁵ Å³ and 0.4 of the median region); "...-lent-vote-relative-thin" also cuts the
 #: membranes' calls to their score's full width at half maximum (``merge(thin=THIN)``, the
-#: product's default since a fourth change that day).
+#: product's default since a fourth change that day); "...-thin-filaments" also leaves the
+#: microtubules' in-slice pieces far wider than a tube to the other features
+#: (``merge(filaments=FILAMENTS)``, the product's default since a fifth change that day).
 #: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
 DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {
@@ -236,6 +244,8 @@ GROWN_PICKS = {"min_size": 1000, "min_relative_size": None}
 VARIANTS[f"{_LENT}-vote-picks"] = replace(VARIANTS[f"{_LENT}-vote"], pick=GROWN_PICKS)
 VARIANTS[f"{_LENT}-vote-relative"] = replace(VARIANTS[f"{_LENT}-vote"], pick={})
 VARIANTS[f"{_LENT}-vote-relative-thin"] = replace(VARIANTS[f"{_LENT}-vote-relative"], thin=THIN)
+VARIANTS[f"{_LENT}-vote-relative-thin-filaments"] = replace(VARIANTS[f"{_LENT}-vote-relative-thin"],
+                                                            filaments=FILAMENTS)
 #: Today's defaults with the membranes' own augmented tiles magnified by up to ±40 % as well, so
 #: that their network sees vesicles of more sizes (its own networks; the others' are the "...-lent" ones).
 VARIANTS[f"{_LENT}-vote-relative-thin-membrane-scale-0.4"] = replace(
@@ -272,7 +282,8 @@ def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
 
 def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # noqa: ANN001
                pad: bool = True, hysteresis: float | None = None, vote: tuple | None = None,
-               thin: tuple | None = None, pick: dict | None = None, picked: dict | None = None) -> dict:
+               thin: tuple | None = None, filaments: tuple | None = None, pick: dict | None = None,
+               picked: dict | None = None) -> dict:
     """All the metrics of one unseen cell from its score maps (one per feature).
 
     `picked` caches the picking metrics by ribosome map, for variants that share it.
@@ -280,7 +291,8 @@ def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # 
     from tomowidgets.merge import merge
     from tomowidgets.metrics import confusion_matrix, dice, face_on, recall, skeleton_dice
 
-    labels = merge(scores, threshold=threshold, hysteresis=hysteresis, vote=vote, thin=thin)
+    labels = merge(scores, threshold=threshold, hysteresis=hysteresis, vote=vote, thin=thin,
+                   filaments=filaments)
     result = {}
     for i, name in enumerate(labels.names):
         called, truth = np.asarray(labels.data) == i + 1, cell.labels[name]
@@ -471,6 +483,7 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
                     per_cell.append(score_cell(scores, cell, threshold=1.0, box=box, seed=seed,
                                                pad=settings[v].pad, hysteresis=settings[v].hysteresis,
                                                vote=settings[v].vote, thin=settings[v].thin,
+                                               filaments=settings[v].filaments,
                                                pick=settings[v].pick,
                                                picked=picked if same else None))
                 per_model[model].append(per_cell)

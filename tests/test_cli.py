@@ -246,6 +246,21 @@ def test_merge_command_thins_the_membranes_unless_told_off(tmp_path):
     np.testing.assert_array_equal(named, thin)
 
 
+def test_merge_command_leaves_pieces_far_wider_than_a_tube_unless_told_off(tmp_path):
+    # a microtubule network scoring 2 on a ring of radius 40 voxels at 10 Å (a small mitochondrion)
+    yy, xx = np.mgrid[:100, :100]
+    ring = np.abs(np.hypot(yy - 50, xx - 50) - 40) <= 4
+    tw.write_tomogram(tmp_path / "cell.microtubule.mrc", 2.0 * ring[np.newaxis], apix=10.0)
+    args = ["merge", str(tmp_path / "cell.microtubule.mrc"), "-o"]
+    assert main([*args, str(tmp_path / "cut.mrc")]) == 0
+    assert main([*args, str(tmp_path / "kept.mrc"), "--filaments", "off"]) == 0
+    assert main([*args, str(tmp_path / "named.mrc"), "--filaments", "microtubule", "actin"]) == 0
+    cut, kept, named = (tw.LabelMap.load(tmp_path / f"{n}.mrc").mask("microtubule")[0]
+                        for n in ("cut", "kept", "named"))
+    assert not cut.any() and not named.any()
+    np.testing.assert_array_equal(kept, ring)
+
+
 def test_pick_command_writes_a_star_file_that_reads_back_at_the_ribosomes(score_files):
     out, paths, cell = score_files
     assert main(["pick", str(paths["ribosome"]), "-o", str(out / "picks.star")]) == 0

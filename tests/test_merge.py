@@ -259,6 +259,68 @@ def test_thin_gives_the_same_labels_slab_by_slab_and_into_a_file(slab, tmp_path)
     assert np.all(np.asarray(whole.data)[:, 10, :30].sum(axis=1) == 5)   # in-slice: every slice thinned
 
 
+def _ring_and_tube(apix=10.0):
+    """Slice 1 of 3 at `apix` Å: a microtubule network scoring 2.0 on a ring of radius 40 voxels
+    (a small mitochondrion; its voxels spread 28 voxels across any axis) where the double membrane
+    scores 1.2, and on a straight band 25 voxels wide (a tube seen from the side, spread 7.2)."""
+    yy, xx = np.mgrid[:120, :200]
+    ring = np.abs(np.hypot(yy - 60, xx - 60) - 40) <= 4
+    band = (xx >= 150) & (xx < 175)
+    microtubule = np.zeros((3, 120, 200), np.float32)
+    microtubule[1] = 2.0 * (ring | band)
+    double_membrane = np.zeros_like(microtubule)
+    double_membrane[1] = 1.2 * ring
+    return ({name: Tomogram(volume, apix) for name, volume in
+             (("microtubule", microtubule), ("double_membrane", double_membrane))}, ring, band)
+
+
+def test_a_filament_piece_far_wider_than_a_tube_goes_to_the_other_features():
+    scores, ring, band = _ring_and_tube()
+    paper = np.asarray(merge(scores, filaments=None).data)[1]
+    default = np.asarray(merge(scores).data)[1]
+    assert np.all(paper[ring | band] == 1)                       # the microtubule wins both
+    assert np.all(default[ring] == 2) and np.all(default[band] == 1)
+    assert not default[~(ring | band)].any()
+    # nothing else reaches its threshold on the ring: it becomes background
+    alone = {"microtubule": scores["microtubule"]}
+    assert not np.asarray(merge(alone).data)[1][ring].any()
+
+
+@pytest.mark.parametrize(("width", "cut"), [(76, False), (77, True)])
+def test_a_filament_piece_is_cut_when_its_narrow_axis_spreads_more_than_220_angstrom(width, cut):
+    # a band of `width` voxels spreads sqrt((width² - 1) / 12) voxels across: 21.9 and 22.2 at 10 Å
+    band = np.zeros((1, 200, 100), np.float32)
+    band[0, :, :width] = 2.0
+    labels = np.asarray(merge({"microtubule": Tomogram(band, 10.0)}).data)
+    assert labels.any() != cut
+    # in Å: the same band at 20 Å/voxel spreads twice as far
+    assert not np.asarray(merge({"microtubule": Tomogram(band, 20.0)}).data).any()
+
+
+def test_filaments_name_features_absent_ones_are_ignored_and_the_width_is_in_angstrom():
+    scores, ring, _ = _ring_and_tube()
+    default = np.asarray(merge(scores).data)
+    paper = np.asarray(merge(scores, filaments=None).data)
+    for same in (["microtubule"], ("microtubule", "microtubule", "actin")):
+        np.testing.assert_array_equal(merge(scores, filaments=same).data, default)
+    for off in ([], ["double_membrane"], ["actin"]):
+        np.testing.assert_array_equal(merge(scores, filaments=off).data, paper)
+    # bare arrays are taken at 1 Å per voxel, where the ring is 28 Å across: a filament
+    bare = {name: np.asarray(tomo.data) for name, tomo in scores.items()}
+    np.testing.assert_array_equal(merge(bare).data, paper)
+    np.testing.assert_array_equal(merge(bare, apix=10.0).data, default)
+
+
+@pytest.mark.parametrize("slab", [1, 2])
+def test_filaments_give_the_same_labels_slab_by_slab_and_into_a_file(slab, tmp_path):
+    scores = {name: Tomogram(np.repeat(np.asarray(tomo.data)[1:2], 4, axis=0), 10.0)
+              for name, tomo in _ring_and_tube()[0].items()}
+    whole = merge(scores)
+    np.testing.assert_array_equal(merge(scores, slab=slab).data, whole.data)
+    np.testing.assert_array_equal(merge(scores, out=tmp_path / "l.mrc").data, whole.data)
+    assert np.all(np.asarray(whole.data)[:, 60, 20] == 2)       # every slice's ring, from the left
+
+
 @pytest.mark.parametrize("slab", [1, 2, 7, 100])
 def test_slab_by_slab_equals_whole_volume(slab):
     scores = _scores()
@@ -414,6 +476,8 @@ def test_mask_counts_fractions_and_repr():
         ({"a": np.ones((1, 1, 1))}, {"vote": [("a", "a")]}, "twice"),
         ({"a": np.ones((1, 1, 1))}, {"thin": "a"}, "`thin` must be a list of feature names"),
         ({"a": np.ones((1, 1, 1))}, {"thin": ["a", 1]}, "`thin` must be a list"),
+        ({"a": np.ones((1, 1, 1))}, {"filaments": "a"}, "`filaments` must be a list of feature names"),
+        ({"a": np.ones((1, 1, 1))}, {"filaments": [None]}, "`filaments` must be a list"),
     ],
 )
 def test_bad_inputs_raise_value_errors_that_name_the_problem(scores, kwargs, match):

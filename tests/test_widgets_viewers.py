@@ -107,6 +107,17 @@ def test_score_maps_are_merged_on_the_displayed_slice(small_tomo, scores):
     assert viewer.colours == {"a": "#ff7f0e", "b": "#1f77b4"}
 
 
+def test_the_displayed_slice_is_merged_at_the_tomograms_voxel_size():
+    # a microtubule network scoring 2 on a ring of radius 40 voxels: at 10 Å far wider than a tube
+    yy, xx = np.mgrid[:100, :100]
+    ring = (np.abs(np.hypot(yy - 50, xx - 50) - 40) <= 4)[np.newaxis].astype(np.float32)
+    tomo = Tomogram(np.random.default_rng(0).normal(size=(1, 100, 100)).astype(np.float32), apix=10.0)
+    viewer = AnnotationViewer(tomo, {"microtubule": 2.0 * ring})
+    assert not viewer.label_slice.any()
+    np.testing.assert_array_equal(viewer.label_slice,
+                                  merge({"microtubule": Tomogram(2.0 * ring, 10.0)}).data[0])
+
+
 def test_raising_a_threshold_removes_its_voxels_from_the_slice(small_tomo, scores):
     viewer = AnnotationViewer(small_tomo, scores)
     n = viewer.n_encoded

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from tomowidgets._calibration import (
+    FILAMENT_MAX_SD,
+    FILAMENTS,
     HYSTERESIS,
     PICK_HYSTERESIS,
     PICK_MIN_RELATIVE_SIZE,
@@ -250,6 +252,11 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
                    "that a strongly contrasted membrane is called no wider than a faint one (default "
                    f"{' '.join(THIN)}; names not merged are ignored); 'off' labels every voxel that "
                    "reaches the threshold, the paper's rule")
+    p.add_argument("--filaments", nargs="+", default=FILAMENTS, metavar="FEATURE|off",
+                   help="features whose calls are filaments: a piece called within a slice that is far "
+                   f"wider than a microtubule (spread > {FILAMENT_MAX_SD:g} Å across) is left to the other "
+                   f"features (default {' '.join(FILAMENTS)}; names not merged are ignored); 'off' keeps "
+                   "every call whatever its shape, the paper's rule")
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser(
@@ -387,7 +394,8 @@ def cmd_merge(args: argparse.Namespace) -> None:
 
     labels = merge(_named_scores(args.scores), threshold=args.threshold, out=args.output,
                    hysteresis=args.hysteresis, vote=[group for group in args.vote if group],
-                   thin=[name for name in args.thin if not _is_off(name)])
+                   thin=[name for name in args.thin if not _is_off(name)],
+                   filaments=[name for name in args.filaments if not _is_off(name)])
     fractions = ", ".join(f"{k} {v:.1%}" for k, v in labels.fractions().items())
     print(f"{labels!r}\nvoxels: {fractions}")
 

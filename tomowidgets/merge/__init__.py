@@ -5,6 +5,7 @@
 
 from tomowidgets.merge._merge import (
     BACKGROUND,
+    FILAMENTS,
     HYSTERESIS,
     MAX_FEATURES,
     THIN,
@@ -19,6 +20,7 @@ from tomowidgets.merge._merge import (
 __all__ = [
     "BACKGROUND",
     "Consensus",
+    "FILAMENTS",
     "HYSTERESIS",
     "LabelMap",
     "MAX_FEATURES",

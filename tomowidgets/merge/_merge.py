@@ -6,9 +6,10 @@ comparable: per voxel, the feature with the highest score wins, provided the sco
 threshold (1.0, as in the paper) or, by default, half of it where it continues within its slice a
 structure that reaches it (hysteresis; ``hysteresis=None`` is the paper's single threshold). The
 membrane's calls are first cut to their score's full width at half maximum (`thin`), so that a
-strongly contrasted membrane is not called wider than a faint one. Features that are two readings
-of one kind of structure (by default the membrane and the double membrane) then vote: each
-structure they call within a slice takes the one most of its voxels have.
+strongly contrasted membrane is not called wider than a faint one. A piece of a filament
+(`filaments`, by default the microtubule) far wider than a tube is given up to the other features.
+Features that are two readings of one kind of structure (by default the membrane and the double
+membrane) then vote: each structure they call within a slice takes the one most of its voxels have.
 Volumes are processed in slabs of z slices, so memory-mapped score maps larger than memory can be
 merged straight into an MRC file.
 
@@ -33,7 +34,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard, cast
 import numpy as np
 from scipy import ndimage
 
-from tomowidgets._calibration import HYSTERESIS, THIN, THIN_FRACTION, THIN_WINDOW, THRESHOLD, VOTE
+from tomowidgets._calibration import (
+    FILAMENT_MAX_SD,
+    FILAMENTS,
+    HYSTERESIS,
+    THIN,
+    THIN_FRACTION,
+    THIN_WINDOW,
+    THRESHOLD,
+    VOTE,
+)
 from tomowidgets._validate import (
     as_float32,
     check_finite,
@@ -56,8 +66,8 @@ from tomowidgets.merge._labelmap import (
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["BACKGROUND", "HYSTERESIS", "MAX_FEATURES", "THIN", "VOTE", "Consensus", "LabelMap", "consensus",
-           "merge", "sidecar_path"]
+__all__ = ["BACKGROUND", "FILAMENTS", "HYSTERESIS", "MAX_FEATURES", "THIN", "VOTE", "Consensus", "LabelMap",
+           "consensus", "merge", "sidecar_path"]
 
 #: Connectivity of hysteresis: 4-neighbours within a slice (skimage's default), never across slices,
 #: as a 2D network scores each slice on its own.
@@ -79,6 +89,7 @@ def merge(
     hysteresis: float | None = HYSTERESIS,
     vote: Sequence[Sequence[str]] | None = VOTE,
     thin: Sequence[str] | None = THIN,
+    filaments: Sequence[str] | None = FILAMENTS,
 ) -> LabelMap:
     """Label each voxel with the feature whose calibrated score is highest, if it reaches a threshold.
 
@@ -130,6 +141,16 @@ def merge(
         call at the threshold would spread over the blurred flanks; this keeps every call as wide as
         its score's peak (:data:`THIN` says what it gained). Names not in `scores` are ignored.
         None or ``[]``: every voxel that reaches the threshold counts (the paper's rule).
+    filaments : list of str, or None, default ``("microtubule",)``
+        Features whose calls are filaments no wider than a microtubule (25 nm). Each piece such a
+        feature is called within a slice whose voxels spread across its narrow axis by a standard
+        deviation above :data:`~tomowidgets._calibration.FILAMENT_MAX_SD` (220 Å; a tube cut by a
+        slice spreads ~90 Å) is not a filament: there that feature's scores are cut to <= 0 and the
+        slab is labelled again, so another feature that reaches its threshold wins the voxels. It
+        stops a microtubule network from calling the rings of a small mitochondrion
+        (:data:`FILAMENTS` says what it gained). Names not in `scores` are ignored. The width is in Å,
+        so give `apix` with bare arrays (at the default 1 Å per voxel almost nothing is that wide).
+        None or ``[]``: calls are kept whatever their shape (the paper's rule).
 
     Returns
     -------
@@ -143,7 +164,7 @@ def merge(
         differ in shape or voxel size or are not 3D, a map holds NaN/inf, a threshold is not a finite
         number, `thresholds` names a feature not in `scores`, `slab` < 1, `hysteresis` is not
         in ``(0, 1)``, `vote` is not a list of lists of feature names, each in one group at most,
-        or `thin` is not a list of feature names.
+        or `thin` or `filaments` is not a list of feature names.
 
     Examples
     --------
@@ -164,7 +185,9 @@ def merge(
     limits = _check_thresholds(names, threshold, thresholds)
     low = None if hysteresis is None else check_hysteresis(hysteresis) * limits
     groups = _check_vote(vote, names)
-    thinned = _check_thin(thin, names)
+    thinned = _check_names(thin, names, "thin")
+    tubes = _check_names(filaments, names, "filaments")
+    max_sd = FILAMENT_MAX_SD / apix
     shape = sources[0].shape
     if slab is None:
         slab = _auto_slab(len(names), shape)
@@ -176,12 +199,12 @@ def merge(
         stack = _read_stack(names, sources, start, stop, "scores")
         for i in thinned:
             _thin(stack[i])
-        best = np.argmax(stack, axis=0)
-        top = np.take_along_axis(stack, best[np.newaxis], axis=0)[0]
-        if low is not None:
-            labels = _hysteresis_labels(best, top, low, limits)
-        else:
-            labels = np.where(top >= limits[best], best + 1, 0).astype(np.uint8)
+        labels = _threshold_labels(stack, low, limits)
+        wide = [(i, _wide_pieces(labels == i + 1, max_sd)) for i in tubes]
+        if any(mask.any() for _, mask in wide):
+            for i, mask in wide:
+                np.minimum(stack[i], 0, out=stack[i], where=mask)
+            labels = _threshold_labels(stack, low, limits)
         for group in groups:
             _vote(labels, group)
         return labels
@@ -235,20 +258,54 @@ def _is_name_list(value: object) -> TypeGuard[Sequence[str]]:
             and all(isinstance(name, str) for name in value))
 
 
-def _check_thin(thin: object, names: tuple[str, ...]) -> list[int]:
-    """The indices in `names` of the `thin` features that are there."""
-    if thin is None:
+def _check_names(value: object, names: tuple[str, ...], arg: str) -> list[int]:
+    """The indices in `names` of the features that the list `value` (argument `arg`) names."""
+    if value is None:
         return []
-    if not _is_name_list(thin):
-        raise ValueError("`thin` must be a list of feature names, e.g. thin=['membrane', "
-                         f"'double_membrane'], or None, got {thin!r}")
-    return [names.index(name) for name in dict.fromkeys(thin) if name in names]
+    if not _is_name_list(value):
+        raise ValueError(f"`{arg}` must be a list of feature names, e.g. {arg}=['membrane', "
+                         f"'microtubule'], or None, got {value!r}")
+    return [names.index(name) for name in dict.fromkeys(value) if name in names]
 
 
 def _thin(scores: np.ndarray) -> None:
     """Cut in place, slice by slice, the scores below half of the highest within the window to <= 0."""
     peak = ndimage.maximum_filter(scores, size=(1, THIN_WINDOW, THIN_WINDOW))
     np.minimum(scores, 0, out=scores, where=scores < THIN_FRACTION * peak)
+
+
+def _threshold_labels(stack: np.ndarray, low: np.ndarray | None, limits: np.ndarray) -> np.ndarray:
+    """Labels of a slab: each voxel's best feature where it reaches its threshold (or hysteresis)."""
+    best = np.argmax(stack, axis=0)
+    top = np.take_along_axis(stack, best[np.newaxis], axis=0)[0]
+    if low is not None:
+        return _hysteresis_labels(best, top, low, limits)
+    return np.where(top >= limits[best], best + 1, 0).astype(np.uint8)
+
+
+def _wide_pieces(mask: np.ndarray, max_sd: float) -> np.ndarray:
+    """The voxels of `mask`'s in-slice pieces whose spread across their narrow axis exceeds `max_sd`.
+
+    The spread is the standard deviation of a piece's voxel coordinates along its minor principal
+    axis (the square root of the smaller eigenvalue of their 2 × 2 covariance), in voxels.
+    """
+    pieces, n = ndimage.label(mask, structure=_IN_SLICE)
+    if n == 0:
+        return np.zeros(mask.shape, bool)
+    ids = pieces[mask]
+    _, y, x = (axis.astype(np.float64) for axis in np.nonzero(mask))
+    count = np.bincount(ids, minlength=n + 1).astype(np.float64)
+    count[0] = 1.0
+    def mean(values: np.ndarray) -> np.ndarray:
+        return np.bincount(ids, weights=values, minlength=n + 1) / count
+    my, mx = mean(y), mean(x)
+    # central second moments; the smaller eigenvalue of [[yy, xy], [xy, xx]]
+    yy, xx, xy = mean(y * y) - my**2, mean(x * x) - mx**2, mean(x * y) - mx * my
+    half_trace = (yy + xx) / 2
+    minor = half_trace - np.sqrt(np.maximum(half_trace**2 - (yy * xx - xy**2), 0.0))
+    wide = minor > max_sd**2
+    wide[0] = False
+    return wide[pieces]
 
 
 def _vote(labels: np.ndarray, group: np.ndarray) -> None:

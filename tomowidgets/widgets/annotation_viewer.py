@@ -181,7 +181,7 @@ class AnnotationViewer(widgets.VBox):
         if key != self._labels_key or self._labels is None:
             if self.scores:
                 one = {name: np.asarray(volume[z:z + 1]) for name, volume in self.scores.items()}
-                labels = np.asarray(merge(one, thresholds=self.thresholds).data[0])
+                labels = np.asarray(merge(one, thresholds=self.thresholds, apix=self.tomo.apix).data[0])
             else:
                 labels = np.array(self.labelmap.data[z], np.uint8)  # type: ignore[union-attr]
             labels.flags.writeable = False
