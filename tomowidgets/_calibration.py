@@ -48,7 +48,8 @@ THIN_WINDOW = 11
 #: where no CTF fringes split its two membranes), and its voxels are left to the other features.
 #: On unseen synthetic cells without a CTF (3 annotators × 2 cells) it cut cross-talk 19.5 -> 9.4 %
 #: and raised double membranes 0.65 -> 0.79 and microtubules 0.43 -> 0.51; in the eight conditions
-#: with a CTF no Dice moved by 0.001 (README, #16).
+#: with a CTF nothing changed, no piece being that wide; real microtubules (the cylindra crops) keep
+#: every call (README, #16).
 FILAMENTS: tuple[str, ...] = ("microtubule",)
 FILAMENT_MAX_SD = 220.0
 

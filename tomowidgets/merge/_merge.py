@@ -200,11 +200,13 @@ def merge(
         for i in thinned:
             _thin(stack[i])
         labels = _threshold_labels(stack, low, limits)
-        wide = [(i, _wide_pieces(labels == i + 1, max_sd)) for i in tubes]
-        if any(mask.any() for _, mask in wide):
-            for i, mask in wide:
-                np.minimum(stack[i], 0, out=stack[i], where=mask)
-            labels = _threshold_labels(stack, low, limits)
+        cut = np.zeros(len(labels), bool)     # slices to label again (all steps are in-slice)
+        for i in tubes:
+            wide = _wide_pieces(labels == i + 1, max_sd)
+            np.minimum(stack[i], 0, out=stack[i], where=wide)
+            cut |= wide.any(axis=(1, 2))
+        if cut.any():
+            labels[cut] = _threshold_labels(stack[:, cut], low, limits)
         for group in groups:
             _vote(labels, group)
         return labels
