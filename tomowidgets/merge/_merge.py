@@ -142,11 +142,11 @@ def merge(
         its score's peak (:data:`THIN` says what it gained). Names not in `scores` are ignored.
         None or ``[]``: every voxel that reaches the threshold counts (the paper's rule).
     filaments : list of str, or None, default ``("microtubule",)``
-        Features whose calls are filaments no wider than a microtubule (25 nm). Each piece such a
-        feature is called within a slice whose voxels spread across its narrow axis by a standard
+        Features whose calls are filaments no wider than a microtubule (25 nm). Within a slice, a
+        piece called as such a feature whose voxels spread across its narrow axis by a standard
         deviation above :data:`~tomowidgets._calibration.FILAMENT_MAX_SD` (220 Å; a tube cut by a
         slice spreads ~90 Å) is not a filament: there that feature's scores are cut to <= 0 and the
-        slab is labelled again, so another feature that reaches its threshold wins the voxels. It
+        slice is labelled again, so another feature that reaches its threshold wins the voxels. It
         stops a microtubule network from calling the rings of a small mitochondrion
         (:data:`FILAMENTS` says what it gained). Names not in `scores` are ignored. The width is in Å,
         so give `apix` with bare arrays (at the default 1 Å per voxel almost nothing is that wide).
