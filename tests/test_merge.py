@@ -7,6 +7,7 @@ import json
 import mrcfile
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from tomowidgets.io import Tomogram, read_tomogram, write_tomogram
 from tomowidgets.merge import LabelMap, merge, sidecar_path
@@ -309,6 +310,26 @@ def test_filaments_name_features_absent_ones_are_ignored_and_the_width_is_in_ang
     bare = {name: np.asarray(tomo.data) for name, tomo in scores.items()}
     np.testing.assert_array_equal(merge(bare).data, paper)
     np.testing.assert_array_equal(merge(bare, apix=10.0).data, default)
+
+
+@pytest.mark.parametrize("max_sd", [1.0, 2.0, 3.0, 4.0, 6.0, 8.0])
+def test_wide_pieces_equal_skimages_minor_axis_slice_by_slice(max_sd):
+    """merge measures the pieces' spread itself for speed; per slice it must cut the pieces whose
+    skimage.measure.regionprops axis_minor_length (4 standard deviations) exceeds 4 * max_sd."""
+    from skimage.measure import label, regionprops
+
+    from tomowidgets.merge._merge import _wide_pieces
+
+    rng = np.random.default_rng(5)
+    mask = ndimage.gaussian_filter(rng.normal(size=(3, 60, 80)), (0, 3, 3)) > 0.05   # blobs, spread 0-9
+    expected = np.zeros(mask.shape, bool)
+    for z in range(len(mask)):
+        pieces = label(mask[z], connectivity=1)
+        for piece in regionprops(pieces):
+            if piece.axis_minor_length > 4 * max_sd:
+                expected[z][pieces == piece.label] = True
+    np.testing.assert_array_equal(_wide_pieces(mask, max_sd), expected)
+    assert 0 < expected.sum() < mask.sum()
 
 
 @pytest.mark.parametrize("slab", [1, 2])
