@@ -70,7 +70,7 @@ import numpy as np
 
 from tomowidgets.demo import DEMO_FEATURES, RIBOSOME_MATCH_RADIUS, simulated_annotation
 from tomowidgets.io import atomic_path
-from tomowidgets.merge import FILAMENTS, THIN, VOTE
+from tomowidgets.merge import FILAMENT_CONTACT, FILAMENTS, THIN, VOTE
 from tomowidgets.synthetic import IMAGING_MODELS
 
 #: Layouts of synthetic cells: make_cell's standard one and ``varied=True``.
@@ -137,6 +137,11 @@ class Variant:
         left to the other features. None keeps the committed results comparable; merge's own default
         became the microtubule's (:data:`tomowidgets.merge.FILAMENTS`, the "...-filaments" variant)
         on 2026-12-06.
+    filament_contact : float or None
+        ``merge(filament_contact=...)``: the fraction of the voxels around a filament's in-slice
+        piece called another feature from which the piece is left to the other features. None
+        keeps the committed results comparable; merge's own default became
+        :data:`tomowidgets.merge.FILAMENT_CONTACT` (the "...-contact" variant) on 2026-12-07.
     pick : dict or None
         Keyword arguments of ``pick_particles`` for the ribosome picks; {} is the product's
         defaults. None, regions at the threshold of at least 300 voxels (the defaults before
@@ -159,6 +164,7 @@ class Variant:
     vote: tuple[tuple[str, ...], ...] | None = None
     thin: tuple[str, ...] | None = None
     filaments: tuple[str, ...] | None = None
+    filament_contact: float | None = None
     pick: dict | None = None
 
 
@@ -196,7 +202,9 @@ class Variant:
 #: membranes' calls to their score's full width at half maximum (``merge(thin=THIN)``, the
 #: product's default since a fourth change that day); "...-thin-filaments" also leaves the
 #: microtubules' in-slice pieces far wider than a tube to the other features
-#: (``merge(filaments=FILAMENTS)``, the product's default since a fifth change that day).
+#: (``merge(filaments=FILAMENTS)``, the product's default since a fifth change that day);
+#: "...-filaments-contact" also those flanked by other features' calls for a fifth of their
+#: surroundings (``merge(filament_contact=FILAMENT_CONTACT)``, the product's default since 2026-12-07).
 #: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
 DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {
@@ -246,6 +254,8 @@ VARIANTS[f"{_LENT}-vote-relative"] = replace(VARIANTS[f"{_LENT}-vote"], pick={})
 VARIANTS[f"{_LENT}-vote-relative-thin"] = replace(VARIANTS[f"{_LENT}-vote-relative"], thin=THIN)
 VARIANTS[f"{_LENT}-vote-relative-thin-filaments"] = replace(VARIANTS[f"{_LENT}-vote-relative-thin"],
                                                             filaments=FILAMENTS)
+VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact"] = replace(
+    VARIANTS[f"{_LENT}-vote-relative-thin-filaments"], filament_contact=FILAMENT_CONTACT)
 #: Today's defaults with the membranes' own augmented tiles magnified by up to ±40 % as well, so
 #: that their network sees vesicles of more sizes (its own networks; the others' are the "...-lent" ones).
 VARIANTS[f"{_LENT}-vote-relative-thin-membrane-scale-0.4"] = replace(
@@ -282,7 +292,8 @@ def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
 
 def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # noqa: ANN001
                pad: bool = True, hysteresis: float | None = None, vote: tuple | None = None,
-               thin: tuple | None = None, filaments: tuple | None = None, pick: dict | None = None,
+               thin: tuple | None = None, filaments: tuple | None = None,
+               filament_contact: float | None = None, pick: dict | None = None,
                picked: dict | None = None) -> dict:
     """All the metrics of one unseen cell from its score maps (one per feature).
 
@@ -292,7 +303,7 @@ def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # 
     from tomowidgets.metrics import confusion_matrix, dice, face_on, recall, skeleton_dice
 
     labels = merge(scores, threshold=threshold, hysteresis=hysteresis, vote=vote, thin=thin,
-                   filaments=filaments)
+                   filaments=filaments, filament_contact=filament_contact)
     result = {}
     for i, name in enumerate(labels.names):
         called, truth = np.asarray(labels.data) == i + 1, cell.labels[name]
@@ -484,6 +495,7 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
                                                pad=settings[v].pad, hysteresis=settings[v].hysteresis,
                                                vote=settings[v].vote, thin=settings[v].thin,
                                                filaments=settings[v].filaments,
+                                               filament_contact=settings[v].filament_contact,
                                                pick=settings[v].pick,
                                                picked=picked if same else None))
                 per_model[model].append(per_cell)

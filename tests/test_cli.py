@@ -261,6 +261,24 @@ def test_merge_command_leaves_pieces_far_wider_than_a_tube_unless_told_off(tmp_p
     np.testing.assert_array_equal(kept, ring)
 
 
+def test_merge_command_leaves_a_filament_flanked_by_other_calls_unless_told_off(tmp_path):
+    # a double membrane scoring 1.2 on a ring, a microtubule network 2.0 on a 30° arc of it
+    yy, xx = np.mgrid[:100, :100]
+    ring = np.abs(np.hypot(yy - 50, xx - 50) - 40) <= 4
+    arc = ring & (np.abs(np.arctan2(yy - 50, xx - 50)) >= np.radians(165))
+    for name, scores in (("microtubule", 2.0 * arc), ("double_membrane", 1.2 * ring)):
+        tw.write_tomogram(tmp_path / f"cell.{name}.mrc", scores[np.newaxis], apix=10.0)
+    args = ["merge", str(tmp_path / "cell.microtubule.mrc"), str(tmp_path / "cell.double_membrane.mrc"), "-o"]
+    assert main([*args, str(tmp_path / "given.mrc")]) == 0
+    assert main([*args, str(tmp_path / "kept.mrc"), "--filament-contact", "off"]) == 0
+    assert main([*args, str(tmp_path / "loose.mrc"), "--filament-contact", "0.9"]) == 0
+    given, kept, loose = (tw.LabelMap.load(tmp_path / f"{n}.mrc").mask("microtubule")[0]
+                          for n in ("given", "kept", "loose"))
+    assert not given.any()
+    np.testing.assert_array_equal(kept, arc)
+    np.testing.assert_array_equal(loose, arc)
+
+
 def test_pick_command_writes_a_star_file_that_reads_back_at_the_ribosomes(score_files):
     out, paths, cell = score_files
     assert main(["pick", str(paths["ribosome"]), "-o", str(out / "picks.star")]) == 0

@@ -342,6 +342,68 @@ def test_filaments_give_the_same_labels_slab_by_slab_and_into_a_file(slab, tmp_p
     assert np.all(np.asarray(whole.data)[:, 60, 20] == 2)       # every slice's ring, from the left
 
 
+def _arc_of_a_ring():
+    """Slice 1 of 3 at 10 Å: a double membrane scoring 1.2 on a ring of radius 40 voxels, 9 wide (a
+    small mitochondrion), where a microtubule network scores 2.0 on a 30° arc on its left (a stretch
+    of the outline, as narrow as a tube); and the microtubule network alone on a band 9 voxels wide
+    whose end meets the ring's right side (a tube running up to the mitochondrion)."""
+    yy, xx = np.mgrid[:120, :200]
+    ring = np.abs(np.hypot(yy - 60, xx - 60) - 40) <= 4
+    arc = ring & (np.abs(np.arctan2(yy - 60, xx - 60)) >= np.radians(165))
+    band = (np.abs(yy - 60) <= 4) & (xx >= 105) & (xx < 195)
+    microtubule = np.zeros((3, 120, 200), np.float32)
+    microtubule[1] = 2.0 * (arc | band)
+    double_membrane = np.zeros_like(microtubule)
+    double_membrane[1] = 1.2 * ring
+    return ({"microtubule": Tomogram(microtubule, 10.0), "double_membrane": Tomogram(double_membrane, 10.0)},
+            ring, arc, band)
+
+
+def _contact(piece, other):
+    """The fraction of the voxels around `piece` (8-neighbours, in its slice) that are in `other`."""
+    around = ndimage.binary_dilation(piece, np.ones((3, 3), bool)) & ~piece
+    return (around & other).sum() / around.sum()
+
+
+def test_a_filament_piece_flanked_by_another_features_calls_goes_to_that_feature():
+    scores, ring, arc, band = _arc_of_a_ring()
+    assert 0.25 < _contact(arc, ring & ~arc) < 0.3 and _contact(band, ring) < 0.05
+    width_only = np.asarray(merge(scores, filament_contact=None).data)[1]
+    default = np.asarray(merge(scores).data)[1]
+    assert np.all(width_only[arc] == 1) and np.all(width_only[ring & ~arc] == 2)
+    assert np.all(default[ring] == 2)                            # the arc continues the ring
+    assert np.all(default[band] == 1)                            # the tube only ends there
+    assert not default[~(ring | band)].any()
+    # with no other feature's calls around it, nothing flanks the arc
+    alone = np.asarray(merge({"microtubule": scores["microtubule"]}).data)[1]
+    assert np.all(alone[arc] == 1)
+    # the arc without the double membrane's scores under it: given up, it becomes background
+    bare = dict(scores, double_membrane=Tomogram(np.asarray(scores["double_membrane"].data) * ~arc, 10.0))
+    assert not np.asarray(merge(bare).data)[1][arc].any()
+
+
+def test_a_filament_piece_is_given_up_from_the_fraction_contact_of_its_surroundings():
+    scores, ring, arc, _ = _arc_of_a_ring()
+    contact = _contact(arc, ring & ~arc)
+    below, above = (np.asarray(merge(scores, filament_contact=c).data)[1][arc]
+                    for c in (contact - 1e-6, contact + 0.01))
+    assert np.all(below == 2) and np.all(above == 1)
+    assert np.all(np.asarray(merge(scores, filament_contact=1.0).data)[1][arc] == 1)
+    # only the features named in `filaments` are judged
+    np.testing.assert_array_equal(merge(scores, filaments=None).data,
+                                  merge(scores, filaments=None, filament_contact=None).data)
+
+
+@pytest.mark.parametrize("slab", [1, 2])
+def test_flanked_filaments_give_the_same_labels_slab_by_slab_and_into_a_file(slab, tmp_path):
+    scores = {name: Tomogram(np.repeat(np.asarray(tomo.data)[1:2], 4, axis=0), 10.0)
+              for name, tomo in _arc_of_a_ring()[0].items()}
+    whole = merge(scores)
+    np.testing.assert_array_equal(merge(scores, slab=slab).data, whole.data)
+    np.testing.assert_array_equal(merge(scores, out=tmp_path / "l.mrc").data, whole.data)
+    assert np.all(np.asarray(whole.data)[:, 60, 20] == 2)       # every slice's arc, from the left
+
+
 @pytest.mark.parametrize("slab", [1, 2, 7, 100])
 def test_slab_by_slab_equals_whole_volume(slab):
     scores = _scores()
@@ -499,6 +561,12 @@ def test_mask_counts_fractions_and_repr():
         ({"a": np.ones((1, 1, 1))}, {"thin": ["a", 1]}, "`thin` must be a list"),
         ({"a": np.ones((1, 1, 1))}, {"filaments": "a"}, "`filaments` must be a list of feature names"),
         ({"a": np.ones((1, 1, 1))}, {"filaments": [None]}, "`filaments` must be a list"),
+        ({"a": np.ones((1, 1, 1))}, {"filament_contact": 0.0},
+         r"`filament_contact` must be a fraction in \(0, 1\]"),
+        ({"a": np.ones((1, 1, 1))}, {"filament_contact": 1.5}, "`filament_contact`"),
+        ({"a": np.ones((1, 1, 1))}, {"filament_contact": np.nan}, "`filament_contact`"),
+        ({"a": np.ones((1, 1, 1))}, {"filament_contact": True}, "`filament_contact`"),
+        ({"a": np.ones((1, 1, 1))}, {"filament_contact": "0.2"}, "`filament_contact`"),
     ],
 )
 def test_bad_inputs_raise_value_errors_that_name_the_problem(scores, kwargs, match):

@@ -53,6 +53,14 @@ THIN_WINDOW = 11
 FILAMENTS: tuple[str, ...] = ("microtubule",)
 FILAMENT_MAX_SD = 220.0
 
+#: merge()'s default `filament_contact`. A tube crossing a slice runs through cytoplasm: its call is
+#: ringed mostly by background, and where it passes another structure, along a short stretch of its
+#: outline. Where a microtubule network calls a stretch of a mitochondrion's outline (an arc as
+#: narrow as a tube), that stretch is flanked by the outline's own double-membrane calls; where a
+#: piece of a filament's call has at least this fraction of the voxels around it called another
+#: feature, it is left to the other features as a piece too wide is (README, #16).
+FILAMENT_CONTACT = 0.2
+
 #: pick_particles()'s default hysteresis: a particle's region is every voxel scoring at least this
 #: fraction of the threshold that connects to one reaching it, so that its size (which the minimum
 #: size tests) is most of the particle rather than its strongest core. The other complexes of a

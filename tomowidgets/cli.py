@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from tomowidgets._calibration import (
+    FILAMENT_CONTACT,
     FILAMENT_MAX_SD,
     FILAMENTS,
     HYSTERESIS,
@@ -257,6 +258,12 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
                    f"wider than a microtubule (spread > {FILAMENT_MAX_SD:g} Å across) is left to the other "
                    f"features (default {' '.join(FILAMENTS)}; names not merged are ignored); 'off' keeps "
                    "every call whatever its shape, the paper's rule")
+    p.add_argument("--filament-contact", type=_fraction_or_off, default=FILAMENT_CONTACT,
+                   metavar="FRACTION|off",
+                   help="a filament's piece within a slice of whose surrounding voxels at least this "
+                   f"fraction is called another feature (default {FILAMENT_CONTACT}) is a stretch of that "
+                   "structure, e.g. an arc of a mitochondrion, and is left to the other features; 'off' "
+                   "judges pieces by their width alone")
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser(
@@ -367,8 +374,8 @@ def _is_off(text: str) -> bool:
 
 
 def _fraction_or_off(text: str) -> float | None:
-    """``--hysteresis``, ``--min-relative-size``: a fraction, or None for 'off' (merge and pick check
-    the range)."""
+    """``--hysteresis``, ``--filament-contact``, ``--min-relative-size``: a fraction, or None for 'off'
+    (merge and pick check the range)."""
     if _is_off(text):
         return None
     try:
@@ -395,7 +402,8 @@ def cmd_merge(args: argparse.Namespace) -> None:
     labels = merge(_named_scores(args.scores), threshold=args.threshold, out=args.output,
                    hysteresis=args.hysteresis, vote=[group for group in args.vote if group],
                    thin=[name for name in args.thin if not _is_off(name)],
-                   filaments=[name for name in args.filaments if not _is_off(name)])
+                   filaments=[name for name in args.filaments if not _is_off(name)],
+                   filament_contact=args.filament_contact)
     fractions = ", ".join(f"{k} {v:.1%}" for k, v in labels.fractions().items())
     print(f"{labels!r}\nvoxels: {fractions}")
 

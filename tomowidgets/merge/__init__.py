@@ -5,6 +5,7 @@
 
 from tomowidgets.merge._merge import (
     BACKGROUND,
+    FILAMENT_CONTACT,
     FILAMENTS,
     HYSTERESIS,
     MAX_FEATURES,
@@ -20,6 +21,7 @@ from tomowidgets.merge._merge import (
 __all__ = [
     "BACKGROUND",
     "Consensus",
+    "FILAMENT_CONTACT",
     "FILAMENTS",
     "HYSTERESIS",
     "LabelMap",

@@ -7,7 +7,8 @@ threshold (1.0, as in the paper) or, by default, half of it where it continues w
 structure that reaches it (hysteresis; ``hysteresis=None`` is the paper's single threshold). The
 membrane's calls are first cut to their score's full width at half maximum (`thin`), so that a
 strongly contrasted membrane is not called wider than a faint one. A piece of a filament
-(`filaments`, by default the microtubule) far wider than a tube is given up to the other features.
+(`filaments`, by default the microtubule) far wider than a tube, or flanked by another feature's
+calls (`filament_contact`), is given up to the other features.
 Features that are two readings of one kind of structure (by default the membrane and the double
 membrane) then vote: each structure they call within a slice takes the one most of its voxels have.
 Volumes are processed in slabs of z slices, so memory-mapped score maps larger than memory can be
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import numbers
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard, cast
 
@@ -35,6 +36,7 @@ import numpy as np
 from scipy import ndimage
 
 from tomowidgets._calibration import (
+    FILAMENT_CONTACT,
     FILAMENT_MAX_SD,
     FILAMENTS,
     HYSTERESIS,
@@ -66,13 +68,16 @@ from tomowidgets.merge._labelmap import (
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["BACKGROUND", "FILAMENTS", "HYSTERESIS", "MAX_FEATURES", "THIN", "VOTE", "Consensus", "LabelMap",
-           "consensus", "merge", "sidecar_path"]
+__all__ = ["BACKGROUND", "FILAMENT_CONTACT", "FILAMENTS", "HYSTERESIS", "MAX_FEATURES", "THIN", "VOTE",
+           "Consensus", "LabelMap", "consensus", "merge", "sidecar_path"]
 
 #: Connectivity of hysteresis: 4-neighbours within a slice (skimage's default), never across slices,
 #: as a 2D network scores each slice on its own.
 _IN_SLICE = np.zeros((3, 3, 3), bool)
 _IN_SLICE[1] = ndimage.generate_binary_structure(2, 1)
+#: The voxels around one within its slice, diagonals included (a piece's surroundings).
+_AROUND = np.zeros((3, 3, 3), bool)
+_AROUND[1] = True
 
 #: Float32 bytes of score slabs held at once when `slab` is not given (all features together).
 _SLAB_BYTES = 64 * 2**20
@@ -90,6 +95,7 @@ def merge(
     vote: Sequence[Sequence[str]] | None = VOTE,
     thin: Sequence[str] | None = THIN,
     filaments: Sequence[str] | None = FILAMENTS,
+    filament_contact: float | None = FILAMENT_CONTACT,
 ) -> LabelMap:
     """Label each voxel with the feature whose calibrated score is highest, if it reaches a threshold.
 
@@ -151,6 +157,15 @@ def merge(
         (:data:`FILAMENTS` says what it gained). Names not in `scores` are ignored. The width is in Å,
         so give `apix` with bare arrays (at the default 1 Å per voxel almost nothing is that wide).
         None or ``[]``: calls are kept whatever their shape (the paper's rule).
+    filament_contact : float or None, default 0.2
+        A fraction in ``(0, 1]``: within a slice, a piece called as one of the `filaments` of whose
+        surrounding voxels (those touching it, diagonals included) at least this fraction is called
+        another feature is a stretch of that structure rather than a tube running past it, and is
+        given up to the other features as a piece too wide is. A tube crossing a slice is ringed
+        by what it runs through, mostly background; a microtubule network's call on a stretch of a
+        mitochondrion's outline is flanked by that outline's own calls (:data:`FILAMENT_CONTACT`
+        says what it gained). A tube lying along another call for a fifth of its outline is lost
+        too. None: pieces are judged by their width alone.
 
     Returns
     -------
@@ -164,7 +179,8 @@ def merge(
         differ in shape or voxel size or are not 3D, a map holds NaN/inf, a threshold is not a finite
         number, `thresholds` names a feature not in `scores`, `slab` < 1, `hysteresis` is not
         in ``(0, 1)``, `vote` is not a list of lists of feature names, each in one group at most,
-        or `thin` or `filaments` is not a list of feature names.
+        or `thin` or `filaments` is not a list of feature names, or `filament_contact` is not in
+        ``(0, 1]``.
 
     Examples
     --------
@@ -188,6 +204,7 @@ def merge(
     thinned = _check_names(thin, names, "thin")
     tubes = _check_names(filaments, names, "filaments")
     max_sd = FILAMENT_MAX_SD / apix
+    contact = _check_contact(filament_contact)
     shape = sources[0].shape
     if slab is None:
         slab = _auto_slab(len(names), shape)
@@ -200,13 +217,11 @@ def merge(
         for i in thinned:
             _thin(stack[i])
         labels = _threshold_labels(stack, low, limits)
-        cut = np.zeros(len(labels), bool)     # slices to label again (all steps are in-slice)
-        for i in tubes:
-            wide = _wide_pieces(labels == i + 1, max_sd)
-            np.minimum(stack[i], 0, out=stack[i], where=wide)
-            cut |= wide.any(axis=(1, 2))
-        if cut.any():
-            labels[cut] = _threshold_labels(stack[:, cut], low, limits)
+        _give_up(stack, labels, tubes, lambda value: _wide_pieces(labels == value, max_sd), low, limits)
+        if contact is not None:
+            # after the wide cut, whose rings' voxels may now flank the arcs that continue them
+            _give_up(stack, labels, tubes, lambda value: _flanked_pieces(labels, value, contact),
+                     low, limits)
         for group in groups:
             _vote(labels, group)
         return labels
@@ -285,6 +300,33 @@ def _threshold_labels(stack: np.ndarray, low: np.ndarray | None, limits: np.ndar
     return np.where(top >= limits[best], best + 1, 0).astype(np.uint8)
 
 
+def _check_contact(value: object) -> float | None:
+    """`filament_contact` as a float in ``(0, 1]``, or None."""
+    if value is None:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not 0.0 < float(value) <= 1.0):
+        raise ValueError("`filament_contact` must be a fraction in (0, 1] of the voxels around a "
+                         f"filament's piece (e.g. {FILAMENT_CONTACT}), or None, got {value!r}")
+    return float(value)
+
+
+def _give_up(stack: np.ndarray, labels: np.ndarray, features: list[int],
+             pieces_of: Callable[[int], np.ndarray], low: np.ndarray | None, limits: np.ndarray) -> None:
+    """Cut `features`' scores to <= 0 on the voxels `pieces_of(label)` picks and label those slices again.
+
+    Both in place. Another feature reaching its threshold then wins the voxels; the rest become
+    background. Only the slices with a cut are labelled again: every step is in-slice.
+    """
+    cut = np.zeros(len(labels), bool)
+    for i in features:
+        given_up = pieces_of(i + 1)
+        np.minimum(stack[i], 0, out=stack[i], where=given_up)
+        cut |= given_up.any(axis=(1, 2))
+    if cut.any():
+        labels[cut] = _threshold_labels(stack[:, cut], low, limits)
+
+
 def _wide_pieces(mask: np.ndarray, max_sd: float) -> np.ndarray:
     """The voxels of `mask`'s in-slice pieces whose spread across their narrow axis exceeds `max_sd`.
 
@@ -312,6 +354,26 @@ def _wide_pieces(mask: np.ndarray, max_sd: float) -> np.ndarray:
     wide = minor > max_sd**2
     wide[0] = False
     return wide[pieces]
+
+
+def _flanked_pieces(labels: np.ndarray, value: int, contact: float) -> np.ndarray:
+    """The voxels of the in-slice pieces labelled `value` of whose surrounding voxels at least the
+    fraction `contact` carry another feature's label.
+
+    The surrounding voxels are those outside a piece touching it within its slice, diagonals
+    included; one touching two pieces counts for one of them (the later-numbered).
+    """
+    mask = labels == value
+    pieces, n = ndimage.label(mask, structure=_IN_SLICE)
+    if n == 0:
+        return np.zeros(mask.shape, bool)
+    near = ndimage.grey_dilation(pieces, footprint=_AROUND)
+    ring = (near > 0) & ~mask
+    around = np.bincount(near[ring], minlength=n + 1)
+    other = np.bincount(near[ring & (labels > 0)], minlength=n + 1)
+    flanked = other >= contact * np.maximum(around, 1)
+    flanked[0] = False
+    return flanked[pieces]
 
 
 def _vote(labels: np.ndarray, group: np.ndarray) -> None:
