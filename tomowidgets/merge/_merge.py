@@ -75,9 +75,6 @@ __all__ = ["BACKGROUND", "FILAMENT_CONTACT", "FILAMENTS", "HYSTERESIS", "MAX_FEA
 #: as a 2D network scores each slice on its own.
 _IN_SLICE = np.zeros((3, 3, 3), bool)
 _IN_SLICE[1] = ndimage.generate_binary_structure(2, 1)
-#: The voxels around one within its slice, diagonals included (a piece's surroundings).
-_AROUND = np.zeros((3, 3, 3), bool)
-_AROUND[1] = True
 
 #: Float32 bytes of score slabs held at once when `slab` is not given (all features together).
 _SLAB_BYTES = 64 * 2**20
@@ -367,7 +364,7 @@ def _flanked_pieces(labels: np.ndarray, value: int, contact: float) -> np.ndarra
     pieces, n = ndimage.label(mask, structure=_IN_SLICE)
     if n == 0:
         return np.zeros(mask.shape, bool)
-    near = ndimage.grey_dilation(pieces, footprint=_AROUND)
+    near = ndimage.maximum_filter(pieces, size=(1, 3, 3))   # separable: twice grey_dilation's speed
     ring = (near > 0) & ~mask
     around = np.bincount(near[ring], minlength=n + 1)
     other = np.bincount(near[ring & (labels > 0)], minlength=n + 1)
