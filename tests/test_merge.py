@@ -333,13 +333,15 @@ def test_wide_pieces_equal_skimages_minor_axis_slice_by_slice(max_sd):
 
 
 @pytest.mark.parametrize("slab", [1, 2])
-def test_filaments_give_the_same_labels_slab_by_slab_and_into_a_file(slab, tmp_path):
+@pytest.mark.parametrize("scene", ["wide ring", "flanked arc"])
+def test_filaments_give_the_same_labels_slab_by_slab_and_into_a_file(scene, slab, tmp_path):
+    scores = _ring_and_tube()[0] if scene == "wide ring" else _arc_of_a_ring()[0]
     scores = {name: Tomogram(np.repeat(np.asarray(tomo.data)[1:2], 4, axis=0), 10.0)
-              for name, tomo in _ring_and_tube()[0].items()}
+              for name, tomo in scores.items()}
     whole = merge(scores)
     np.testing.assert_array_equal(merge(scores, slab=slab).data, whole.data)
     np.testing.assert_array_equal(merge(scores, out=tmp_path / "l.mrc").data, whole.data)
-    assert np.all(np.asarray(whole.data)[:, 60, 20] == 2)       # every slice's ring, from the left
+    assert np.all(np.asarray(whole.data)[:, 60, 20] == 2)       # every slice's ring or arc, from the left
 
 
 def _arc_of_a_ring():
@@ -392,16 +394,6 @@ def test_a_filament_piece_is_given_up_from_the_fraction_contact_of_its_surroundi
     # only the features named in `filaments` are judged
     np.testing.assert_array_equal(merge(scores, filaments=None).data,
                                   merge(scores, filaments=None, filament_contact=None).data)
-
-
-@pytest.mark.parametrize("slab", [1, 2])
-def test_flanked_filaments_give_the_same_labels_slab_by_slab_and_into_a_file(slab, tmp_path):
-    scores = {name: Tomogram(np.repeat(np.asarray(tomo.data)[1:2], 4, axis=0), 10.0)
-              for name, tomo in _arc_of_a_ring()[0].items()}
-    whole = merge(scores)
-    np.testing.assert_array_equal(merge(scores, slab=slab).data, whole.data)
-    np.testing.assert_array_equal(merge(scores, out=tmp_path / "l.mrc").data, whole.data)
-    assert np.all(np.asarray(whole.data)[:, 60, 20] == 2)       # every slice's arc, from the left
 
 
 @pytest.mark.parametrize("slab", [1, 2, 7, 100])
