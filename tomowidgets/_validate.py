@@ -95,6 +95,22 @@ def check_hysteresis(hysteresis: Any) -> float:
     return float(hysteresis)
 
 
+def check_fraction(value: Any, arg_name: str, *, example: float, none: str) -> float:
+    """Return `value` as float, raising ValueError unless it is a number in (0, 1].
+
+    `example` is a sensible value and `none` what None does instead (both shown in the message).
+    """
+    # cast() only tells mypy what isinstance guarantees: numpy's stubs reject the abstract numbers.Real.
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not np.isfinite(cast(float, value))):
+        raise ValueError(f"`{arg_name}` must be a finite number, got {value!r}; "
+                         f"e.g. {example}, or None {none}")
+    if not 0 < float(value) <= 1:
+        raise ValueError(f"`{arg_name}` must be a fraction in (0, 1], e.g. {example}, or None {none}; "
+                         f"got {value!r}")
+    return float(value)
+
+
 def check_positive_int(value: Any, arg_name: str) -> int:
     """Return `value` as int, raising ValueError unless it is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:

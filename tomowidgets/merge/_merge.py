@@ -49,6 +49,7 @@ from tomowidgets._calibration import (
 from tomowidgets._validate import (
     as_float32,
     check_finite,
+    check_fraction,
     check_hysteresis,
     check_ndim,
     check_positive,
@@ -201,7 +202,8 @@ def merge(
     thinned = _check_names(thin, names, "thin")
     tubes = _check_names(filaments, names, "filaments")
     max_sd = FILAMENT_MAX_SD / apix
-    contact = _check_contact(filament_contact)
+    contact = None if filament_contact is None else check_fraction(
+        filament_contact, "filament_contact", example=FILAMENT_CONTACT, none="to judge pieces by width alone")
     shape = sources[0].shape
     if slab is None:
         slab = _auto_slab(len(names), shape)
@@ -295,17 +297,6 @@ def _threshold_labels(stack: np.ndarray, low: np.ndarray | None, limits: np.ndar
     if low is not None:
         return _hysteresis_labels(best, top, low, limits)
     return np.where(top >= limits[best], best + 1, 0).astype(np.uint8)
-
-
-def _check_contact(value: object) -> float | None:
-    """`filament_contact` as a float in ``(0, 1]``, or None."""
-    if value is None:
-        return None
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not 0.0 < float(value) <= 1.0):
-        raise ValueError("`filament_contact` must be a fraction in (0, 1] of the voxels around a "
-                         f"filament's piece (e.g. {FILAMENT_CONTACT}), or None, got {value!r}")
-    return float(value)
 
 
 def _give_up(stack: np.ndarray, labels: np.ndarray, features: list[int],

@@ -47,7 +47,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from tomowidgets._calibration import PICK_HYSTERESIS, PICK_MIN_RELATIVE_SIZE, THRESHOLD
-from tomowidgets._validate import as_float32, check_finite, check_hysteresis, check_ndim
+from tomowidgets._validate import as_float32, check_finite, check_fraction, check_hysteresis, check_ndim
 from tomowidgets.io import Tomogram
 from tomowidgets.particles._extract import extract_subvolumes
 from tomowidgets.particles._starcsv import read_particles, write_particles
@@ -223,7 +223,8 @@ def pick_particles(
     if hysteresis is not None:
         hysteresis = check_hysteresis(hysteresis)
     if min_relative_size is not None:
-        min_relative_size = _check_fraction(min_relative_size, "min_relative_size")
+        min_relative_size = check_fraction(min_relative_size, "min_relative_size", example=0.4,
+                                           none="for no relative minimum")
     low = threshold * hysteresis if hysteresis is not None and threshold > 0 else threshold
     allowed = None if within is None else _region_mask(within, volume.shape)
 
@@ -258,14 +259,6 @@ def pick_particles(
     zyx, top, mass, size = zyx[keep], top[keep], mass[keep], size[keep]
     kept = _thin(zyx, min_distance)
     return make_table(name, feature, zyx[kept], top[kept], mass=mass[kept], size=size[kept])
-
-
-def _check_fraction(value: Any, arg_name: str) -> float:
-    """Return `value` as float, raising ValueError unless it lies in (0, 1]."""
-    value = check_number(value, arg_name, hint="; e.g. 0.4, or None for no relative minimum")
-    if not 0 < value <= 1:
-        raise ValueError(f"`{arg_name}` must be a fraction in (0, 1], e.g. 0.4, or None; got {value!r}")
-    return value
 
 
 def seed_points(
