@@ -120,3 +120,18 @@ def test_feature_train_options_reach_only_their_feature(accuracy, monkeypatch):
     assert options["ribosome"]["scale"] == 0.1 and options["double_membrane"]["scale"] == 0.0
     assert options["ribosome"]["lent_scale"] == options["double_membrane"]["lent_scale"] == {}
     assert options["ribosome"]["blur"] == options["double_membrane"]["blur"] == 1.0
+
+
+def test_tube_angles_are_measured_from_the_tilt_axis():
+    spec = importlib.util.spec_from_file_location("tube_angles", ROOT / "benchmarks" / "tube_angles.py")
+    tube_angles = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tube_angles)
+    mask = np.zeros((8, 96, 96), bool)
+    mask[2:6, 10:14, 5:45] = True            # along x: across the tilt axis y
+    mask[2:6, 20:60, 80:84] = True           # along y: along the axis
+    yy, xx = np.mgrid[:96, :96]
+    mask[2:6] |= (np.abs((yy - 60) - (xx - 20)) <= 2) & (yy >= 60) & (xx <= 50)   # diagonal
+    tubes = tube_angles.tube_axes(mask, min_voxels=100)
+    assert sorted(round(angle) for _, angle in tubes) == [0, 45, 90]
+    assert sum(int(piece.sum()) for piece, _ in tubes) == int(mask.sum())
+    assert tube_angles.tube_axes(mask, min_voxels=10_000) == []
