@@ -34,21 +34,19 @@ DEFAULTS = "compete-dice-hysteresis-dm-scale-0.4-lent-vote-relative-thin-filamen
 
 def tube_axes(mask: np.ndarray, min_voxels: int = 3000) -> list[tuple[np.ndarray, float]]:
     """Each tube of a label mask (3D pieces of at least `min_voxels`) with its angle, in degrees
-    (0-90), between its in-plane direction and the tilt axis y: 0 along the axis, 90 across it.
-
-    The direction is the major principal axis of the piece's (y, x) coordinates, which the tubes'
-    few degrees of elevation leave in the slice plane.
+    (0-90), between its direction seen from above and the tilt axis y: 0 along the axis, 90
+    across it (:func:`tomowidgets.metrics.angles_to_tilt_axis` of its footprint; the tubes rise
+    only a few degrees out of the slice plane).
     """
+    from tomowidgets.metrics import angles_to_tilt_axis
+
     pieces, n = ndimage.label(mask)
     tubes = []
     for i in range(1, n + 1):
         piece = pieces == i
-        if piece.sum() < min_voxels:
-            continue
-        _, y, x = np.nonzero(piece)
-        _, vectors = np.linalg.eigh(np.cov(np.stack([y, x]).astype(np.float64)))
-        dy, dx = np.abs(vectors[:, -1])
-        tubes.append((piece, float(np.degrees(np.arctan2(dx, dy)))))
+        if piece.sum() >= min_voxels:
+            (angle,) = angles_to_tilt_axis(piece.any(axis=0), min_pixels=1)
+            tubes.append((piece, float(angle)))
     return tubes
 
 

@@ -87,6 +87,27 @@ def test_agreement_between_seeds_is_measured_and_judged():
     assert chance.verdict == "weak" and "agree on 30%" in " ".join(chance.advice)
 
 
+@pytest.mark.parametrize(("feature", "along", "told"), [
+    ("microtubule", "y", True),        # every painted tube along the tilt axis
+    ("microtubule", "x", False),       # across it
+    ("membrane", "y", False),          # not a filament
+])
+def test_filaments_painted_only_along_the_tilt_axis_are_pointed_out(feature, along, told):
+    band = (abs(_XX - 16) < 3) if along == "y" else (abs(_YY - 16) < 3)
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(30, 64, 64)).astype(np.float32)
+    data[:10, 16:48, 16:48] += 2.0 * band
+    tomo = Tomogram(data, apix=10.0)
+    ts = TrainingSet(TILE, feature=feature)
+    for z in range(30):
+        ts.add_positive(tomo, z, 32, 32, band) if z < 10 else ts.add_negative(tomo, z, 32, 32)
+    net = FeatureNet(feature, seed=1)
+    net.train(ts, epochs=6, batch_size=10, progress=False)
+    report = check_reliability(net, ts, progress=False)
+    assert report.verdict == "reliable", str(report)      # advice about coverage, not a verdict
+    assert ("runs across the tilt axis" in str(report)) is told
+
+
 def test_a_network_that_learned_nothing_fails():
     ts = tiles_of(["disk"] * 2 + ["noise"] * 2, seed=3)
     net = FeatureNet("disk")

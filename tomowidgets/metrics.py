@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["centrelines", "confusion_matrix", "dice", "f_beta", "face_on", "fsc_resolution",
-           "match_particles", "recall", "skeleton_dice", "tile_overlap"]
+__all__ = ["angles_to_tilt_axis", "centrelines", "confusion_matrix", "dice", "f_beta", "face_on",
+           "fsc_resolution", "match_particles", "recall", "skeleton_dice", "tile_overlap"]
 
 
 def dice(prediction: np.ndarray, truth: np.ndarray, *, tolerance: int = 0) -> float:
@@ -99,6 +99,45 @@ def face_on(truth: np.ndarray, *, max_angle: float = 30.0, sigma: float = 2.0) -
     smooth = ndimage.gaussian_filter(truth.astype(np.float32), sigma)
     tensor = [ndimage.gaussian_filter(g * g, sigma) for g in np.gradient(smooth)]   # zz, yy, xx
     return truth & (tensor[0] >= np.cos(np.deg2rad(max_angle)) ** 2 * sum(tensor))
+
+
+def angles_to_tilt_axis(mask: np.ndarray, *, min_pixels: int = 50) -> np.ndarray:
+    """Angle, in degrees from 0 to 90, between the tilt axis (y) and each piece of a 2D mask.
+
+    A filament at right angles to the tilt axis keeps the least of its Fourier transform in a
+    single-axis tilt series and comes out faint; these angles tell whether painted tiles (or a
+    label's tubes, seen from above: ``mask.any(axis=0)``) include such filaments. Each piece's
+    direction is its long axis (``skimage.measure.regionprops``' orientation): 0 along y, 90
+    along x.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (y, x)
+        The filaments' pixels, e.g. a painted tile.
+    min_pixels : int, default 50
+        Smaller pieces (specks, a tube's cut end) are skipped.
+
+    Returns
+    -------
+    ndarray of float
+        One angle per piece, in the order ``skimage.measure.label`` numbers them.
+
+    Examples
+    --------
+    >>> tile = np.zeros((64, 64), bool)
+    >>> tile[10:14, 2:60] = True          # along x: across the axis
+    >>> tile[20:62, 40:44] = True         # along y
+    >>> angles_to_tilt_axis(tile).round().tolist()
+    [90.0, 0.0]
+    """
+    from skimage.measure import label, regionprops
+
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"`mask` must be a 2D (y, x) mask, got shape {mask.shape}; "
+                         "for a 3D label pass its footprint, mask.any(axis=0)")
+    pieces = regionprops(label(mask, connectivity=2))
+    return np.array([abs(np.degrees(p.orientation)) for p in pieces if p.area >= min_pixels])
 
 
 def recall(prediction: np.ndarray, truth: np.ndarray, *, tolerance: int = 0) -> float:
