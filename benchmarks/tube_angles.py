@@ -1,8 +1,8 @@
 """Microtubules found against their angle to the tilt axis, with today's default networks and merge.
 
-A tube that runs across the tilt axis (the synthetic cells tilt about y) keeps only the part of its
-Fourier transform that the missing wedge spares least; in back-projected cells such tubes came out
-faint and were what the microtubule networks missed (#16). This prints, for each true tube of the
+A tube that runs across the tilt axis (the synthetic cells tilt about y) keeps the least of its
+Fourier transform through the missing wedge; in back-projected cells such tubes came out faint and
+were what the microtubule networks missed (#16). This prints, for each true tube of the
 unseen cells, its angle to the tilt axis and the fraction of its voxels that each simulated
 annotator's merged labels call microtubule, then the recall of the tubes across the axis against
 the others.
@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     accuracy = load_accuracy()
     settings = accuracy.Variant(**{**accuracy.VARIANTS[DEFAULTS].__dict__, "annotators": 3})
     varied = args.cells == "varied"
-    condition = accuracy.spread_condition(args.imaging, 0.5, True, shape=(64, 256, 256), epochs=20, seed=0,
-                                   annotators=3, varied=varied, erase_gold=True)
+    condition = accuracy.spread_condition(args.imaging, 0.5, True, shape=(64, 256, 256), epochs=20,
+                                          seed=0, annotators=3, varied=varied, erase_gold=True)
     cache = args.out / "networks" / f"spread_{settings.networks}_{condition}"
     if not cache.is_dir():
         print(f"No networks in {cache}: run benchmarks/accuracy.py --annotators 3 --snr 0.5 "
@@ -82,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     features = ("membrane", "double_membrane", "microtubule", "ribosome")
     models = accuracy.IMAGING_MODELS if args.imaging == accuracy.MIXED else (args.imaging,)
     sources = [(pre, cell.labels) for model in models
-               for cell, pre in accuracy.make_cells(0.5, True, (64, 256, 256), 0, imaging=model, seeds=(0,),
-                                             varied=varied, erase_gold=True)]
+               for cell, pre in accuracy.make_cells(0.5, True, (64, 256, 256), 0, imaging=model,
+                                                    seeds=(0,), varied=varied, erase_gold=True)]
     teams = accuracy.train_networks(sources, features, settings, seed=0, epochs=20, cache=cache)
-    unseen = accuracy.make_cells(0.5, True, (64, 256, 256), 0, imaging=args.test_imaging, seeds=(1, 2),
-                          varied=varied, erase_gold=True)
+    unseen = accuracy.make_cells(0.5, True, (64, 256, 256), 0, imaging=args.test_imaging,
+                                 seeds=(1, 2), varied=varied, erase_gold=True)
     value = features.index("microtubule") + 1
     print(f"{condition} -> {args.test_imaging} ({args.cells} cells), default merge")
     print(f"{'cell':>4} {'tube':>4} {'voxels':>7} {'angle to tilt axis':>19}   recall per annotator")
