@@ -18,14 +18,18 @@ on 2 cores.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from tomowidgets.metrics import angles_to_tilt_axis
+
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import accuracy  # noqa: E402  (sibling scripts, not a package)
+
 #: Tubes at least this many degrees from the tilt axis count as running across it.
 ACROSS = 75.0
 #: The variant whose networks and merge are the product's defaults.
@@ -38,8 +42,6 @@ def tube_axes(mask: np.ndarray, min_voxels: int = 3000) -> list[tuple[np.ndarray
     across it (:func:`tomowidgets.metrics.angles_to_tilt_axis` of its footprint; the tubes rise
     only a few degrees out of the slice plane).
     """
-    from tomowidgets.metrics import angles_to_tilt_axis
-
     pieces, n = ndimage.label(mask)
     tubes = []
     for i in range(1, n + 1):
@@ -48,15 +50,6 @@ def tube_axes(mask: np.ndarray, min_voxels: int = 3000) -> list[tuple[np.ndarray
             (angle,) = angles_to_tilt_axis(piece.any(axis=0), min_pixels=1)
             tubes.append((piece, float(angle)))
     return tubes
-
-
-def load_accuracy():  # noqa: ANN201
-    """benchmarks/accuracy.py as a module (a script, not a package): its cells, networks and variants."""
-    spec = importlib.util.spec_from_file_location("accuracy", HERE / "accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["accuracy"] = module   # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from tomowidgets.merge import merge
 
-    accuracy = load_accuracy()
     settings = accuracy.Variant(**{**accuracy.VARIANTS[DEFAULTS].__dict__, "annotators": 3})
     varied = args.cells == "varied"
     condition = accuracy.spread_condition(args.imaging, 0.5, True, shape=(64, 256, 256), epochs=20,
