@@ -105,7 +105,7 @@ def test_filaments_painted_only_along_the_tilt_axis_are_pointed_out(feature, alo
     net.train(ts, epochs=6, batch_size=10, progress=False)
     report = check_reliability(net, ts, progress=False)
     assert report.verdict == "reliable", str(report)      # advice about coverage, not a verdict
-    assert ("runs across the tilt axis" in str(report)) is told
+    assert ("leave out filaments across the tilt axis" in str(report)) is told
 
 
 def test_a_network_that_learned_nothing_fails():
