@@ -341,7 +341,8 @@ def _judged(r: Reliability, *, response: float | None, twin_failed: bool = False
 
 _ACROSS_ADVICE = (
     "Beyond these tiles: the painted ones leave out filaments across the tilt axis (no painted "
-    "{feature} runs within " f"{90 - ACROSS_AXIS:g}" "° of x). Such filaments keep the least signal in a single-axis tilt series and come out faint: a "
+    "{feature} runs within " f"{90 - ACROSS_AXIS:g}" "° of x). Such filaments keep the least "
+    "signal in a single-axis tilt series and come out faint: a "
     "network that never saw one misses more than half of them. If yours run along x, paint a few "
     "tiles on them, then check that the calls elsewhere did not widen.")
 
