@@ -70,7 +70,7 @@ import numpy as np
 
 from tomowidgets.demo import DEMO_FEATURES, RIBOSOME_MATCH_RADIUS, simulated_annotation
 from tomowidgets.io import atomic_path
-from tomowidgets.merge import FILAMENT_CONTACT, FILAMENTS, THIN, VOTE
+from tomowidgets.merge import FILAMENT_CONTACT, FILAMENT_HYSTERESIS, FILAMENTS, THIN, VOTE
 from tomowidgets.synthetic import IMAGING_MODELS
 
 #: Layouts of synthetic cells: make_cell's standard one and ``varied=True``.
@@ -142,6 +142,11 @@ class Variant:
         piece called another feature from which the piece is left to the other features. None
         keeps the committed results comparable; merge's own default became
         :data:`tomowidgets.merge.FILAMENT_CONTACT` (the "...-contact" variant) on 2026-12-07.
+    filament_hysteresis : float or None
+        ``merge(filament_hysteresis=...)``: the hysteresis of the `filaments` features. None
+        (filaments continued as `hysteresis` says) keeps the committed results comparable; merge's
+        own default became :data:`tomowidgets.merge.FILAMENT_HYSTERESIS` (the "...-continued"
+        variant) on 2026-12-07.
     pick : dict or None
         Keyword arguments of ``pick_particles`` for the ribosome picks; {} is the product's
         defaults. None, regions at the threshold of at least 300 voxels (the defaults before
@@ -165,6 +170,7 @@ class Variant:
     thin: tuple[str, ...] | None = None
     filaments: tuple[str, ...] | None = None
     filament_contact: float | None = None
+    filament_hysteresis: float | None = None
     pick: dict | None = None
 
 
@@ -204,7 +210,9 @@ class Variant:
 #: microtubules' in-slice pieces far wider than a tube to the other features
 #: (``merge(filaments=FILAMENTS)``, the product's default since a fifth change that day);
 #: "...-filaments-contact" also those flanked by other features' calls for a fifth of their
-#: surroundings (``merge(filament_contact=FILAMENT_CONTACT)``, the product's default since 2026-12-07).
+#: surroundings (``merge(filament_contact=FILAMENT_CONTACT)``, the product's default since 2026-12-07);
+#: "...-contact-continued" also continues the microtubules' calls down to 0.3 of the threshold
+#: (``merge(filament_hysteresis=FILAMENT_HYSTERESIS)``, the product's default since a later change).
 #: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
 DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {
@@ -256,6 +264,8 @@ VARIANTS[f"{_LENT}-vote-relative-thin-filaments"] = replace(VARIANTS[f"{_LENT}-v
                                                             filaments=FILAMENTS)
 VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact"] = replace(
     VARIANTS[f"{_LENT}-vote-relative-thin-filaments"], filament_contact=FILAMENT_CONTACT)
+VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued"] = replace(
+    VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact"], filament_hysteresis=FILAMENT_HYSTERESIS)
 #: Today's defaults with the membranes' own augmented tiles magnified by up to ±40 % as well, so
 #: that their network sees vesicles of more sizes (its own networks; the others' are the "...-lent" ones).
 VARIANTS[f"{_LENT}-vote-relative-thin-membrane-scale-0.4"] = replace(
@@ -293,8 +303,8 @@ def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
 def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # noqa: ANN001
                pad: bool = True, hysteresis: float | None = None, vote: tuple | None = None,
                thin: tuple | None = None, filaments: tuple | None = None,
-               filament_contact: float | None = None, pick: dict | None = None,
-               picked: dict | None = None) -> dict:
+               filament_contact: float | None = None, filament_hysteresis: float | None = None,
+               pick: dict | None = None, picked: dict | None = None) -> dict:
     """All the metrics of one unseen cell from its score maps (one per feature).
 
     `picked` caches the picking metrics by ribosome map, for variants that share it.
@@ -303,7 +313,8 @@ def score_cell(scores: dict, cell, *, threshold: float, box: int, seed: int,  # 
     from tomowidgets.metrics import confusion_matrix, dice, face_on, recall, skeleton_dice
 
     labels = merge(scores, threshold=threshold, hysteresis=hysteresis, vote=vote, thin=thin,
-                   filaments=filaments, filament_contact=filament_contact)
+                   filaments=filaments, filament_contact=filament_contact,
+                   filament_hysteresis=filament_hysteresis)
     result = {}
     for i, name in enumerate(labels.names):
         called, truth = np.asarray(labels.data) == i + 1, cell.labels[name]
@@ -496,6 +507,7 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
                                                vote=settings[v].vote, thin=settings[v].thin,
                                                filaments=settings[v].filaments,
                                                filament_contact=settings[v].filament_contact,
+                                               filament_hysteresis=settings[v].filament_hysteresis,
                                                pick=settings[v].pick,
                                                picked=picked if same else None))
                 per_model[model].append(per_cell)

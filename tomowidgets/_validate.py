@@ -86,12 +86,13 @@ def check_positive(value: Any, arg_name: str) -> float:
     return float(value)
 
 
-def check_hysteresis(hysteresis: Any) -> float:
+def check_hysteresis(hysteresis: Any, arg: str = "hysteresis", none: str = "keeps the single threshold"
+                     ) -> float:
     """Return `hysteresis` as float, raising ValueError unless it is a fraction strictly between 0 and 1."""
     if (isinstance(hysteresis, bool) or not isinstance(hysteresis, numbers.Real)
             or not 0 < float(hysteresis) < 1):
-        raise ValueError(f"`hysteresis` must be a fraction of the threshold between 0 and 1 (e.g. 0.5), "
-                         f"got {hysteresis!r}; None keeps the single threshold")
+        raise ValueError(f"`{arg}` must be a fraction of the threshold between 0 and 1 (e.g. 0.5), "
+                         f"got {hysteresis!r}; None {none}")
     return float(hysteresis)
 
 

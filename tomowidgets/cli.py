@@ -20,6 +20,7 @@ import numpy as np
 
 from tomowidgets._calibration import (
     FILAMENT_CONTACT,
+    FILAMENT_HYSTERESIS,
     FILAMENT_MAX_SD,
     FILAMENTS,
     HYSTERESIS,
@@ -264,6 +265,12 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
                    f"fraction is called another feature (default {FILAMENT_CONTACT}) is a stretch of that "
                    "structure, e.g. an arc of a mitochondrion, and is left to the other features; 'off' "
                    "judges pieces by their width alone")
+    p.add_argument("--filament-hysteresis", type=_fraction_or_off, default=FILAMENT_HYSTERESIS,
+                   metavar="FRACTION|off",
+                   help="--hysteresis for the filaments (default "
+                   f"{FILAMENT_HYSTERESIS}): a tube is continued further than a membrane, through the "
+                   "faint stretches of one running across the tilt axis; 'off' continues them as "
+                   "--hysteresis says")
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser(
@@ -374,8 +381,8 @@ def _is_off(text: str) -> bool:
 
 
 def _fraction_or_off(text: str) -> float | None:
-    """``--hysteresis``, ``--filament-contact``, ``--min-relative-size``: a fraction, or None for 'off'
-    (merge and pick check the range)."""
+    """``--hysteresis``, ``--filament-contact``, ``--filament-hysteresis``, ``--min-relative-size``: a
+    fraction, or None for 'off' (merge and pick check the range)."""
     if _is_off(text):
         return None
     try:
@@ -403,7 +410,8 @@ def cmd_merge(args: argparse.Namespace) -> None:
                    hysteresis=args.hysteresis, vote=[group for group in args.vote if group],
                    thin=[name for name in args.thin if not _is_off(name)],
                    filaments=[name for name in args.filaments if not _is_off(name)],
-                   filament_contact=args.filament_contact)
+                   filament_contact=args.filament_contact,
+                   filament_hysteresis=args.filament_hysteresis)
     fractions = ", ".join(f"{k} {v:.1%}" for k, v in labels.fractions().items())
     print(f"{labels!r}\nvoxels: {fractions}")
 

@@ -6,6 +6,7 @@
 from tomowidgets.merge._merge import (
     BACKGROUND,
     FILAMENT_CONTACT,
+    FILAMENT_HYSTERESIS,
     FILAMENTS,
     HYSTERESIS,
     MAX_FEATURES,
@@ -22,6 +23,7 @@ __all__ = [
     "BACKGROUND",
     "Consensus",
     "FILAMENT_CONTACT",
+    "FILAMENT_HYSTERESIS",
     "FILAMENTS",
     "HYSTERESIS",
     "LabelMap",

@@ -37,7 +37,9 @@ from scipy import ndimage
 
 from tomowidgets._calibration import (
     FILAMENT_CONTACT,
+    FILAMENT_HYSTERESIS,
     FILAMENT_MAX_SD,
+    FILAMENT_WINDOW,
     FILAMENTS,
     HYSTERESIS,
     THIN,
@@ -69,8 +71,8 @@ from tomowidgets.merge._labelmap import (
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["BACKGROUND", "FILAMENT_CONTACT", "FILAMENTS", "HYSTERESIS", "MAX_FEATURES", "THIN", "VOTE",
-           "Consensus", "LabelMap", "consensus", "merge", "sidecar_path"]
+__all__ = ["BACKGROUND", "FILAMENT_CONTACT", "FILAMENT_HYSTERESIS", "FILAMENTS", "HYSTERESIS",
+           "MAX_FEATURES", "THIN", "VOTE", "Consensus", "LabelMap", "consensus", "merge", "sidecar_path"]
 
 #: Connectivity of hysteresis: 4-neighbours within a slice (skimage's default), never across slices,
 #: as a 2D network scores each slice on its own.
@@ -94,6 +96,7 @@ def merge(
     thin: Sequence[str] | None = THIN,
     filaments: Sequence[str] | None = FILAMENTS,
     filament_contact: float | None = FILAMENT_CONTACT,
+    filament_hysteresis: float | None = FILAMENT_HYSTERESIS,
 ) -> LabelMap:
     """Label each voxel with the feature whose calibrated score is highest, if it reaches a threshold.
 
@@ -164,6 +167,16 @@ def merge(
         mitochondrion's outline is flanked by that outline's own calls (:data:`FILAMENT_CONTACT`
         says what it gained). A tube lying along another call for a fifth of its outline is lost
         too. None: pieces are judged by their width alone.
+    filament_hysteresis : float or None, default 0.25
+        The `hysteresis` of the `filaments` features, which it overrides for them (also where
+        `hysteresis` is None): a fraction in ``(0, 1)`` of their threshold down to which a called
+        filament is continued within its slice. A tube is one continuous structure along its axis,
+        and one running across the tilt axis comes out faint in stretches; continuing it further
+        than a membrane finds more of it. So that a strongly scored tube's halo is not continued
+        with it, a voxel of these features also counts only where its score reaches the same
+        fraction of the feature's highest score within 150 Å in its slice
+        (:data:`FILAMENT_HYSTERESIS` says what both gained). None: filaments are continued as
+        `hysteresis` says and not cut.
 
     Returns
     -------
@@ -175,10 +188,10 @@ def merge(
     ValueError
         If `scores` is empty or not a dict, has more than 127 features or an invalid name, its maps
         differ in shape or voxel size or are not 3D, a map holds NaN/inf, a threshold is not a finite
-        number, `thresholds` names a feature not in `scores`, `slab` < 1, `hysteresis` is not
-        in ``(0, 1)``, `vote` is not a list of lists of feature names, each in one group at most,
-        or `thin` or `filaments` is not a list of feature names, or `filament_contact` is not in
-        ``(0, 1]``.
+        number, `thresholds` names a feature not in `scores`, `slab` < 1, `hysteresis` or
+        `filament_hysteresis` is not in ``(0, 1)``, `vote` is not a list of lists of feature
+        names, each in one group at most, or `thin` or `filaments` is not a list of feature
+        names, or `filament_contact` is not in ``(0, 1]``.
 
     Examples
     --------
@@ -201,6 +214,13 @@ def merge(
     groups = _check_vote(vote, names)
     thinned = _check_names(thin, names, "thin")
     tubes = _check_names(filaments, names, "filaments")
+    tube_fraction = None
+    if filament_hysteresis is not None:
+        tube_fraction = check_hysteresis(filament_hysteresis, "filament_hysteresis",
+                                         none="continues filaments as `hysteresis` says")
+        low = limits.copy() if low is None else low   # a low level at the threshold continues nothing
+        low[tubes] = tube_fraction * limits[tubes]
+    tube_window = 2 * round(FILAMENT_WINDOW / apix) + 1
     max_sd = FILAMENT_MAX_SD / apix
     contact = None if filament_contact is None else check_fraction(
         filament_contact, "filament_contact", example=FILAMENT_CONTACT, none="to judge pieces by width alone")
@@ -215,6 +235,9 @@ def merge(
         stack = _read_stack(names, sources, start, stop, "scores")
         for i in thinned:
             _thin(stack[i])
+        if tube_fraction is not None:
+            for i in tubes:
+                _thin(stack[i], tube_window, tube_fraction)
         labels = _threshold_labels(stack, low, limits)
         _give_up(stack, labels, tubes, lambda value: _wide_pieces(labels == value, max_sd), low, limits)
         if contact is not None:
@@ -284,10 +307,11 @@ def _check_names(value: object, names: tuple[str, ...], arg: str) -> list[int]:
     return [names.index(name) for name in dict.fromkeys(value) if name in names]
 
 
-def _thin(scores: np.ndarray) -> None:
-    """Cut in place, slice by slice, the scores below half of the highest within the window to <= 0."""
-    peak = ndimage.maximum_filter(scores, size=(1, THIN_WINDOW, THIN_WINDOW))
-    np.minimum(scores, 0, out=scores, where=scores < THIN_FRACTION * peak)
+def _thin(scores: np.ndarray, window: int = THIN_WINDOW, fraction: float = THIN_FRACTION) -> None:
+    """Cut in place, slice by slice, the scores below `fraction` of the highest within the `window`
+    (voxels across) to <= 0."""
+    peak = ndimage.maximum_filter(scores, size=(1, window, window))
+    np.minimum(scores, 0, out=scores, where=scores < fraction * peak)
 
 
 def _threshold_labels(stack: np.ndarray, low: np.ndarray | None, limits: np.ndarray) -> np.ndarray:
