@@ -167,7 +167,7 @@ def merge(
         mitochondrion's outline is flanked by that outline's own calls (:data:`FILAMENT_CONTACT`
         says what it gained). A tube lying along another call for a fifth of its outline is lost
         too. None: pieces are judged by their width alone.
-    filament_hysteresis : float or None, default 0.25
+    filament_hysteresis : float or None, default 0.3
         The `hysteresis` of the `filaments` features, which it overrides for them (also where
         `hysteresis` is None): a fraction in ``(0, 1)`` of their threshold down to which a called
         filament is continued within its slice. A tube is one continuous structure along its axis,
