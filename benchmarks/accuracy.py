@@ -211,8 +211,9 @@ class Variant:
 #: (``merge(filaments=FILAMENTS)``, the product's default since a fifth change that day);
 #: "...-filaments-contact" also those flanked by other features' calls for a fifth of their
 #: surroundings (``merge(filament_contact=FILAMENT_CONTACT)``, the product's default since 2026-12-07);
-#: "...-contact-continued" also continues the microtubules' calls down to 0.3 of the threshold
-#: (``merge(filament_hysteresis=FILAMENT_HYSTERESIS)``, the product's default since a later change).
+#: "...-contact-continued" also continues the microtubules' calls down to 0.3 of the threshold,
+#: where they reach 0.3 of their local peak (``merge(filament_hysteresis=FILAMENT_HYSTERESIS)``, the
+#: product's default since a later change).
 #: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
 DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {

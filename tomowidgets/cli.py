@@ -269,8 +269,8 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
                    metavar="FRACTION|off",
                    help="--hysteresis for the filaments (default "
                    f"{FILAMENT_HYSTERESIS}): a tube is continued further than a membrane, through the "
-                   "faint stretches of one running across the tilt axis; 'off' continues them as "
-                   "--hysteresis says")
+                   "faint stretches of one running across the tilt axis, where its score also reaches "
+                   "this fraction of its peak nearby; 'off' continues them as --hysteresis says")
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser(
