@@ -44,6 +44,11 @@ The rows merge with every voxel that reaches the threshold (``merge(thin=None)``
 width at half maximum (``merge``'s default since then)::
 
     python benchmarks/real_calibration.py --seeds 0 1 2 --thin
+
+Hysteresis is compared at 0.5 and 0.7 of the threshold and without; ``--hysteresis`` names other
+fractions (``off``: the single threshold)::
+
+    python benchmarks/real_calibration.py --seeds 0 1 2 --thin --hysteresis 0.3 0.4 0.5
 """
 
 from __future__ import annotations
@@ -65,7 +70,8 @@ from real_data import OUT, REAL, SETS, annotate, cached_network, envelope_covera
 
 #: The traced slices and rows (20 Å voxels) where the envelope lines are known.
 SLICES, ROWS = slice(50, 96), slice(40, 281)
-#: merge() settings compared: the paper's single threshold, and hysteresis at these fractions.
+#: merge() settings compared by default: the paper's single threshold, and hysteresis at these
+#: fractions (``--hysteresis`` picks others).
 HYSTERESIS = (None, 0.5, 0.7)
 #: The measures of each row, averaged over seeds (with their sd) by :func:`summary`.
 MEASURES = ("level", "envelope_covered", "pieces_per_slice", "longest_stretch", "on_envelope",
@@ -85,10 +91,12 @@ def on_the_envelope(membrane: np.ndarray) -> float:
 
 def membrane_rows(scores: dict[str, tw.Tomogram], net: tw.FeatureNet, membrane_set: tw.TrainingSet,
                   seed: int, turns: int = 1, calibration_turns: int = 1,
-                  thin: tuple[bool, ...] = (False,)) -> list[dict]:
+                  thin: tuple[bool, ...] = (False,),
+                  hystereses: tuple[float | None, ...] = HYSTERESIS) -> list[dict]:
     """The envelope measures of one membrane network's scores, calibrated each way (for
-    `calibration_turns`) and merged with the ribosome scores with and without hysteresis, and
-    with the membrane thinned (``merge(thin=["membrane"])``) or not, as `thin` lists."""
+    `calibration_turns`) and merged with the ribosome scores with each of `hystereses` (None: the
+    single threshold), and with the membrane thinned (``merge(thin=["membrane"])``) or not, as
+    `thin` lists."""
     rows = []
     membrane = np.asarray(scores["membrane"].data)
     for method in tw.network.CALIBRATIONS:
@@ -96,7 +104,7 @@ def membrane_rows(scores: dict[str, tw.Tomogram], net: tw.FeatureNet, membrane_s
         net.calibrate(membrane_set, method=method, turns=calibration_turns)
         # calibrated scores are the capped output over the amplitude: rescale rather than reapply
         membrane = membrane * np.float32(before / net.amplitude)
-        for hysteresis, thinned in itertools.product(HYSTERESIS, thin):
+        for hysteresis, thinned in itertools.product(hystereses, thin):
             labels = tw.merge({"ribosome": scores["ribosome"],
                                "membrane": tw.Tomogram(membrane, scores["membrane"].apix)},
                               hysteresis=hysteresis, thin=["membrane"] if thinned else None)
@@ -111,6 +119,11 @@ def membrane_rows(scores: dict[str, tw.Tomogram], net: tw.FeatureNet, membrane_s
                          "on_envelope": on_the_envelope(called), "membrane_voxels": float(called.mean()),
                          "ribosome_on_envelope": on_the_envelope(ribosomes)})
     return rows
+
+
+def hysteresis_fraction(text: str) -> float | None:
+    """``--hysteresis``'s value: a fraction of the threshold, or ``off`` for the single threshold."""
+    return None if text == "off" else float(text)
 
 
 def scores_per_turns(net: tw.FeatureNet, pre: tw.Tomogram, turns: list[int]) -> dict[int, tw.Tomogram]:
@@ -146,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--thin", action="store_true",
                         help="also merge with the membrane's call cut to its score's width at half "
                              "maximum (merge(thin=...))")
+    parser.add_argument("--hysteresis", type=hysteresis_fraction, nargs="+", default=list(HYSTERESIS),
+                        metavar="FRACTION|off",
+                        help="merge with hysteresis at each of these fractions of the threshold "
+                             "('off': the single threshold; default: off 0.5 0.7)")
     args = parser.parse_args(argv)
     if not (REAL / "empiar10499_TS00254_20A.mrc").is_file():
         sys.exit(f"the real cell is not at {REAL}; see ../shared/data/real/README.md")
@@ -176,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                           "membrane": tw.apply(net, pre, progress=False, turns=turns)}
             rows += membrane_rows(scores, net, membrane_set, seed, turns,
                                   turns if args.turned_calibration else 1,
-                                  (False, True) if args.thin else (False,))
+                                  (False, True) if args.thin else (False,), tuple(args.hysteresis))
     table = summary(rows)
     seconds = time.perf_counter() - t0
     print(f"EMPIAR-10499 at 20 Å, the membrane network ({args.set.name}, {len(membrane_set)} tiles"
@@ -194,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
               f"| {r['ribosome_on_envelope']:.1%} ± {r['ribosome_on_envelope_sd']:.1%} |")
     name = ("calibration_compete" if args.compete else "calibration") + (
         "" if args.turns == [1] else "_turns" + "-".join(map(str, args.turns))) + (
-        "_turned-calibration" if args.turned_calibration else "") + ("_thin" if args.thin else "") + ".json"
+        "_turned-calibration" if args.turned_calibration else "") + ("_thin" if args.thin else "") + (
+        "" if tuple(args.hysteresis) == HYSTERESIS
+        else "_hysteresis" + "-".join(str(h or "off") for h in args.hysteresis)) + ".json"
     (OUT / name).write_text(json.dumps({"set": str(args.set.name), "seeds": args.seeds,
                                         "compete": args.compete, "turns": args.turns,
                                         "turned_calibration": args.turned_calibration,
