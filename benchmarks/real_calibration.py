@@ -123,7 +123,15 @@ def membrane_rows(scores: dict[str, tw.Tomogram], net: tw.FeatureNet, membrane_s
 
 def hysteresis_fraction(text: str) -> float | None:
     """``--hysteresis``'s value: a fraction of the threshold, or ``off`` for the single threshold."""
-    return None if text == "off" else float(text)
+    if text == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:   # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 or 'off', got {text!r}")
+    return value
 
 
 def scores_per_turns(net: tw.FeatureNet, pre: tw.Tomogram, turns: list[int]) -> dict[int, tw.Tomogram]:
@@ -217,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     (OUT / name).write_text(json.dumps({"set": str(args.set.name), "seeds": args.seeds,
                                         "compete": args.compete, "turns": args.turns,
                                         "turned_calibration": args.turned_calibration,
-                                        "thin": args.thin,
+                                        "thin": args.thin, "hysteresis": args.hysteresis,
                                         "summary": table, "rows": rows},
                                        indent=1))
     return 0
