@@ -417,6 +417,24 @@ def test_a_filament_is_continued_further_than_a_membrane_through_faint_stretches
         merge(scores, filament_hysteresis=1.5)
 
 
+def test_a_filament_piece_given_up_where_it_is_called_is_not_continued_out_of_its_flanks():
+    # a short arc of tube calls lying along a double membrane (flanked: given up), with a faint
+    # tail (0.4: reached only by the filaments' continuation) running off into the cytoplasm,
+    # where the grown piece would be flanked by the membrane for under a fifth of its outline
+    scores = {name: Tomogram(np.zeros((1, 30, 40), np.float32), 10.0)
+              for name in ("double_membrane", "microtubule")}
+    scores["double_membrane"].data[0, 5:7] = 2.0
+    scores["microtubule"].data[0, 7, 10:15] = 1.2
+    scores["microtubule"].data[0, 8:, 14] = 0.4
+    tube = 2
+    labels = np.asarray(merge(scores).data)[0]
+    assert not (labels == tube).any()
+    assert (labels[5:7] == 1).all()
+    # judged by its width alone, the arc is a tube, and it is continued along its tail
+    kept = np.asarray(merge(scores, filament_contact=None).data)[0]
+    assert (kept[7, 10:15] == tube).all() and (kept[8:, 14] == tube).all()
+
+
 @pytest.mark.parametrize("slab", [1, 2, 7, 100])
 def test_slab_by_slab_equals_whole_volume(slab):
     scores = _scores()

@@ -175,8 +175,10 @@ def merge(
         than a membrane finds more of it. So that a strongly scored tube's halo is not continued
         with it, a voxel of these features also counts only where its score reaches the same
         fraction of the feature's highest score within 150 Å in its slice
-        (:data:`FILAMENT_HYSTERESIS` says what both gained). None: filaments are continued as
-        `hysteresis` says and not cut.
+        (:data:`FILAMENT_HYSTERESIS` says what both gained). Pieces are first judged as
+        `hysteresis` alone calls them: one that `filaments` or `filament_contact` gives up there is
+        not continued, so it cannot grow out of its flanking calls and be kept. None: filaments
+        are continued as `hysteresis` says and not cut.
 
     Returns
     -------
@@ -215,10 +217,11 @@ def merge(
     thinned = _check_names(thin, names, "thin")
     tubes = _check_names(filaments, names, "filaments")
     tube_fraction = None
+    judged_low = low   # the filaments' pieces are judged as `hysteresis` alone continues them
     if filament_hysteresis is not None:
         tube_fraction = check_hysteresis(filament_hysteresis, "filament_hysteresis",
                                          none="continues filaments as `hysteresis` says")
-        low = limits.copy() if low is None else low   # a low level at the threshold continues nothing
+        low = limits.copy() if low is None else low.copy()   # a low level at the threshold continues nothing
         low[tubes] = tube_fraction * limits[tubes]
     tube_window = 2 * round(FILAMENT_WINDOW / apix) + 1
     max_sd = FILAMENT_MAX_SD / apix
@@ -231,19 +234,27 @@ def merge(
         raise ValueError(f"`slab` must be an integer >= 1 (z slices per step), got {slab!r}")
     slab = int(slab)
 
-    def labels_of(start: int, stop: int) -> np.ndarray:
-        stack = _read_stack(names, sources, start, stop, "scores")
-        for i in thinned:
-            _thin(stack[i])
-        if tube_fraction is not None:
-            for i in tubes:
-                _thin(stack[i], tube_window, tube_fraction)
-        labels = _threshold_labels(stack, low, limits)
+    def give_up_odd_filaments(stack: np.ndarray, labels: np.ndarray, low: np.ndarray | None) -> None:
+        """Give up the filaments' pieces too wide, then those flanked by other calls."""
         _give_up(stack, labels, tubes, lambda value: _wide_pieces(labels == value, max_sd), low, limits)
         if contact is not None:
             # after the wide cut, whose rings' voxels may now flank the arcs that continue them
             _give_up(stack, labels, tubes, lambda value: _flanked_pieces(labels, value, contact),
                      low, limits)
+
+    def labels_of(start: int, stop: int) -> np.ndarray:
+        stack = _read_stack(names, sources, start, stop, "scores")
+        for i in thinned:
+            _thin(stack[i])
+        if tube_fraction is not None and tubes:
+            # Pieces given up as `hysteresis` alone calls them lose their scores before filaments
+            # are continued further, so that none comes back by growing: without a CTF, a
+            # microtubule network's calls on a mitochondrion's rings would spread along them.
+            give_up_odd_filaments(stack, _threshold_labels(stack, judged_low, limits), judged_low)
+            for i in tubes:
+                _thin(stack[i], tube_window, tube_fraction)
+        labels = _threshold_labels(stack, low, limits)
+        give_up_odd_filaments(stack, labels, low)
         for group in groups:
             _vote(labels, group)
         return labels
