@@ -80,7 +80,9 @@ FILAMENT_CONTACT = 0.2
 #: cells without one lost up to 0.006. The other features were unchanged. Continuing to 0.3
 #: without the cut widened the strong tubes (Fourier cells 0.973 -> 0.958); 0.25 found more of the
 #: faint ones but widened the real microtubule of the cylindra crop (Dice 0.921 -> 0.900; 0.3:
-#: 0.919) (README, #16).
+#: 0.919). Without a CTF, where the microtubule network calls arcs of mitochondria, it costs
+#: microtubules 0.633 -> 0.607; that a piece is first judged as `HYSTERESIS` calls it keeps
+#: cross-talk there at 2.5 % (2.7 % without continuing, 3.5 % continuing unjudged) (README, #16).
 FILAMENT_HYSTERESIS = 0.3
 #: Half the width, in Å, of the window in which `FILAMENT_HYSTERESIS` cuts a filament's scores
 #: relative to their peak: 150 Å, a 31-voxel window at 10 Å, a little wider than a microtubule.
