@@ -64,6 +64,8 @@ from pathlib import Path
 import numpy as np
 
 import tomowidgets as tw
+from tomowidgets._validate import check_hysteresis
+from tomowidgets.cli import _fraction_or_off
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_data import OUT, REAL, SETS, annotate, cached_network, envelope_coverage, quiet, train  # noqa: E402
@@ -122,16 +124,14 @@ def membrane_rows(scores: dict[str, tw.Tomogram], net: tw.FeatureNet, membrane_s
 
 
 def hysteresis_fraction(text: str) -> float | None:
-    """``--hysteresis``'s value: a fraction of the threshold, or ``off`` for the single threshold."""
-    if text == "off":
-        return None
+    """``--hysteresis``'s value: a fraction of the threshold, or ``off`` for the single threshold,
+    parsed as ``tomowidgets merge --hysteresis`` parses it and checked as ``merge`` checks it."""
+    value = _fraction_or_off(text)
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < 1:   # NaN fails too
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1 or 'off', got {text!r}")
-    return value
+        return None if value is None else check_hysteresis(value, "--hysteresis",
+                                                          none="('off') keeps the single threshold")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def scores_per_turns(net: tw.FeatureNet, pre: tw.Tomogram, turns: list[int]) -> dict[int, tw.Tomogram]:
