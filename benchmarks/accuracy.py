@@ -267,6 +267,10 @@ VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact"] = replace(
     VARIANTS[f"{_LENT}-vote-relative-thin-filaments"], filament_contact=FILAMENT_CONTACT)
 VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued"] = replace(
     VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact"], filament_hysteresis=FILAMENT_HYSTERESIS)
+#: Today's defaults with 2.5D networks (each reads 2 slices above and below, as "context-2"), so that
+#: they see a vesicle's ring shrink towards its top where a mitochondrion's two rings stay nested.
+VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued-context-2"] = replace(
+    VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued"], networks=None, context=2)
 #: Today's defaults with the membranes' own augmented tiles magnified by up to ±40 % as well, so
 #: that their network sees vesicles of more sizes (its own networks; the others' are the "...-lent" ones).
 VARIANTS[f"{_LENT}-vote-relative-thin-membrane-scale-0.4"] = replace(
