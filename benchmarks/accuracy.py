@@ -104,11 +104,15 @@ class Variant:
         Average picks near the edges too, their boxes padded (``extract_subvolumes(pad=...)``).
     context : int
         Slices above and below that each network reads (2.5D, ``FeatureNet(context=...)``).
+    feature_context : dict
+        Another `context` for some features only, by feature (e.g. ``{"ribosome": 2}``).
     turns : int
         Test-time augmentation: apply each network to the tomogram turned by 0, 90, ... degrees
         about z (`turns` of them, up to 4) and average the scores turned back.
     networks : str or None
         The variant whose trained networks this one reuses (it changes only how they are applied).
+    feature_networks : dict
+        Another variant whose trained networks some features reuse, by feature.
     calibration : str or dict
         ``FeatureNet.calibrate(method=...)``: the paper's 'mean' (the default) or 'dice'; or a
         method per feature (features not named: 'mean').
@@ -161,8 +165,10 @@ class Variant:
     annotators: int = 1
     pad: bool = True
     context: int = 0
+    feature_context: dict = field(default_factory=dict)
     turns: int = 1
     networks: str | None = None
+    feature_networks: dict = field(default_factory=dict)
     calibration: str | dict = "mean"
     turned_calibration: bool = False
     hysteresis: float | None = None
@@ -271,6 +277,11 @@ VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued"] = replace(
 #: they see a vesicle's ring shrink towards its top where a mitochondrion's two rings stay nested.
 VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued-context-2"] = replace(
     VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued"], networks=None, context=2)
+#: Today's defaults with the ribosomes' networks alone 2.5D (those of "...-context-2"), the others'
+#: as before: the ribosomes gained from the context where the continuous features lost.
+VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued-ribosome-context-2"] = replace(
+    VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued"], feature_context={"ribosome": 2},
+    feature_networks={"ribosome": f"{_LENT}-vote-relative-thin-filaments-contact-continued-context-2"})
 #: Today's defaults with the membranes' own augmented tiles magnified by up to ±40 % as well, so
 #: that their network sees vesicles of more sizes (its own networks; the others' are the "...-lent" ones).
 VARIANTS[f"{_LENT}-vote-relative-thin-membrane-scale-0.4"] = replace(
@@ -385,14 +396,20 @@ def train_networks(sources: list[tuple], features: tuple[str, ...], variant: Var
     from tomowidgets.network import FeatureNet
 
     teams = []
+    contexts = {f: variant.feature_context.get(f, variant.context) for f in features}
     for annotator in range(variant.annotators):
         s = seed + ANNOTATOR_SEEDS * annotator
-        sets = {f: annotate(sources, f, seed=s, context=variant.context) for f in features}
+        # competing sets share their context, so each context in use gets every feature's tiles
+        clicked = {k: {f: annotate(sources, f, seed=s, context=k) for f in features}
+                   for k in set(contexts.values())}
+        sets = {f: clicked[contexts[f]][f] for f in features}
         if variant.compete:
-            sets = {f: ts.with_competitors([sets[o] for o in features if o != f]) for f, ts in sets.items()}
+            sets = {f: ts.with_competitors([clicked[contexts[f]][o] for o in features if o != f])
+                    for f, ts in sets.items()}
         team = []
         for feature in features:
-            path = None if cache is None else cache / f"{feature}.annotator{annotator}.keras"
+            path = None if cache is None else (
+                _reused(cache, variant, feature) / f"{feature}.annotator{annotator}.keras")
             method = (variant.calibration.get(feature, "mean") if isinstance(variant.calibration, dict)
                       else variant.calibration)
             turns = variant.turns if variant.turned_calibration else 1
@@ -401,7 +418,7 @@ def train_networks(sources: list[tuple], features: tuple[str, ...], variant: Var
                 net.calibrate(sets[feature], method=method, turns=turns)
                 team.append(net)
                 continue
-            net = FeatureNet(feature, seed=s, context=variant.context)
+            net = FeatureNet(feature, seed=s, context=contexts[feature])
             # no magnification unless the variant asks: the variants predate FEATURE_SCALE
             options = {"scale": 0.0, "lent_scale": {}, **variant.train,
                        **variant.feature_train.get(feature, {})}
@@ -413,6 +430,18 @@ def train_networks(sources: list[tuple], features: tuple[str, ...], variant: Var
             team.append(net)
         teams.append(team)
     return teams
+
+
+def _reused(cache: Path, variant: Variant, feature: str) -> Path:
+    """Where `feature`'s networks are kept: `cache`, or the same condition's folder of the variant
+    named in ``variant.feature_networks``."""
+    other = variant.feature_networks.get(feature)
+    if other is None:
+        return cache
+    own = f"spread_{variant.networks}_"
+    if not cache.name.startswith(own):
+        raise ValueError(f"feature_networks needs the networks of a --annotators run, not {cache}")
+    return cache.parent / f"spread_{other}_{cache.name[len(own):]}"
 
 
 def score_maps(teams: list[list], pre, turns: int = 1) -> dict:  # noqa: ANN001
@@ -692,12 +721,13 @@ def main_spread(args: argparse.Namespace) -> int:
     print(f"Machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; cells "
           f"{tuple(args.shape)} at 10 Å/voxel, {args.epochs} epochs, {args.annotators} annotators; "
           f"results cached in {args.out}/")
-    groups: dict[tuple[str, int], list[str]] = {}
+    groups: dict[tuple[str, int, tuple], list[str]] = {}
     for variant in args.variant:
-        shared = (VARIANTS[variant].networks or variant, VARIANTS[variant].turns)
+        v = VARIANTS[variant]
+        shared = (v.networks or variant, v.turns, tuple(sorted(v.feature_networks.items())))
         groups.setdefault(shared, []).append(variant)
     results = []
-    for (networks, _), variants in groups.items():
+    for (networks, _, _), variants in groups.items():
         for train_imaging in args.imaging:
             for ctf in ctfs:
                 for snr in args.snr:

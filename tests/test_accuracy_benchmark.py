@@ -122,6 +122,26 @@ def test_feature_train_options_reach_only_their_feature(accuracy, monkeypatch):
     assert options["ribosome"]["blur"] == options["double_membrane"]["blur"] == 1.0
 
 
+def test_feature_context_and_networks_reach_only_their_feature(accuracy, monkeypatch, tmp_path):
+    trained = {}
+
+    def train(self, ts, **kwargs):
+        trained[self.feature] = (self.context, ts.context, {r.lender for r in ts})
+    monkeypatch.setattr(tw.network.FeatureNet, "train", train)
+    monkeypatch.setattr(tw.network.FeatureNet, "save", lambda self, path: trained.setdefault(path, 1))
+    ((cell, pre),) = accuracy.make_cells(0.5, True, (32, 128, 128), 0, seeds=(1,))
+    variant = accuracy.Variant(compete=True, networks="flat", feature_context={"ribosome": 1},
+                               feature_networks={"ribosome": "deep"})
+    cache = tmp_path / "spread_flat_fourier_snr0.5"
+    accuracy.train_networks([(pre, cell.labels)], ("double_membrane", "ribosome"), variant, seed=0,
+                            epochs=1, cache=cache)
+    # each network reads its own context, and competes with tiles cut at that context
+    assert trained["ribosome"] == (1, 1, {None, "double_membrane"})
+    assert trained["double_membrane"] == (0, 0, {None, "ribosome"})
+    assert cache / "double_membrane.annotator0.keras" in trained
+    assert tmp_path / "spread_deep_fourier_snr0.5" / "ribosome.annotator0.keras" in trained
+
+
 def test_tube_angles_are_measured_from_the_tilt_axis():
     spec = importlib.util.spec_from_file_location("tube_angles", ROOT / "benchmarks" / "tube_angles.py")
     tube_angles = importlib.util.module_from_spec(spec)
