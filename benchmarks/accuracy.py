@@ -273,8 +273,9 @@ VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact"] = replace(
     VARIANTS[f"{_LENT}-vote-relative-thin-filaments"], filament_contact=FILAMENT_CONTACT)
 VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued"] = replace(
     VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact"], filament_hysteresis=FILAMENT_HYSTERESIS)
-#: Today's defaults with 2.5D networks (each reads 2 slices above and below, as "context-2"), so that
-#: they see a vesicle's ring shrink towards its top where a mitochondrion's two rings stay nested.
+#: Today's defaults with 2.5D networks (each reads 2 slices above and below, as "context-2"), tried
+#: so that they might see a vesicle's ring shrink towards its top where a mitochondrion's two rings
+#: stay nested (on varied back-projected cells the continuous features lost, the ribosomes gained).
 VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued-context-2"] = replace(
     VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued"], networks=None, context=2)
 #: Today's defaults with the ribosomes' networks alone 2.5D (those of "...-context-2"), the others'
@@ -440,7 +441,8 @@ def _reused(cache: Path, variant: Variant, feature: str) -> Path:
         return cache
     own = f"spread_{variant.networks}_"
     if not cache.name.startswith(own):
-        raise ValueError(f"feature_networks needs the networks of a --annotators run, not {cache}")
+        raise ValueError(f"feature_networks needs `networks` named and the cache of a --annotators "
+                         f"run (spread_<networks>_<condition>), not {cache}")
     return cache.parent / f"spread_{other}_{cache.name[len(own):]}"
 
 
