@@ -65,7 +65,7 @@ import numpy as np
 
 import tomowidgets as tw
 from tomowidgets._validate import check_hysteresis
-from tomowidgets.cli import _fraction_or_off
+from tomowidgets.cli import _number_or_off
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_data import OUT, REAL, SETS, annotate, cached_network, envelope_coverage, quiet, train  # noqa: E402
@@ -126,7 +126,7 @@ def membrane_rows(scores: dict[str, tw.Tomogram], net: tw.FeatureNet, membrane_s
 def hysteresis_fraction(text: str) -> float | None:
     """``--hysteresis``'s value: a fraction of the threshold, or ``off`` for the single threshold,
     parsed as ``tomowidgets merge --hysteresis`` parses it and checked as ``merge`` checks it."""
-    value = _fraction_or_off(text)
+    value = _number_or_off(text)
     try:
         return None if value is None else check_hysteresis(value, "--hysteresis",
                                                           none="('off') keeps the single threshold")

@@ -325,6 +325,23 @@ def test_pick_command_drops_regions_small_against_the_median_unless_told_off(tmp
     assert "`min_relative_size` must be a fraction" in capsys.readouterr().err
 
 
+def test_pick_command_lowers_the_threshold_where_the_picks_score_low_unless_told_off(tmp_path, capsys):
+    # six particles that a network calls weakly on this tomogram: peaks 1.2 to 0.96, cores ~0.85
+    grid = np.indices((30, 30, 180), dtype=np.float32)
+    blobs = [peak * np.exp(-((grid[0] - 15) ** 2 + (grid[1] - 15) ** 2 + (grid[2] - 30 * i - 15) ** 2) / 50)
+             for i, peak in enumerate((1.2, 1.2, 1.04, 1.04, 0.96, 0.96))]
+    tw.write_tomogram(tmp_path / "cell.ribosome.mrc", np.max(blobs, axis=0), apix=10.0)
+    args = ["pick", str(tmp_path / "cell.ribosome.mrc"), "-o"]
+    capsys.readouterr()
+    assert main([*args, str(tmp_path / "lowered.csv")]) == 0
+    assert "threshold lowered from 1 to 0.5" in capsys.readouterr().out
+    assert main([*args, str(tmp_path / "given.csv"), "--core-score", "off"]) == 0
+    assert "lowered" not in capsys.readouterr().out
+    assert [len(tw.read_particles(tmp_path / f"{n}.csv")) for n in ("lowered", "given")] == [6, 4]
+    assert main([*args, str(tmp_path / "bad.csv"), "--core-score", "-1"]) == 1
+    assert "`core_score` must be a finite number >= 0" in capsys.readouterr().err
+
+
 def test_pick_command_orients_seeds_along_membrane_normals_and_filaments(score_files, tmp_path):
     out, paths, cell = score_files
     assert main(["pick", str(paths["membrane"]), "-o", str(tmp_path / "normals.star"), "--spacing", "10",

@@ -198,11 +198,12 @@ def _gaussian(shape, centre, amplitude, sd):
 
 def test_a_particle_is_sized_by_its_region_grown_to_the_hysteresis():
     # A particle of 1.2 at its centre: about 200 voxels reach 1.0, about 3000 reach 0.4.
+    # (At the threshold as given: its core scores below 1.5, which would lower the threshold.)
     scores = _gaussian((40, 40, 40), (20, 20, 20), 1.2, 6.0)
-    grown = pick_particles(scores)                                # 0.4 and 300 voxels by default
+    grown = pick_particles(scores, core_score=None)               # 0.4 and 300 voxels by default
     assert len(grown) == 1 and 2000 < grown["size"].iloc[0] < 4000
-    assert len(pick_particles(scores, hysteresis=None)) == 0      # its core alone is under 300 voxels
-    core = pick_particles(scores, hysteresis=None, min_size=1)
+    assert len(pick_particles(scores, hysteresis=None, core_score=None)) == 0   # core < 300 voxels
+    core = pick_particles(scores, hysteresis=None, min_size=1, core_score=None)
     assert core["size"].iloc[0] < 300
     np.testing.assert_allclose(grown[["z", "y", "x"]].to_numpy(), [[20, 20, 20]], atol=1e-6)
 
@@ -219,6 +220,37 @@ def test_a_grown_region_must_reach_the_threshold_itself():
     assert len(pick_particles(pair, threshold=0.7)) == 2
 
 
+def _row(gain, peaks=(3.0, 3.0, 2.6, 2.6, 2.4, 2.4), sd=5.0):
+    """Gaussian particles 30 voxels apart along x, their peaks times `gain`."""
+    shape = (30, 30, 30 * len(peaks))
+    return np.max([_gaussian(shape, (15, 15, 30 * i + 15), gain * p, sd) for i, p in enumerate(peaks)],
+                  axis=0)
+
+
+def test_the_threshold_is_lowered_where_a_network_under_calls_the_tomogram():
+    # Six particles as a network scores them on a tomogram like its training one (cores about
+    # 2, above 1.5 times the threshold), then on one it calls 0.4 times as strongly: peaks 1.2
+    # to 0.96, so that two of them never reach 1.0.
+    known = pick_particles(_row(1.0))
+    assert len(known) == 6 and known.attrs["threshold"] == 1.0
+    assert len(pick_particles(_row(0.4), core_score=None)) == 4
+    weak = pick_particles(_row(0.4))
+    assert len(weak) == 6 and 0.5 < weak.attrs["threshold"] < 0.7
+    np.testing.assert_allclose(np.sort(weak["x"]), np.sort(known["x"]), atol=0.5)
+    # a map whose picks' median core reaches `core_score` keeps its threshold; twice that halves it
+    core = float(np.median(known["score"]))
+    assert pick_particles(_row(1.0), core_score=core).attrs["threshold"] == 1.0
+    assert pick_particles(_row(1.0), core_score=2 * core).attrs["threshold"] == pytest.approx(0.5)
+
+
+def test_the_threshold_is_lowered_to_half_at_most():
+    spikes = _row(0.4, sd=1.5)             # peaks 1.2 to 0.96 over cores of a few voxels
+    picks = pick_particles(spikes, min_size=1, min_relative_size=None)
+    assert picks.attrs["threshold"] == 0.5 and len(picks) == 6
+    assert pick_particles(spikes, min_size=1, threshold=2.0).attrs["threshold"] == 2.0  # none reach 2
+    assert pick_particles(spikes, min_size=1, core_score=0).attrs["threshold"] == 1.0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -232,6 +264,8 @@ def test_a_grown_region_must_reach_the_threshold_itself():
         ({"min_relative_size": 1.5}, r"`min_relative_size` must be a fraction in \(0, 1\]"),
         ({"min_relative_size": 0}, "`min_relative_size` must be a fraction"),
         ({"min_relative_size": "half"}, "`min_relative_size` must be a finite number"),
+        ({"core_score": -1.0}, "`core_score` must be a finite number >= 0"),
+        ({"core_score": "high"}, "`core_score` must be a finite number"),
     ],
 )
 def test_bad_picking_options_raise(kwargs, match):

@@ -109,3 +109,16 @@ PICK_HYSTERESIS = 0.4
 #: to back-projected ones from 80 / 99 % to 98 / 98 % precision / recall, and the other way round
 #: from 100 / 63 % to 98 / 82 % (README, #16).
 PICK_MIN_RELATIVE_SIZE = 0.4
+
+#: pick_particles()'s default `core_score`: the median score over the picks' cores (their ``score``
+#: column) in units of the threshold, where a network's calibration holds. The calibration makes a
+#: painted particle's mean score 1.0, and its core scores more: the picks' median was 1.1-1.6 on
+#: unseen synthetic cells imaged as the training cell was, 1.8 on the real EMPIAR-10499 cell, but
+#: 0.7-0.8 where networks trained on back-projected cells scored Fourier-mask ones, whose ribosomes
+#: they call more weakly. Lowering the threshold by the ratio there (3 annotators × 2 cells) took
+#: picks from 98 / 82 % to 98 / 95 % precision / recall, and left them within a point elsewhere
+#: but on varied back-projected cells (98 / 84 -> 97 / 89 %) (README, #16).
+PICK_CORE_SCORE = 1.5
+#: The lowest that `PICK_CORE_SCORE` lowers the threshold, as a fraction of it: half, so that a
+#: map whose few picks are all weak is not picked down to its noise.
+PICK_LOWEST_THRESHOLD = 0.5

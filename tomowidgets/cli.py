@@ -24,6 +24,7 @@ from tomowidgets._calibration import (
     FILAMENT_MAX_SD,
     FILAMENTS,
     HYSTERESIS,
+    PICK_CORE_SCORE,
     PICK_HYSTERESIS,
     PICK_MIN_RELATIVE_SIZE,
     THIN,
@@ -240,7 +241,7 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="LABELS.mrc")
     p.add_argument("--threshold", type=float, default=THRESHOLD,
                    help="lowest calibrated score a feature needs to win a voxel (default 1.0)")
-    p.add_argument("--hysteresis", type=_fraction_or_off, default=HYSTERESIS, metavar="FRACTION|off",
+    p.add_argument("--hysteresis", type=_number_or_off, default=HYSTERESIS, metavar="FRACTION|off",
                    help="also label weaker voxels (this fraction of the threshold; default "
                    f"{HYSTERESIS}) that continue a called structure within their slice: fewer breaks in "
                    "membranes and filaments; 'off' keeps the paper's single threshold")
@@ -259,13 +260,13 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
                    f"wider than a microtubule (spread > {FILAMENT_MAX_SD:g} Å across) is left to the other "
                    f"features (default {' '.join(FILAMENTS)}; names not merged are ignored); 'off' keeps "
                    "every call whatever its shape, the paper's rule")
-    p.add_argument("--filament-contact", type=_fraction_or_off, default=FILAMENT_CONTACT,
+    p.add_argument("--filament-contact", type=_number_or_off, default=FILAMENT_CONTACT,
                    metavar="FRACTION|off",
                    help="a filament's piece within a slice of whose surrounding voxels at least this "
                    f"fraction is called another feature (default {FILAMENT_CONTACT}) is a stretch of that "
                    "structure, e.g. an arc of a mitochondrion, and is left to the other features; 'off' "
                    "judges pieces by their width alone")
-    p.add_argument("--filament-hysteresis", type=_fraction_or_off, default=FILAMENT_HYSTERESIS,
+    p.add_argument("--filament-hysteresis", type=_number_or_off, default=FILAMENT_HYSTERESIS,
                    metavar="FRACTION|off",
                    help="--hysteresis for the filaments (default "
                    f"{FILAMENT_HYSTERESIS}): a tube is continued further than a membrane, through the "
@@ -289,15 +290,19 @@ def _add_particle_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-size", type=int, default=None,
                    help="smallest region in voxels, counted down to --hysteresis (default 3*10^5 Å^3, "
                    "a tenth of a ribosome: 300 voxels at 10 Å)")
-    p.add_argument("--min-relative-size", type=_fraction_or_off, default=PICK_MIN_RELATIVE_SIZE,
+    p.add_argument("--min-relative-size", type=_number_or_off, default=PICK_MIN_RELATIVE_SIZE,
                    metavar="FRACTION|off",
                    help=f"drop regions smaller than this fraction of the median region, so that smaller "
                    f"complexes are not picked (default {PICK_MIN_RELATIVE_SIZE}); 'off' keeps every "
                    "region of at least --min-size")
-    p.add_argument("--hysteresis", type=_fraction_or_off, default=PICK_HYSTERESIS, metavar="FRACTION|off",
+    p.add_argument("--hysteresis", type=_number_or_off, default=PICK_HYSTERESIS, metavar="FRACTION|off",
                    help=f"grow each region that reaches the threshold down to this fraction of it "
                    f"before its size is tested (default {PICK_HYSTERESIS}); 'off' keeps the paper's "
                    "single threshold")
+    p.add_argument("--core-score", type=_number_or_off, default=PICK_CORE_SCORE, metavar="SCORE|off",
+                   help=f"where the picks' median core score is below this many times the threshold "
+                   f"(default {PICK_CORE_SCORE}), the network under-calls this tomogram: pick again at a "
+                   "threshold lowered by their ratio (to half at most); 'off' keeps --threshold")
     p.add_argument("--min-distance", type=float, default=None, help="smallest distance between picks, voxels")
     p.add_argument("--spacing", type=float, default=None,
                    help="seed points this many voxels apart instead (continuous features)")
@@ -380,15 +385,15 @@ def _is_off(text: str) -> bool:
     return text.strip().lower() in ("off", "none")
 
 
-def _fraction_or_off(text: str) -> float | None:
-    """``--hysteresis``, ``--filament-contact``, ``--filament-hysteresis``, ``--min-relative-size``: a
-    fraction, or None for 'off' (merge and pick check the range)."""
+def _number_or_off(text: str) -> float | None:
+    """``--hysteresis``, ``--filament-contact``, ``--filament-hysteresis``, ``--min-relative-size``,
+    ``--core-score``: a number, or None for 'off' (merge and pick check the range)."""
     if _is_off(text):
         return None
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.5, or 'off', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.5, or 'off', got {text!r}") from None
 
 
 def _vote_arg(text: str) -> tuple[str, ...]:
@@ -446,9 +451,12 @@ def cmd_pick(args: argparse.Namespace) -> None:
         options = {k: v for k, v in (("min_size", args.min_size), ("min_distance", args.min_distance))
                    if v is not None}
         table = pick_particles(scores, **common, **options, hysteresis=args.hysteresis,
-                               min_relative_size=args.min_relative_size)
+                               min_relative_size=args.min_relative_size, core_score=args.core_score)
+        if table.attrs["threshold"] < args.threshold:
+            print(f"threshold lowered from {args.threshold:g} to {table.attrs['threshold']:.2f}: the "
+                  f"picks scored low on this tomogram (--core-score off keeps {args.threshold:g})")
         if args.orient == "axis":
-            table = orient_particles(table, scores, args.axis_radius, threshold=args.threshold)
+            table = orient_particles(table, scores, args.axis_radius, threshold=table.attrs["threshold"])
     write_particles(args.output, table, apix=scores.apix, origin=scores.origin, shape=scores.shape)
     print(f"{len(table)} {feature} positions written to {args.output}")
 

@@ -46,7 +46,13 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from tomowidgets._calibration import PICK_HYSTERESIS, PICK_MIN_RELATIVE_SIZE, THRESHOLD
+from tomowidgets._calibration import (
+    PICK_CORE_SCORE,
+    PICK_HYSTERESIS,
+    PICK_LOWEST_THRESHOLD,
+    PICK_MIN_RELATIVE_SIZE,
+    THRESHOLD,
+)
 from tomowidgets._validate import as_float32, check_finite, check_fraction, check_hysteresis, check_ndim
 from tomowidgets.io import Tomogram
 from tomowidgets.particles._extract import extract_subvolumes
@@ -70,7 +76,9 @@ __all__ = [
     "ANGLE_COLUMNS",
     "PARTICLE_COLUMNS",
     "PICK_COLUMNS",
+    "PICK_CORE_SCORE",
     "PICK_HYSTERESIS",
+    "PICK_LOWEST_THRESHOLD",
     "PICK_MIN_RELATIVE_SIZE",
     "extract_subvolumes",
     "pick_particles",
@@ -108,6 +116,7 @@ def pick_particles(
     within: ArrayLike | None = None,
     hysteresis: float | None = PICK_HYSTERESIS,
     min_relative_size: float | None = PICK_MIN_RELATIVE_SIZE,
+    core_score: float | None = PICK_CORE_SCORE,
 ) -> pd.DataFrame:
     """Pick one particle per connected region of a score map, at its centroid or maximum.
 
@@ -122,7 +131,9 @@ def pick_particles(
     scores) and ``size`` (voxel count). Regions that do not reach `threshold` anywhere, or whose
     size lies outside ``[min_size, max_size]``, are dropped, and so are those outside `within`
     and those smaller than `min_relative_size` times the median size of the rest; then, from the
-    highest score down, a pick closer than `min_distance` to a kept pick is dropped.
+    highest score down, a pick closer than `min_distance` to a kept pick is dropped. Where the picks'
+    median core score falls below `core_score` times the threshold, the network under-calls this
+    tomogram, and the picking is done again at a threshold lowered in proportion.
 
     The hysteresis makes the size test measure most of each particle rather than the part of it
     that reaches the threshold, which varies far more from particle to particle (half of the painted
@@ -183,6 +194,13 @@ def pick_particles(
         other test (:data:`PICK_MIN_RELATIVE_SIZE`), so that smaller complexes are not picked as
         the particle. None keeps every region of at least `min_size`: for a tomogram in which other
         objects may outnumber the particles, or when the particles' sizes should spread widely.
+    core_score : float or None, default 1.5
+        The median core score (the ``score`` column), in units of `threshold`, of the picks on a
+        map whose calibration holds (:data:`PICK_CORE_SCORE`). Where this map's picks score lower,
+        their network calls this tomogram more weakly than the one it was calibrated on, and
+        `threshold` is lowered by their ratio, to no less than :data:`PICK_LOWEST_THRESHOLD` of it;
+        the threshold used is in the table's ``attrs["threshold"]``. None: `threshold` as given.
+        No effect when `threshold` <= 0.
 
     Returns
     -------
@@ -193,7 +211,7 @@ def pick_particles(
         in a STAR file): the mean score within ``min_distance / 2`` of the pick, over the
         particle's core (the region's maximum would not rank picks: it is the same 1/amplitude for
         every particle where the network's output reaches its cap of 1); rows sorted by
-        decreasing score.
+        decreasing score. ``attrs["threshold"]`` is the threshold the picks were made at.
 
     Raises
     ------
@@ -201,7 +219,7 @@ def pick_particles(
         If `scores` is not 3D or holds NaN/inf, `threshold`/`min_distance` is not a finite number
         (`min_distance` >= 0), `min_size` < 1, `max_size` < `min_size`, `hysteresis` is not a
         fraction between 0 and 1 or None, `min_relative_size` is not a fraction in (0, 1] or
-        None, a name is empty,
+        None, `core_score` is not a number >= 0 or None, a name is empty,
         `position` is not "centroid" or "maximum", or `within` is not a boolean mask of the score
         map's shape.
     """
@@ -225,15 +243,42 @@ def pick_particles(
     if min_relative_size is not None:
         min_relative_size = check_fraction(min_relative_size, "min_relative_size", example=0.4,
                                            none="for no relative minimum")
-    low = threshold * hysteresis if hysteresis is not None and threshold > 0 else threshold
+    if core_score is not None:
+        core_score = check_number(core_score, "core_score", minimum=0.0,
+                                  hint=f"; e.g. {PICK_CORE_SCORE}, or None to keep the threshold as given")
     allowed = None if within is None else _region_mask(within, volume.shape)
 
+    def pick_at(level: float) -> tuple[np.ndarray, ...]:
+        return _pick(volume, level, min_size=min_size, max_size=max_size, min_distance=min_distance,
+                     position=position, split=split, allowed=allowed, hysteresis=hysteresis,
+                     min_relative_size=min_relative_size)
+
+    zyx, top, mass, size = pick_at(threshold)
+    if core_score is not None and threshold > 0 and top.size:
+        # The picks' median core in units of the threshold tells how this map's scores compare
+        # with the training tomogram's, where the calibration set 1.0: lower, and the network
+        # under-calls here (e.g. a tomogram imaged otherwise), so its threshold is lowered alike.
+        median = float(np.median(top))
+        if median < core_score * threshold:
+            threshold = max(median / core_score, PICK_LOWEST_THRESHOLD * threshold)
+            zyx, top, mass, size = pick_at(threshold)
+    table = make_table(name, feature, zyx, top, mass=mass, size=size)
+    table.attrs["threshold"] = threshold
+    return table
+
+
+def _pick(volume: np.ndarray, threshold: float, *, min_size: int, max_size: int | None,
+          min_distance: float, position: str, split: bool, allowed: np.ndarray | None,
+          hysteresis: float | None, min_relative_size: float | None) -> tuple[np.ndarray, ...]:
+    """The picks of :func:`pick_particles` at `threshold`: positions, core scores, masses and sizes,
+    best first (the arguments checked)."""
+    low = threshold * hysteresis if hysteresis is not None and threshold > 0 else threshold
     regions, count = ndimage.label(volume >= low)
     if split and count and min_distance > 0:
         regions, count = _split_at_maxima(volume, regions, min_distance)
+    nothing = (np.empty((0, 3)), np.empty(0), np.empty(0), np.empty(0, np.int64))
     if count == 0:
-        return make_table(name, feature, np.empty((0, 3)), np.empty(0), mass=np.empty(0),
-                          size=np.empty(0, np.int64))
+        return nothing
     index = np.arange(1, count + 1)
     size = np.bincount(regions.ravel(), minlength=count + 1)[1:]
     keep = size >= min_size
@@ -243,8 +288,7 @@ def pick_particles(
         keep &= size <= max_size
     index, size = index[keep], size[keep]
     if index.size == 0:
-        return make_table(name, feature, np.empty((0, 3)), np.empty(0), mass=np.empty(0),
-                          size=np.empty(0, np.int64))
+        return nothing
     zyx, mass, centroid = _region_peaks(volume, regions, index)
     if position == "centroid":
         zyx = centroid
@@ -258,7 +302,7 @@ def pick_particles(
         keep &= size >= min_relative_size * np.median(size[keep])
     zyx, top, mass, size = zyx[keep], top[keep], mass[keep], size[keep]
     kept = _thin(zyx, min_distance)
-    return make_table(name, feature, zyx[kept], top[kept], mass=mass[kept], size=size[kept])
+    return zyx[kept], top[kept], mass[kept], size[kept]
 
 
 def seed_points(
