@@ -155,8 +155,10 @@ class Variant:
         Keyword arguments of ``pick_particles`` for the ribosome picks; {} is the product's
         defaults. None, regions at the threshold of at least 300 voxels (the defaults before
         2026-12-06), keeps the committed results comparable; since then the regions are grown to
-        0.4 of the threshold and had to hold 10⁶ Å³ (the "...-vote-picks" variant), and since
-        a later change that day 3·10⁵ Å³ and 0.4 of the median region ("...-vote-relative").
+        0.4 of the threshold and had to hold 10⁶ Å³ (the "...-vote-picks" variant), since
+        a later change that day 3·10⁵ Å³ and 0.4 of the median region ("...-vote-relative"), and
+        since 2026-12-07 the threshold is lowered where the picks' median core score falls below
+        1.5 times it ("...-continued-adaptive"; the earlier variants pin ``core_score=None``).
     """
 
     train: dict = field(default_factory=dict)
@@ -219,7 +221,9 @@ class Variant:
 #: surroundings (``merge(filament_contact=FILAMENT_CONTACT)``, the product's default since 2026-12-07);
 #: "...-contact-continued" also continues the microtubules' calls down to 0.3 of the threshold,
 #: where they reach 0.3 of their local peak (``merge(filament_hysteresis=FILAMENT_HYSTERESIS)``, the
-#: product's default since a later change).
+#: product's default since a later change); "...-continued-adaptive" also lowers the ribosomes'
+#: pick threshold where their picks' median core score falls below 1.5 times it
+#: (``pick_particles(core_score=PICK_CORE_SCORE)``, the product's default since a third change that day).
 #: Dice calibration for the continuous features, the mean for the ribosomes (which are picked).
 DICE_CONTINUOUS = dict.fromkeys(("membrane", "double_membrane", "microtubule"), "dice")
 VARIANTS = {
@@ -263,9 +267,11 @@ _VOTE_3 = (("membrane", "double_membrane", "microtubule"),)
 VARIANTS.update({f"{_LENT}-{name}": replace(VARIANTS[_LENT], networks=_LENT, vote=vote)
                  for name, vote in (("vote", VOTE), ("vote-3", _VOTE_3))})
 #: The grown regions' rule of 2026-12-06 with its fixed minimum (10⁶ Å³), as "...-vote-picks" ran it.
-GROWN_PICKS = {"min_size": 1000, "min_relative_size": None}
+GROWN_PICKS = {"min_size": 1000, "min_relative_size": None, "core_score": None}
+#: The relative minimum of later that day, at the threshold as given (the defaults until 2026-12-07).
+RELATIVE_PICKS = {"core_score": None}
 VARIANTS[f"{_LENT}-vote-picks"] = replace(VARIANTS[f"{_LENT}-vote"], pick=GROWN_PICKS)
-VARIANTS[f"{_LENT}-vote-relative"] = replace(VARIANTS[f"{_LENT}-vote"], pick={})
+VARIANTS[f"{_LENT}-vote-relative"] = replace(VARIANTS[f"{_LENT}-vote"], pick=RELATIVE_PICKS)
 VARIANTS[f"{_LENT}-vote-relative-thin"] = replace(VARIANTS[f"{_LENT}-vote-relative"], thin=THIN)
 VARIANTS[f"{_LENT}-vote-relative-thin-filaments"] = replace(VARIANTS[f"{_LENT}-vote-relative-thin"],
                                                             filaments=FILAMENTS)
@@ -273,6 +279,8 @@ VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact"] = replace(
     VARIANTS[f"{_LENT}-vote-relative-thin-filaments"], filament_contact=FILAMENT_CONTACT)
 VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued"] = replace(
     VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact"], filament_hysteresis=FILAMENT_HYSTERESIS)
+VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued-adaptive"] = replace(
+    VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued"], pick={})
 #: Today's defaults with 2.5D networks (each reads 2 slices above and below, as "context-2"), tried
 #: so that they might see a vesicle's ring shrink towards its top where a mitochondrion's two rings
 #: stay nested (on varied back-projected cells the continuous features lost, the ribosomes gained).
@@ -289,7 +297,7 @@ VARIANTS[f"{_LENT}-vote-relative-thin-membrane-scale-0.4"] = replace(
     VARIANTS[f"{_LENT}-vote-relative-thin"], networks=None,
     feature_train={"double_membrane": {"scale": 0.4}, "membrane": {"scale": 0.4}})
 #: ``pick_particles`` options of the variants before 2026-12-06 (``Variant.pick`` None).
-OLD_PICKS = {"hysteresis": None, "min_size": 300, "min_relative_size": None}
+OLD_PICKS = {"hysteresis": None, "min_size": 300, "min_relative_size": None, "core_score": None}
 #: Seed offset between simulated annotators.
 ANNOTATOR_SEEDS = 100
 #: ``--imaging`` of a training cell imaged by every model, half of the tiles clicked on each.

@@ -33,7 +33,7 @@ import accuracy  # noqa: E402  (sibling scripts, not a package)
 #: Tubes at least this many degrees from the tilt axis count as running across it.
 ACROSS = 75.0
 #: The variant whose networks and merge are the product's defaults.
-DEFAULTS = "compete-dice-hysteresis-dm-scale-0.4-lent-vote-relative-thin-filaments-contact-continued"
+DEFAULTS = "compete-dice-hysteresis-dm-scale-0.4-lent-vote-relative-thin-filaments-contact-continued-adaptive"
 
 
 def tube_axes(mask: np.ndarray, min_voxels: int = 3000) -> list[tuple[np.ndarray, float]]:
