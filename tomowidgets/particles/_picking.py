@@ -7,7 +7,9 @@ are first cut at the maxima of the score (a watershed), since touching particles
 cytoplasm merge into one region, and grown down to 0.4 of the threshold (hysteresis) before their
 size is tested, since a particle's strongest core varies more in size than the particle does; the
 size is tested against the tomogram's median region, since how large a network calls particles
-changes with the imaging while the ratio to smaller complexes does not.
+changes with the imaging while the ratio to smaller complexes does not; and where a network calls a
+tomogram's particles weakly (their cores score lower than where its calibration holds), the
+threshold is lowered in proportion.
 Continuous features (microtubules, membranes) get points seeded at random on the annotation with a
 minimum spacing. Both return a particle table (a pandas DataFrame):
 
