@@ -234,13 +234,19 @@ def merge(
         raise ValueError(f"`slab` must be an integer >= 1 (z slices per step), got {slab!r}")
     slab = int(slab)
 
-    def give_up_odd_filaments(stack: np.ndarray, labels: np.ndarray, low: np.ndarray | None) -> None:
-        """Give up the filaments' pieces too wide, then those flanked by other calls."""
-        _give_up(stack, labels, tubes, lambda value: _wide_pieces(labels == value, max_sd), low, limits)
+    def give_up_odd_filaments(stack: np.ndarray, labels: np.ndarray, low: np.ndarray | None,
+                              relabel: bool = True) -> None:
+        """Give up the filaments' pieces too wide, then those flanked by other calls.
+
+        Without `relabel`, `labels` are left as they were before the last cut (for a caller that
+        needs only the cut scores).
+        """
+        _give_up(stack, labels, tubes, lambda value: _wide_pieces(labels == value, max_sd), low, limits,
+                 relabel=relabel or contact is not None)
         if contact is not None:
             # after the wide cut, whose rings' voxels may now flank the arcs that continue them
             _give_up(stack, labels, tubes, lambda value: _flanked_pieces(labels, value, contact),
-                     low, limits)
+                     low, limits, relabel=relabel)
 
     def labels_of(start: int, stop: int) -> np.ndarray:
         stack = _read_stack(names, sources, start, stop, "scores")
@@ -250,7 +256,8 @@ def merge(
             # Pieces given up as `hysteresis` alone calls them lose their scores before filaments
             # are continued further, so that none comes back by growing: without a CTF, a
             # microtubule network's calls on a mitochondrion's rings would spread along them.
-            give_up_odd_filaments(stack, _threshold_labels(stack, judged_low, limits), judged_low)
+            give_up_odd_filaments(stack, _threshold_labels(stack, judged_low, limits), judged_low,
+                                  relabel=False)
             for i in tubes:
                 _thin(stack[i], tube_window, tube_fraction)
         labels = _threshold_labels(stack, low, limits)
@@ -335,8 +342,10 @@ def _threshold_labels(stack: np.ndarray, low: np.ndarray | None, limits: np.ndar
 
 
 def _give_up(stack: np.ndarray, labels: np.ndarray, features: list[int],
-             pieces_of: Callable[[int], np.ndarray], low: np.ndarray | None, limits: np.ndarray) -> None:
-    """Cut `features`' scores to <= 0 on the voxels `pieces_of(label)` picks and label those slices again.
+             pieces_of: Callable[[int], np.ndarray], low: np.ndarray | None, limits: np.ndarray,
+             relabel: bool = True) -> None:
+    """Cut `features`' scores to <= 0 on the voxels `pieces_of(label)` picks and (with `relabel`)
+    label those slices again.
 
     Both in place. Another feature reaching its threshold then wins the voxels; the rest become
     background. Only the slices with a cut are labelled again: every step is in-slice.
@@ -346,7 +355,7 @@ def _give_up(stack: np.ndarray, labels: np.ndarray, features: list[int],
         given_up = pieces_of(i + 1)
         np.minimum(stack[i], 0, out=stack[i], where=given_up)
         cut |= given_up.any(axis=(1, 2))
-    if cut.any():
+    if relabel and cut.any():
         labels[cut] = _threshold_labels(stack[:, cut], low, limits)
 
 
