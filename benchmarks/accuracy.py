@@ -159,6 +159,11 @@ class Variant:
         a later change that day 3·10⁵ Å³ and 0.4 of the median region ("...-vote-relative"), and
         since 2026-12-07 the threshold is lowered where the picks' median core score falls below
         1.5 times it ("...-continued-adaptive"; the earlier variants pin ``core_score=None``).
+    every_kind : bool
+        The annotators share a quarter of their negatives evenly between the cell's other labels
+        (``simulated_annotation(every_kind=True)``), the proteasomes and beads too, as a person
+        who clicks each kind of structure; else the decoy negatives fall on those labels' voxels,
+        so mostly on the membranes.
     """
 
     train: dict = field(default_factory=dict)
@@ -180,6 +185,7 @@ class Variant:
     filament_contact: float | None = None
     filament_hysteresis: float | None = None
     pick: dict | None = None
+    every_kind: bool = False
 
 
 #: Pipeline settings compared in the table. "default" is the product's before 2026-12-04 (networks
@@ -296,6 +302,12 @@ VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued-ribosome-conte
 VARIANTS[f"{_LENT}-vote-relative-thin-membrane-scale-0.4"] = replace(
     VARIANTS[f"{_LENT}-vote-relative-thin"], networks=None,
     feature_train={"double_membrane": {"scale": 0.4}, "membrane": {"scale": 0.4}})
+#: Today's defaults, trained on the tiles of annotators who also click the rarer kinds of structure
+#: (proteasomes, beads) as negatives (``every_kind``): the varied cells' picks lost precision on
+#: proteasomes that the annotators had never shown the ribosome networks.
+VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued-adaptive-every-kind"] = replace(
+    VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued-adaptive"], networks=None,
+    every_kind=True)
 #: ``pick_particles`` options of the variants before 2026-12-06 (``Variant.pick`` None).
 OLD_PICKS = {"hysteresis": None, "min_size": 300, "min_relative_size": None, "core_score": None}
 #: Seed offset between simulated annotators.
@@ -384,7 +396,8 @@ def pick_and_average(scores, cell, *, threshold: float, box: int, seed: int,  # 
     return result
 
 
-def annotate(sources: list[tuple], feature: str, *, seed: int, context: int = 0):  # noqa: ANN201
+def annotate(sources: list[tuple], feature: str, *, seed: int, context: int = 0,  # noqa: ANN201
+             every_kind: bool = False):
     """One simulated annotator's tiles for `feature` (brush errors of a pixel), the paper's 10
     positives and 100 negatives shared out evenly between the ``(preprocessed tomogram, labels)``
     of `sources`; with one source exactly :func:`simulated_annotation`'s."""
@@ -392,7 +405,8 @@ def annotate(sources: list[tuple], feature: str, *, seed: int, context: int = 0)
 
     return TrainingSet.concatenate([
         simulated_annotation(pre, truth, feature, seed=seed + i, perturb=1, context=context,
-                             n_positive=10 // len(sources), n_negative=100 // len(sources))
+                             n_positive=10 // len(sources), n_negative=100 // len(sources),
+                             every_kind=every_kind)
         for i, (pre, truth) in enumerate(sources)])
 
 
@@ -409,7 +423,8 @@ def train_networks(sources: list[tuple], features: tuple[str, ...], variant: Var
     for annotator in range(variant.annotators):
         s = seed + ANNOTATOR_SEEDS * annotator
         # competing sets share their context, so each context in use gets every feature's tiles
-        clicked = {k: {f: annotate(sources, f, seed=s, context=k) for f in features}
+        clicked = {k: {f: annotate(sources, f, seed=s, context=k, every_kind=variant.every_kind)
+                       for f in features}
                    for k in set(contexts.values())}
         sets = {f: clicked[contexts[f]][f] for f in features}
         if variant.compete:

@@ -108,6 +108,17 @@ def test_an_annotator_of_two_tomograms_clicks_half_of_the_tiles_on_each(accuracy
         pre, cell.labels, "ribosome", seed=4, perturb=1).centres)
 
 
+def test_an_annotator_of_every_kind_shows_the_ribosome_network_the_proteasomes(accuracy):
+    ((cell, pre),) = accuracy.make_cells(0.5, True, (32, 128, 128), 0, seeds=(1,))
+
+    def on_proteasomes(every_kind):
+        ts = accuracy.annotate([(pre, cell.labels)], "ribosome", seed=4, every_kind=every_kind)
+        return sum(cell.labels["proteasome"][tuple(r.centre)] for r in ts if r.kind == "negative")
+
+    # proteasomes hold 2 % of the other labels' voxels: a quarter of 100 shared by five kinds
+    assert on_proteasomes(False) <= 2 and on_proteasomes(True) == 5
+
+
 def test_feature_train_options_reach_only_their_feature(accuracy, monkeypatch):
     options = {}
     monkeypatch.setattr(tw.network.FeatureNet, "train",

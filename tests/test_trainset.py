@@ -694,6 +694,30 @@ def test_from_ground_truth_centres_half_the_negatives_on_decoys():
         TrainingSet.from_ground_truth(tomo, label, feature="f", decoys=decoys[:4])
 
 
+def test_from_ground_truth_shows_every_kind_of_decoy_given_one_volume_per_kind():
+    """A small complex beside a large membrane: the union alone rarely reaches it, a list does."""
+    label = np.zeros((8, 256, 256), bool)
+    label[:, 60:70, 60:70] = True
+    membrane = np.zeros_like(label)
+    membrane[:, 140:150, 40:250] = True          # 200 times the complex's voxels
+    complex_ = np.zeros_like(label)
+    complex_[3:5, 200:204, 120:124] = True
+    tomo = tw.Tomogram(np.random.default_rng(0).normal(size=label.shape).astype(np.float32), 10.0)
+
+    def negatives(decoys):
+        ts = TrainingSet.from_ground_truth(tomo, label, feature="f", n_positive=1, n_negative=40,
+                                           rng=2, decoys=decoys)
+        centres = [tuple(r.centre) for r in ts if r.kind == "negative"]
+        return sum(membrane[c] for c in centres), sum(complex_[c] for c in centres)
+
+    on_membrane, on_complex = negatives(membrane | complex_)
+    assert on_membrane + on_complex == 20 and on_complex <= 1
+    on_membrane, on_complex = negatives([membrane, complex_])
+    assert on_membrane + on_complex == 20 and on_complex == 5   # a quarter of 40, shared by two
+    with pytest.raises(ValueError, match="one per kind"):
+        TrainingSet.from_ground_truth(tomo, label, feature="f", decoys=[membrane, complex_[:4]])
+
+
 def test_competing_set_borrows_the_other_features_positives_as_negatives():
     tomo = _tomo()
     membrane = TrainingSet(T, feature="membrane")

@@ -93,19 +93,22 @@ def score_feature(prediction: np.ndarray, labels: dict[str, np.ndarray], feature
 
 def simulated_annotation(tomo: Tomogram, labels: dict[str, np.ndarray], feature: str, *, seed: int = 0,
                          perturb: int = 0, context: int = 0, n_positive: int = 10,
-                         n_negative: int = 100) -> TrainingSet:
+                         n_negative: int = 100, every_kind: bool = False) -> TrainingSet:
     """The training set a person would click for `feature`.
 
     The paper's: 10 positive tiles with the ground-truth mask (dilated or eroded by up to `perturb`
-    pixels, like a human's brush) and 100 negatives, half of them on the other features (see
-    :meth:`TrainingSet.from_ground_truth`); `seed` picks the tiles, `context` keeps that many
+    pixels, like a human's brush) and 100 negatives, half of them on the other labels of `labels`
+    (see :meth:`TrainingSet.from_ground_truth`); `seed` picks the tiles, `context` keeps that many
     slices above and below each tile (2.5D). `n_positive` and `n_negative` change the counts (e.g.
-    half of them on each of two tomograms).
+    half of them on each of two tomograms). With `every_kind`, a quarter of the negatives are
+    shared evenly between the other labels, as a person who also clicks the rarer complexes;
+    otherwise they fall on those labels' voxels, so mostly on the membranes.
     """
     from tomowidgets.preprocess import preprocessing_params
     from tomowidgets.trainset import TrainingSet
 
-    decoys = np.any([m for name, m in labels.items() if name != feature], axis=0)
+    others = [m for name, m in labels.items() if name != feature]
+    decoys = others if every_kind else np.any(others, axis=0)
     return TrainingSet.from_ground_truth(tomo, labels[feature], feature=feature, rng=seed, decoys=decoys,
                                          perturb=perturb, preprocessing=preprocessing_params(tomo.apix),
                                          context=context, n_positive=n_positive, n_negative=n_negative)

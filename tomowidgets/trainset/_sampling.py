@@ -67,12 +67,8 @@ def ground_truth_tiles(label: ArrayLike, shape: tuple[int, ...], tile: int, *, n
         raise ValueError(f"only {len(positives)} of n_positive={n_positive} positive tiles "
                          f"could be found (tiles inside the volume with >= 1 % labelled "
                          f"pixels); lower `n_positive` or `tile`")
-    if decoys is not None:
-        decoys = np.asarray(decoys, dtype=bool)
-        if decoys.shape != shape:
-            raise ValueError(f"`decoys` must be a boolean volume of the tomogram's shape {shape}, "
-                             f"got {decoys.shape}")
-    negatives = pick_negatives(label, n_negative, tile, rng, decoys=decoys)
+    kinds = None if decoys is None else decoy_kinds(decoys, shape)
+    negatives = pick_negatives(label, n_negative, tile, rng, decoys=kinds)
     if len(negatives) < n_negative:
         raise ValueError(f"only {len(negatives)} of n_negative={n_negative} negative tiles "
                          "could be found (tiles with <= 0.5 % labelled pixels); lower "
@@ -117,11 +113,23 @@ def pick_positives(label: np.ndarray, n: int, tile: int, rng: np.random.Generato
     return chosen
 
 
+def decoy_kinds(decoys: Any, shape: tuple[int, ...]) -> list[np.ndarray]:
+    """`decoys` as a list of boolean volumes of `shape`: one volume, or one per kind of structure."""
+    arrays = [np.asarray(d) for d in decoys] if isinstance(decoys, list | tuple) else [np.asarray(decoys)]
+    if not arrays or any(a.shape != shape for a in arrays):
+        raise ValueError(f"`decoys` must be a boolean volume of the tomogram's shape {shape} or a "
+                         f"list of them (one per kind), got shapes {[a.shape for a in arrays]}")
+    return [a.astype(bool, copy=False) for a in arrays]
+
+
 def pick_negatives(label: np.ndarray, n: int, tile: int, rng: np.random.Generator, *,
-                   decoys: np.ndarray | None = None) -> list:
+                   decoys: list[np.ndarray] | None = None) -> list:
     """Distinct centres of tiles with no labelled voxel (then <= 0.5 % if too few).
 
-    Random over the volume, except that with `decoys` half of them are centred on decoy voxels.
+    Random over the volume, except that with `decoys` half of them are centred on decoy voxels:
+    with one volume anywhere on it (so mostly on its largest structures); with one volume per
+    kind, half of those spread evenly over the kinds and the rest anywhere on their union, so that
+    a kind of a few small complexes is shown as well as the membranes.
     """
     h = tile // 2
     nz, ny, nx = label.shape
@@ -130,23 +138,41 @@ def pick_negatives(label: np.ndarray, n: int, tile: int, rng: np.random.Generato
         return []
     cand = np.stack([rng.integers(0, nz, size), rng.integers(h, ny - h + 1, size),
                      rng.integers(h, nx - h + 1, size)], axis=1)
-    if decoys is not None:
-        inner = np.zeros_like(decoys)
-        inner[:, h:ny - h + 1, h:nx - h + 1] = decoys[:, h:ny - h + 1, h:nx - h + 1]
-        flat = np.flatnonzero(inner)
-        if flat.size:
-            on_decoys = np.stack(np.unravel_index(rng.choice(flat, size=min(flat.size, size)),
-                                                  label.shape), axis=1)
-            frac = np.array([label[z, y - h:y + h, x - h:x + h].mean() for z, y, x in on_decoys])
-            on_decoys = np.unique(on_decoys[frac == 0], axis=0)
-            on_decoys = on_decoys[rng.permutation(len(on_decoys))][: n // 2]
-            cand = np.concatenate([on_decoys, cand])  # first, so they are kept first
+    if decoys:
+        union = np.any(decoys, axis=0)
+        on_kinds = [] if len(decoys) == 1 else [
+            _centres_on(mask, label, k, h, rng, size)
+            for mask, k in zip(decoys, _even_shares(n // 4, len(decoys)), strict=True)]
+        on_union = _centres_on(union, label, n // 2 - sum(map(len, on_kinds)), h, rng, size)
+        cand = np.concatenate([*on_kinds, on_union, cand])  # first, so they are kept first
     cand = cand[np.sort(np.unique(cand, axis=0, return_index=True)[1])]
     frac = np.array([label[z, y - h:y + h, x - h:x + h].mean() for z, y, x in cand])
     clean = cand[frac == 0]
     if len(clean) < n:
         clean = np.concatenate([clean, cand[(frac > 0) & (frac <= _NEGATIVE_TOLERANCE)]])
     return [tuple(int(v) for v in c) for c in clean[:n]]
+
+
+def _even_shares(total: int, parts: int) -> list[int]:
+    """`total` split into `parts` whole shares differing by at most one."""
+    base, extra = divmod(total, parts)
+    return [base + (i < extra) for i in range(parts)]
+
+
+def _centres_on(mask: np.ndarray, label: np.ndarray, k: int, h: int, rng: np.random.Generator,
+                size: int) -> np.ndarray:
+    """Up to `k` distinct random voxels of `mask` whose tile (edge ``2h``, inside the volume) holds
+    no voxel of `label`."""
+    inner = np.zeros_like(mask)
+    inner[:, h:mask.shape[1] - h + 1, h:mask.shape[2] - h + 1] = \
+        mask[:, h:mask.shape[1] - h + 1, h:mask.shape[2] - h + 1]
+    flat = np.flatnonzero(inner)
+    if not flat.size:
+        return np.zeros((0, 3), int)
+    cand = np.stack(np.unravel_index(rng.choice(flat, size=min(flat.size, size)), mask.shape), axis=1)
+    frac = np.array([label[z, y - h:y + h, x - h:x + h].mean() for z, y, x in cand])
+    cand = np.unique(cand[frac == 0], axis=0)
+    return cand[rng.permutation(len(cand))][:max(k, 0)]
 
 
 def perturb_mask(mask: np.ndarray, perturb: int, rng: np.random.Generator) -> np.ndarray:

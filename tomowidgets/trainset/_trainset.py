@@ -578,7 +578,9 @@ class TrainingSet:
         masks are the label's slice in the tile. Negatives are random tiles (fully inside the
         volume) holding no labelled voxel; if too few exist, tiles with <= 0.5 % labelled voxels
         complete them. With `decoys`, half of the negatives are centred on decoy voxels instead,
-        the way a person clicks other structures to show the network what the feature is not.
+        the way a person clicks other structures to show the network what the feature is not;
+        given one volume per kind of structure, half of those are shared evenly between the kinds,
+        so a few small complexes are shown as well as the large membranes.
 
         Parameters
         ----------
@@ -598,9 +600,11 @@ class TrainingSet:
             If > 0, dilate or erode each mask by a random 0..`perturb` pixels, like a sloppy human.
         preprocessing : dict, optional
             Stored in the metadata, as for the constructor.
-        decoys : bool array of shape (z, y, x), optional
-            Voxels of other structures (e.g. the union of the other features' labels); half of the
-            negatives are centred on them (still holding no voxel of `label`).
+        decoys : bool array of shape (z, y, x), or a list of them, optional
+            Voxels of other structures (e.g. the union of the other features' labels, or one
+            volume per feature); half of the negatives are centred on them (still holding no voxel
+            of `label`), in proportion to their voxels, except that with a list a quarter of the
+            negatives are shared evenly between its volumes.
         context : int, default 0
             Neighbouring slices kept with each tile, as for the constructor.
 
@@ -611,7 +615,8 @@ class TrainingSet:
         Raises
         ------
         ValueError
-            If `label` is empty, not boolean or of another shape, or the tiles cannot be found.
+            If `label` is empty, not boolean or of another shape, a `decoys` volume is of another
+            shape, or the tiles cannot be found.
         """
         check_tomogram(tomo)
         ts = cls(tile, feature=feature, apix=tomo.apix, preprocessing=preprocessing, context=context)
