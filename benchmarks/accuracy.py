@@ -159,11 +159,11 @@ class Variant:
         a later change that day 3·10⁵ Å³ and 0.4 of the median region ("...-vote-relative"), and
         since 2026-12-07 the threshold is lowered where the picks' median core score falls below
         1.5 times it ("...-continued-adaptive"; the earlier variants pin ``core_score=None``).
-    every_kind : bool
-        The annotators share a quarter of their negatives evenly between the cell's other labels
-        (``simulated_annotation(every_kind=True)``), the proteasomes and beads too, as a person
-        who clicks each kind of structure; else the decoy negatives fall on those labels' voxels,
-        so mostly on the membranes.
+    every_kind : tuple of str
+        Features whose annotators share a quarter of their negatives evenly between the cell's
+        other labels (``simulated_annotation(every_kind=True)``), the proteasomes and beads too, as
+        a person who clicks each kind of structure; for the others the decoy negatives fall on
+        those labels' voxels, so mostly on the membranes.
     """
 
     train: dict = field(default_factory=dict)
@@ -185,7 +185,7 @@ class Variant:
     filament_contact: float | None = None
     filament_hysteresis: float | None = None
     pick: dict | None = None
-    every_kind: bool = False
+    every_kind: tuple[str, ...] = ()
 
 
 #: Pipeline settings compared in the table. "default" is the product's before 2026-12-04 (networks
@@ -304,10 +304,15 @@ VARIANTS[f"{_LENT}-vote-relative-thin-membrane-scale-0.4"] = replace(
     feature_train={"double_membrane": {"scale": 0.4}, "membrane": {"scale": 0.4}})
 #: Today's defaults, trained on the tiles of annotators who also click the rarer kinds of structure
 #: (proteasomes, beads) as negatives (``every_kind``): the varied cells' picks lost precision on
-#: proteasomes that the annotators had never shown the ribosome networks.
-VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued-adaptive-every-kind"] = replace(
-    VARIANTS[f"{_LENT}-vote-relative-thin-filaments-contact-continued-adaptive"], networks=None,
-    every_kind=True)
+#: proteasomes that the annotators had never shown the ribosome networks. "...-every-kind" for
+#: every feature (on varied back-projected cells the membranes then lost), "...-ribosome-every-kind"
+#: for the ribosomes alone (the other networks those of "...-lent").
+_ADAPTIVE = f"{_LENT}-vote-relative-thin-filaments-contact-continued-adaptive"
+VARIANTS[f"{_ADAPTIVE}-every-kind"] = replace(VARIANTS[_ADAPTIVE], networks=None,
+                                              every_kind=tuple(DEMO_FEATURES))
+VARIANTS[f"{_ADAPTIVE}-ribosome-every-kind"] = replace(
+    VARIANTS[_ADAPTIVE], every_kind=("ribosome",),
+    feature_networks={"ribosome": f"{_ADAPTIVE}-every-kind"})
 #: ``pick_particles`` options of the variants before 2026-12-06 (``Variant.pick`` None).
 OLD_PICKS = {"hysteresis": None, "min_size": 300, "min_relative_size": None, "core_score": None}
 #: Seed offset between simulated annotators.
@@ -423,7 +428,7 @@ def train_networks(sources: list[tuple], features: tuple[str, ...], variant: Var
     for annotator in range(variant.annotators):
         s = seed + ANNOTATOR_SEEDS * annotator
         # competing sets share their context, so each context in use gets every feature's tiles
-        clicked = {k: {f: annotate(sources, f, seed=s, context=k, every_kind=variant.every_kind)
+        clicked = {k: {f: annotate(sources, f, seed=s, context=k, every_kind=f in variant.every_kind)
                        for f in features}
                    for k in set(contexts.values())}
         sets = {f: clicked[contexts[f]][f] for f in features}
