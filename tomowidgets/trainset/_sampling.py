@@ -86,15 +86,11 @@ def pick_positives(label: np.ndarray, n: int, tile: int, rng: np.random.Generato
     large membrane supply most tiles and set the calibration for all the others.
     """
     h = tile // 2
-    inner = np.zeros_like(label)
-    inner[:, h:label.shape[1] - h + 1, h:label.shape[2] - h + 1] = \
-        label[:, h:label.shape[1] - h + 1, h:label.shape[2] - h + 1]
     objects, n_objects = ndimage.label(label, structure=np.ones((3, 3, 3), bool))
-    flat = np.flatnonzero(inner)
+    flat = np.flatnonzero(_inside(label, h))
     picks = rng.choice(flat, size=min(flat.size, 50 * n * max(1, min(n_objects, n))), replace=False)
     cand = np.stack(np.unravel_index(picks, label.shape), axis=1)
-    frac = np.array([label[z, y - h:y + h, x - h:x + h].mean() for z, y, x in cand])
-    cand = cand[frac >= _MIN_POSITIVE_FRACTION]
+    cand = cand[_tile_fractions(label, cand, h) >= _MIN_POSITIVE_FRACTION]
     owner = objects[tuple(cand.T)] if len(cand) else np.zeros(0, int)
     queues = [list(cand[owner == k]) for k in rng.permutation(np.unique(owner))]
     chosen: list = []
@@ -146,7 +142,7 @@ def pick_negatives(label: np.ndarray, n: int, tile: int, rng: np.random.Generato
         on_union = _centres_on(union, label, n // 2 - sum(map(len, on_kinds)), h, rng, size)
         cand = np.concatenate([*on_kinds, on_union, cand])  # first, so they are kept first
     cand = cand[np.sort(np.unique(cand, axis=0, return_index=True)[1])]
-    frac = np.array([label[z, y - h:y + h, x - h:x + h].mean() for z, y, x in cand])
+    frac = _tile_fractions(label, cand, h)
     clean = cand[frac == 0]
     if len(clean) < n:
         clean = np.concatenate([clean, cand[(frac > 0) & (frac <= _NEGATIVE_TOLERANCE)]])
@@ -163,16 +159,25 @@ def _centres_on(mask: np.ndarray, label: np.ndarray, k: int, h: int, rng: np.ran
                 size: int) -> np.ndarray:
     """Up to `k` distinct random voxels of `mask` whose tile (edge ``2h``, inside the volume) holds
     no voxel of `label`."""
-    inner = np.zeros_like(mask)
-    inner[:, h:mask.shape[1] - h + 1, h:mask.shape[2] - h + 1] = \
-        mask[:, h:mask.shape[1] - h + 1, h:mask.shape[2] - h + 1]
-    flat = np.flatnonzero(inner)
+    flat = np.flatnonzero(_inside(mask, h))
     if not flat.size:
         return np.zeros((0, 3), int)
     cand = np.stack(np.unravel_index(rng.choice(flat, size=min(flat.size, size)), mask.shape), axis=1)
-    frac = np.array([label[z, y - h:y + h, x - h:x + h].mean() for z, y, x in cand])
-    cand = np.unique(cand[frac == 0], axis=0)
+    cand = np.unique(cand[_tile_fractions(label, cand, h) == 0], axis=0)
     return cand[rng.permutation(len(cand))][:max(k, 0)]
+
+
+def _inside(mask: np.ndarray, h: int) -> np.ndarray:
+    """`mask` where a tile of edge ``2h`` centred on the voxel fits inside the volume in y and x."""
+    inner = np.zeros_like(mask)
+    inner[:, h:mask.shape[1] - h + 1, h:mask.shape[2] - h + 1] = \
+        mask[:, h:mask.shape[1] - h + 1, h:mask.shape[2] - h + 1]
+    return inner
+
+
+def _tile_fractions(label: np.ndarray, centres: np.ndarray, h: int) -> np.ndarray:
+    """The fraction of labelled voxels in the tile of edge ``2h`` around each ``(z, y, x)`` centre."""
+    return np.array([label[z, y - h:y + h, x - h:x + h].mean() for z, y, x in centres])
 
 
 def perturb_mask(mask: np.ndarray, perturb: int, rng: np.random.Generator) -> np.ndarray:
