@@ -73,6 +73,8 @@ from tomowidgets.io import atomic_path
 from tomowidgets.merge import FILAMENT_CONTACT, FILAMENT_HYSTERESIS, FILAMENTS, THIN, VOTE
 from tomowidgets.synthetic import IMAGING_MODELS
 
+#: A ribosome's radius in voxels at 10 Å/voxel (~12.5 nm): a face of the field closer to the centre cuts it.
+RIBOSOME_RADIUS = 2 * RIBOSOME_MATCH_RADIUS
 #: Layouts of synthetic cells: make_cell's standard one and ``varied=True``.
 LAYOUTS = ("standard", "varied")
 #: Noise levels (signal variance / noise variance after wedge and CTF); 0.5 is make_cell's default.
@@ -389,7 +391,9 @@ def pick_and_average(scores, cell, *, threshold: float, box: int, seed: int,  # 
     picks = pick_particles(scores, threshold=threshold, feature="ribosome", **options)
     table = cell.particles
     truth = table[table["feature"] == "ribosome"][["z", "y", "x"]].to_numpy()
-    result = match_particles(picks[["z", "y", "x"]].to_numpy(), truth, radius=RIBOSOME_MATCH_RADIUS)
+    found = picks[["z", "y", "x"]].to_numpy()
+    result = match_particles(found, truth, radius=RIBOSOME_MATCH_RADIUS)
+    result.update(recall_by_faces(found, truth, cell.tomogram.shape))
     with warnings.catch_warnings():  # without pad, picks too close to an edge are left out
         warnings.simplefilter("ignore", RuntimeWarning)
         boxes = extract_subvolumes(cell.tomogram, picks, box, pad=pad)
@@ -399,6 +403,21 @@ def pick_and_average(scores, cell, *, threshold: float, box: int, seed: int,  # 
         avg = average(boxes, apix=cell.apix, rng=seed, progress=False)
         result["fsc05"] = fsc_resolution(avg.map, reference_map(cell, box), cell.apix, threshold=0.5)
     return result
+
+
+def recall_by_faces(found: np.ndarray, truth: np.ndarray, shape: tuple[int, ...]) -> dict[str, float]:
+    """Recall of the true ribosomes that a face of the field cuts (centre within
+    :data:`RIBOSOME_RADIUS` of one), of those at an x face (across the tilt axis), and of the
+    others (NaN where there are none): the networks see less of a particle cut by the field."""
+    from tomowidgets.metrics import match_particles
+
+    truth = np.asarray(truth, dtype=float).reshape(-1, 3)
+    to_faces = np.minimum(truth, np.asarray(shape) - 1 - truth)
+    cut = to_faces < RIBOSOME_RADIUS
+    groups = {"recall_inside": ~cut.any(axis=1), "recall_at_faces": cut.any(axis=1),
+              "recall_at_x_faces": cut[:, 2]}
+    return {name: float(match_particles(found, truth[which], radius=RIBOSOME_MATCH_RADIUS)["recall"])
+            for name, which in groups.items()}
 
 
 def annotate(sources: list[tuple], feature: str, *, seed: int, context: int = 0,  # noqa: ANN201

@@ -38,8 +38,21 @@ def test_perfect_score_maps_score_perfectly(accuracy):
     picking = result["picking"]
     assert picking["precision"] == picking["recall"] == picking["f_beta"] == 1.0
     assert picking["n_found"] == picking["n_true"] > 10
+    assert picking["recall_inside"] == picking["recall_at_faces"] == 1.0
     # averaging the noisy boxes of true picks resolves the ribosome (Nyquist 20 Å)
     assert 20.0 <= picking["fsc05"] < 60.0
+
+
+def test_recall_is_split_between_the_ribosomes_that_the_field_cuts_and_the_others(accuracy):
+    shape = (40, 100, 100)
+    truth = np.array([[20, 50, 50], [5, 50, 50], [20, 50, 3], [20, 50, 95], [20, 30, 30]])
+    found = np.array([[20, 50, 50], [20, 51, 94]])   # the first inside, the one at the far x face
+    recall = accuracy.recall_by_faces(found, truth, shape)
+    assert recall == {"recall_inside": 0.5, "recall_at_faces": pytest.approx(1 / 3),
+                      "recall_at_x_faces": 0.5}
+    # a face 12 voxels away cuts a ribosome (radius 12.5 voxels), 13 away does not
+    assert accuracy.recall_by_faces(found[:0], [[12, 50, 50]], shape)["recall_at_faces"] == 0.0
+    assert np.isnan(accuracy.recall_by_faces(found[:0], [[13, 50, 50]], shape)["recall_at_faces"])
 
 
 def test_table_has_a_row_per_condition_and_a_column_per_metric(accuracy):
