@@ -435,8 +435,9 @@ def annotate(sources: list[tuple], feature: str, *, seed: int, context: int = 0,
 
 
 def train_networks(sources: list[tuple], features: tuple[str, ...], variant: Variant, *,
-                   seed: int, epochs: int, cache: Path | None = None) -> list[list]:
-    """Per simulated annotator, one trained network per feature (loaded from `cache` if there).
+                   seed: int, epochs: int, folders: dict[str, Path] | None = None) -> list[list]:
+    """Per simulated annotator, one trained network per feature, loaded from the feature's folder
+    in `folders` if there, else trained and kept there (:func:`network_folders`).
 
     `sources` are the ``(preprocessed tomogram, labels)`` the annotator clicks on (:func:`annotate`).
     """
@@ -456,8 +457,7 @@ def train_networks(sources: list[tuple], features: tuple[str, ...], variant: Var
                     for f, ts in sets.items()}
         team = []
         for feature in features:
-            path = None if cache is None else (
-                _reused(cache, variant, feature) / f"{feature}.annotator{annotator}.keras")
+            path = None if folders is None else folders[feature] / f"{feature}.annotator{annotator}.keras"
             method = (variant.calibration.get(feature, "mean") if isinstance(variant.calibration, dict)
                       else variant.calibration)
             turns = variant.turns if variant.turned_calibration else 1
@@ -480,17 +480,13 @@ def train_networks(sources: list[tuple], features: tuple[str, ...], variant: Var
     return teams
 
 
-def _reused(cache: Path, variant: Variant, feature: str) -> Path:
-    """Where `feature`'s networks are kept: `cache`, or the same condition's folder of the variant
-    named in ``variant.feature_networks``."""
-    other = variant.feature_networks.get(feature)
-    if other is None:
-        return cache
-    own = f"spread_{variant.networks}_"
-    if not cache.name.startswith(own):
-        raise ValueError(f"feature_networks needs `networks` named and the cache of a --annotators "
-                         f"run (spread_<networks>_<condition>), not {cache}")
-    return cache.parent / f"spread_{other}_{cache.name[len(own):]}"
+def network_folders(root: Path, variant: str, condition: str, features: tuple[str, ...]) -> dict[str, Path]:
+    """Where each feature's networks for `variant` are kept under `root` for one training
+    condition: ``spread_<networks>_<condition>/``, where <networks> is the variant named in
+    ``feature_networks`` for that feature, else in ``networks``, else `variant` itself."""
+    settings = VARIANTS[variant]
+    own = settings.networks or variant
+    return {f: root / f"spread_{settings.feature_networks.get(f, own)}_{condition}" for f in features}
 
 
 def score_maps(teams: list[list], pre, turns: int = 1) -> dict:  # noqa: ANN001
@@ -517,7 +513,7 @@ def run_condition(snr: float, ctf: bool, variant: str, *, shape: tuple[int, int,
     t_cells = time.perf_counter() - t0
     t0 = time.perf_counter()
     teams = train_networks([(train_pre, train_cell.labels)], features, VARIANTS[variant], seed=seed,
-                           epochs=epochs, cache=cache)
+                           epochs=epochs, folders=None if cache is None else dict.fromkeys(features, cache))
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
     per_cell = [score_cell(score_maps(teams, pre), cell, threshold=1.0, box=box, seed=seed,
@@ -532,7 +528,7 @@ def run_condition(snr: float, ctf: bool, variant: str, *, shape: tuple[int, int,
 
 def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imaging: str,
                test_imaging: tuple[str, ...], annotators: int, shape: tuple[int, int, int], seed: int,
-               epochs: int, box: int, features: tuple[str, ...], cache: Path | None = None,
+               epochs: int, box: int, features: tuple[str, ...], folders: dict[str, Path] | None = None,
                train_varied: bool = False, test_cells: tuple[str, ...] = ("standard",),
                erase_gold: bool = False) -> dict[str, dict]:
     """Each simulated annotator on its own, scored on two unseen cells of each imaging model.
@@ -547,9 +543,9 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
     gold before preprocessing (:func:`make_cells`). `train_imaging` "mixed": the annotator clicks
     half of the tiles on the training cell imaged by each model.
 
-    `variants` share one set of networks (kept in `cache`) and one way of applying them (``turns``):
-    the networks are applied once per cell, and each variant's calibration only rescales their
-    scores (calibrated score = output / amplitude) before its merge.
+    `variants` share one set of networks (kept in `folders`, by feature) and one way of applying
+    them (``turns``): the networks are applied once per cell, and each variant's calibration only
+    rescales their scores (calibrated score = output / amplitude) before its merge.
     Returns, per variant, the per-annotator, per-cell metrics and their mean and sd over annotators.
     """
     t0 = time.perf_counter()
@@ -563,7 +559,7 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
     t_cells = time.perf_counter() - t0
     settings = {v: Variant(**{**VARIANTS[v].__dict__, "annotators": annotators}) for v in variants}
     t0 = time.perf_counter()
-    teams = {v: train_networks(sources, features, settings[v], seed=seed, epochs=epochs, cache=cache)
+    teams = {v: train_networks(sources, features, settings[v], seed=seed, epochs=epochs, folders=folders)
              for v in variants}
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -776,7 +772,7 @@ def main_spread(args: argparse.Namespace) -> int:
         shared = (v.networks or variant, v.turns, tuple(sorted(v.feature_networks.items())))
         groups.setdefault(shared, []).append(variant)
     results = []
-    for (networks, _, _), variants in groups.items():
+    for variants in groups.values():
         for train_imaging in args.imaging:
             for ctf in ctfs:
                 for snr in args.snr:
@@ -790,7 +786,8 @@ def main_spread(args: argparse.Namespace) -> int:
                         run_spread, snr, ctf, train_imaging=train_imaging,
                         test_imaging=tuple(args.test_imaging), annotators=args.annotators,
                         shape=tuple(args.shape), seed=args.seed, epochs=args.epochs, box=args.box,
-                        features=features, cache=args.out / "networks" / f"spread_{networks}_{condition}",
+                        features=features,
+                        folders=network_folders(args.out / "networks", variants[0], condition, features),
                         train_varied=args.cells == "varied", test_cells=tuple(args.test_cells),
                         erase_gold=args.erase_gold))
     print()

@@ -156,14 +156,18 @@ def test_feature_context_and_networks_reach_only_their_feature(accuracy, monkeyp
     ((cell, pre),) = accuracy.make_cells(0.5, True, (32, 128, 128), 0, seeds=(1,))
     variant = accuracy.Variant(compete=True, networks="flat", feature_context={"ribosome": 1},
                                feature_networks={"ribosome": "deep"})
-    cache = tmp_path / "spread_flat_fourier_snr0.5"
-    accuracy.train_networks([(pre, cell.labels)], ("double_membrane", "ribosome"), variant, seed=0,
-                            epochs=1, cache=cache)
+    monkeypatch.setitem(accuracy.VARIANTS, "flat-picks", variant)
+    features = ("double_membrane", "ribosome")
+    folders = accuracy.network_folders(tmp_path, "flat-picks", "fourier_snr0.5", features)
+    accuracy.train_networks([(pre, cell.labels)], features, variant, seed=0, epochs=1, folders=folders)
     # each network reads its own context, and competes with tiles cut at that context
     assert trained["ribosome"] == (1, 1, {None, "double_membrane"})
     assert trained["double_membrane"] == (0, 0, {None, "ribosome"})
-    assert cache / "double_membrane.annotator0.keras" in saved
+    # kept with the networks the variant reuses, the ribosome's with those of the one it names
+    assert tmp_path / "spread_flat_fourier_snr0.5" / "double_membrane.annotator0.keras" in saved
     assert tmp_path / "spread_deep_fourier_snr0.5" / "ribosome.annotator0.keras" in saved
+    assert accuracy.network_folders(tmp_path, "default", "c", features) == dict.fromkeys(
+        features, tmp_path / "spread_default_c")
 
 
 def test_tube_angles_are_measured_from_the_tilt_axis():
