@@ -31,6 +31,8 @@ the JSON keeps every annotator's values per cell. ``--cells varied`` trains on a
 (several mitochondria with membranes 7-22 nm apart, tilted microtubules, crowding:
 ``make_cell(varied=True)``) and ``--test-cells standard varied`` scores on unseen cells of either
 layout, so that what a network learned of a feature is told from what it learned of one instance.
+``--test-cells distractors`` scores on varied cells that also hold complexes no annotator was
+shown (apoferritin- and spliceosome-like, ``make_cell(distractors=True)``).
 
 Results are cached per condition as JSON in
 ``--out`` (a rerun only computes what is missing; ``--force`` recomputes, reusing the trained
@@ -75,8 +77,9 @@ from tomowidgets.synthetic import IMAGING_MODELS
 
 #: A ribosome's radius in voxels at 10 Å/voxel (~12.5 nm): a face of the field closer to the centre cuts it.
 RIBOSOME_RADIUS = 2 * RIBOSOME_MATCH_RADIUS
-#: Layouts of synthetic cells: make_cell's standard one and ``varied=True``.
-LAYOUTS = ("standard", "varied")
+#: Layouts of synthetic cells: make_cell's standard one, ``varied=True``, and a varied one with
+#: ``distractors=True`` (for unseen cells).
+LAYOUTS = ("standard", "varied", "distractors")
 #: Noise levels (signal variance / noise variance after wedge and CTF); 0.5 is make_cell's default.
 SNRS = (1.0, 0.5, 0.25)
 #: The paper's figure: share of picked ribosomes judged correct by eye.
@@ -325,7 +328,7 @@ MIXED = "mixed"
 
 def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
                imaging: str = "fourier", seeds: tuple[int, ...] = (0, 1, 2), varied: bool = False,
-               erase_gold: bool = False) -> list:
+               distractors: bool = False, erase_gold: bool = False) -> list:
     """The training cell (`seed`) and two unseen cells, with their preprocessed tomograms.
 
     With `erase_gold`, each tomogram's gold beads are first replaced by local background
@@ -338,7 +341,8 @@ def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
 
     cells = []
     for s in seeds:
-        cell = make_cell(shape, seed=seed + s, snr=snr, ctf=ctf, imaging=imaging, varied=varied)
+        cell = make_cell(shape, seed=seed + s, snr=snr, ctf=ctf, imaging=imaging, varied=varied,
+                         distractors=distractors)
         tomo = erase(cell.tomogram) if erase_gold else cell.tomogram
         cells.append((cell, preprocess(tomo, progress=False)))
     return cells
@@ -394,6 +398,7 @@ def pick_and_average(scores, cell, *, threshold: float, box: int, seed: int,  # 
     found = picks[["z", "y", "x"]].to_numpy()
     result = match_particles(found, truth, radius=RIBOSOME_MATCH_RADIUS)
     result.update(recall_by_faces(found, truth, cell.tomogram.shape))
+    result.update(false_picks_on(found, truth, table))
     with warnings.catch_warnings():  # without pad, picks too close to an edge are left out
         warnings.simplefilter("ignore", RuntimeWarning)
         boxes = extract_subvolumes(cell.tomogram, picks, box, pad=pad)
@@ -418,6 +423,23 @@ def recall_by_faces(found: np.ndarray, truth: np.ndarray, shape: tuple[int, ...]
               "recall_at_x_faces": cut[:, 2]}
     return {name: float(match_particles(found, truth[which], radius=RIBOSOME_MATCH_RADIUS)["recall"])
             for name, which in groups.items()}
+
+
+def false_picks_on(found: np.ndarray, truth: np.ndarray, particles) -> dict[str, float]:  # noqa: ANN001
+    """How many picks that match no ribosome lie within :data:`RIBOSOME_RADIUS` of a particle of
+    each other kind in the table `particles` (``picks_on_<kind>``; the nearest one's kind)."""
+    from scipy.spatial import cKDTree
+
+    found = np.asarray(found, dtype=float).reshape(-1, 3)
+    others = particles[particles["feature"] != "ribosome"]
+    counts = {f"picks_on_{kind}": 0.0 for kind in sorted(set(others["feature"]))}
+    if len(truth):
+        found = found[cKDTree(truth).query(found)[0] > RIBOSOME_MATCH_RADIUS] if len(found) else found
+    if len(found) and len(others):
+        distance, nearest = cKDTree(others[["z", "y", "x"]].to_numpy()).query(found)
+        for kind in others["feature"].to_numpy()[nearest[distance <= RIBOSOME_RADIUS]]:
+            counts[f"picks_on_{kind}"] += 1
+    return counts
 
 
 def annotate(sources: list[tuple], feature: str, *, seed: int, context: int = 0,  # noqa: ANN201
@@ -538,7 +560,7 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
     networks are merged and scored alone (no consensus), so the spread between annotators is the
     run-to-run spread a user sees. The unseen cells have the same layouts (seeds ``seed + 1``,
     ``seed + 2``) under every model of `test_imaging`, so the models' rows differ by imaging only;
-    `test_cells` names their layouts ("standard" and/or "varied", tests named "fourier",
+    `test_cells` names their layouts (:data:`LAYOUTS`, tests named "fourier",
     "fourier varied", ...), `train_varied` the training cell's; `erase_gold` erases every cell's
     gold before preprocessing (:func:`make_cells`). `train_imaging` "mixed": the annotator clicks
     half of the tiles on the training cell imaged by each model.
@@ -554,7 +576,8 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
                for cell, pre in make_cells(snr, ctf, shape, seed, imaging=model, seeds=(0,),
                                            varied=train_varied, erase_gold=erase_gold)]
     unseen = {cells_name(model, layout): make_cells(snr, ctf, shape, seed, imaging=model, seeds=(1, 2),
-                                                   varied=layout == "varied", erase_gold=erase_gold)
+                                                   varied=layout != "standard",
+                                                   distractors=layout == "distractors", erase_gold=erase_gold)
               for layout in test_cells for model in test_imaging}
     t_cells = time.perf_counter() - t0
     settings = {v: Variant(**{**VARIANTS[v].__dict__, "annotators": annotators}) for v in variants}
@@ -717,7 +740,7 @@ def main(argv: list[str] | None = None) -> int:
                              "tiles on the training cell imaged by each model")
     parser.add_argument("--test-imaging", nargs="+", choices=IMAGING_MODELS, default=list(IMAGING_MODELS),
                         help="imaging models of the unseen cells (with --annotators)")
-    parser.add_argument("--cells", choices=LAYOUTS, default="standard",
+    parser.add_argument("--cells", choices=LAYOUTS[:2], default="standard",
                         help="layout of the training cell (with --annotators): make_cell(varied=...)")
     parser.add_argument("--test-cells", nargs="+", choices=LAYOUTS, default=["standard"],
                         help="layouts of the unseen cells (with --annotators)")

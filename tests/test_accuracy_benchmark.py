@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import tomowidgets as tw
@@ -53,6 +54,19 @@ def test_recall_is_split_between_the_ribosomes_that_the_field_cuts_and_the_other
     # a face 12 voxels away cuts a ribosome (radius 12.5 voxels), 13 away does not
     assert accuracy.recall_by_faces(found[:0], [[12, 50, 50]], shape)["recall_at_faces"] == 0.0
     assert np.isnan(accuracy.recall_by_faces(found[:0], [[13, 50, 50]], shape)["recall_at_faces"])
+
+
+def test_false_picks_are_counted_on_the_kind_of_particle_they_lie_on(accuracy):
+    particles = pd.DataFrame({"feature": ["ribosome", "apoferritin", "spliceosome", "gold"],
+                              "z": [20, 20, 20, 20], "y": [20, 50, 80, 110], "x": [20, 50, 80, 110]})
+    truth = particles[particles["feature"] == "ribosome"][["z", "y", "x"]].to_numpy()
+    found = np.array([[20, 21, 20],      # the ribosome: not a false pick
+                      [20, 58, 50],      # 8 voxels from the apoferritin
+                      [20, 50, 60]])     # 10 from the apoferritin
+    far = np.array([[20, 200, 200]])     # on nothing
+    counts = accuracy.false_picks_on(np.concatenate([found, far]), truth, particles)
+    assert counts == {"picks_on_apoferritin": 2, "picks_on_gold": 0, "picks_on_spliceosome": 0}
+    assert accuracy.false_picks_on(found[:0], truth, particles)["picks_on_apoferritin"] == 0
 
 
 def test_table_has_a_row_per_condition_and_a_column_per_metric(accuracy):

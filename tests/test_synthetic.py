@@ -13,12 +13,14 @@ from tomowidgets.synthetic import (
     FEATURES,
     PARTICLE_COLUMNS,
     SyntheticCell,
+    apoferritin_template,
     ctf_curve,
     image_volume,
     make_cell,
     missing_wedge_mask,
     proteasome_template,
     ribosome_template,
+    spliceosome_template,
     zyz_matrix,
 )
 
@@ -267,6 +269,34 @@ def test_a_varied_cell_keeps_its_labels_apart_and_its_particles_on_them(varied):
     rows = varied.particles[varied.particles["feature"] == "ribosome"]
     assert varied.labels["ribosome"][tuple(rows[["z", "y", "x"]].to_numpy().astype(int).T)].all()
     assert "varied layout" in repr(varied) and varied.varied
+
+
+def test_distractors_add_unseen_complexes_and_leave_the_rest_of_the_cell_where_it_was(varied):
+    cell = make_cell(seed=0, snr=None, varied=True, distractors=True)
+    counts = cell.particles["feature"].value_counts()
+    assert counts["apoferritin"] >= 10 and counts["spliceosome"] >= 2
+    for name in FEATURES:  # every other object where the varied cell has it
+        np.testing.assert_array_equal(cell.labels[name], varied.labels[name])
+    pd.testing.assert_frame_equal(
+        cell.particles[cell.particles["feature"].isin(FEATURES)].reset_index(drop=True),
+        varied.particles.reset_index(drop=True))
+    total = sum(mask.astype(int) for mask in cell.labels.values())
+    assert total.max() == 1 and cell.labels["spliceosome"].any() and cell.labels["apoferritin"].any()
+    assert "distractors" in repr(cell) and cell.distractors and not varied.distractors
+    assert "apoferritin" not in varied.labels
+
+
+def test_distractor_templates_have_their_complexes_sizes():
+    def extent_nm(template):
+        dense = np.argwhere(template >= 0.5 * template.max())
+        return (dense.max(axis=0) - dense.min(axis=0) + 1) * 1.0   # voxels of 10 Å = nm
+
+    apoferritin = apoferritin_template(10.0)
+    assert apoferritin[tuple(np.array(apoferritin.shape) // 2)] < 0.1   # a hollow shell
+    assert 10 <= extent_nm(apoferritin).max() <= 13
+    spliceosome, ribosome = spliceosome_template(10.0), ribosome_template(10.0)
+    assert 0.7 < extent_nm(spliceosome).max() / extent_nm(ribosome).max() < 1.6   # ribosome-sized
+    np.testing.assert_array_equal(spliceosome, spliceosome_template(10.0))  # one fixed shape
 
 
 def test_same_seed_gives_identical_cells_and_different_seeds_differ():

@@ -42,7 +42,12 @@ from tomowidgets.synthetic._imaging import (
     image_volume,
     missing_wedge_mask,
 )
-from tomowidgets.synthetic._phantoms import proteasome_template, ribosome_template
+from tomowidgets.synthetic._phantoms import (
+    apoferritin_template,
+    proteasome_template,
+    ribosome_template,
+    spliceosome_template,
+)
 from tomowidgets.synthetic._scene import FEATURES, build_scene
 from tomowidgets.synthetic._tiltseries import (
     DEFAULT_ALIGNMENT_ERROR,
@@ -61,6 +66,7 @@ __all__ = [
     "IMAGING_MODELS",
     "PARTICLE_COLUMNS",
     "SyntheticCell",
+    "apoferritin_template",
     "ctf_curve",
     "image_volume",
     "make_cell",
@@ -68,6 +74,7 @@ __all__ = [
     "proteasome_template",
     "reference_map",
     "ribosome_template",
+    "spliceosome_template",
     "write_cell",
     "zyz_matrix",
 ]
@@ -106,7 +113,8 @@ class SyntheticCell:
         `density` through the same missing wedge and CTF, without noise (``tomogram - noiseless``
         is the noise).
     labels : dict of str to ndarray of bool, shape (z, y, x)
-        One mask per feature in :data:`FEATURES` (possibly empty); masks do not overlap.
+        One mask per feature in :data:`FEATURES` (possibly empty), then ``"apoferritin"`` and
+        ``"spliceosome"`` in a cell made with `distractors`; masks do not overlap.
         ``"membrane"``: the ±2.5 nm band around each single bilayer (cell membrane, vesicles);
         ``"double_membrane"``: the same bands around both bilayers of the mitochondrion (not its
         interior); ``"microtubule"``: the tube wall, radius 7.5-12.5 nm (the lumen is not
@@ -153,6 +161,8 @@ class SyntheticCell:
         Residual misalignment of each tilt image, sd in voxels ("tilt_series" only).
     varied : bool
         Whether the layout is a varied one (several mitochondria, tilted microtubules, crowding).
+    distractors : bool
+        Whether apoferritin- and spliceosome-like complexes were added (``labels`` then has them too).
     """
 
     tomogram: Tomogram
@@ -175,6 +185,7 @@ class SyntheticCell:
     dose: float = DEFAULT_DOSE
     alignment_error: float = DEFAULT_ALIGNMENT_ERROR
     varied: bool = False
+    distractors: bool = False
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -192,7 +203,7 @@ class SyntheticCell:
         tilts = (f"±{self.tilt_range:g}° tilts" if self.imaging == "fourier" else
                  f"WBP of ±{self.tilt_range:g}° tilts in {self.tilt_step:g}° steps, {self.dose:g} e/Å²")
         return (f"SyntheticCell(shape=(z={z}, y={y}, x={x}), apix={self.apix:g} Å, seed={self.seed}, "
-                f"{'varied layout, ' if self.varied else ''}"
+                f"{'varied layout, ' if self.varied else ''}{'distractors, ' if self.distractors else ''}"
                 f"{noise}, {tilts}, {ctf}; particles: {parts or 'none'}; "
                 f"labelled voxels: {cover})")
 
@@ -215,6 +226,7 @@ def make_cell(
     dose: float = DEFAULT_DOSE,
     alignment_error: float = DEFAULT_ALIGNMENT_ERROR,
     varied: bool = False,
+    distractors: bool = False,
 ) -> SyntheticCell:
     """Build a synthetic cellular tomogram with exact labels and a particle table.
 
@@ -283,6 +295,12 @@ def make_cell(
         (instead of one, 10-16 nm), microtubules up to 30° out of the xy plane (instead of 6°) and
         1.5 times as many ribosomes and proteasomes. The same seed gives another layout than
         with ``varied=False``.
+    distractors : bool, default False
+        Also fill free cytoplasm with complexes that a ribosome network has never been shown:
+        apoferritin-like shells (12 nm, :func:`apoferritin_template`) and ribosome-sized,
+        spliceosome-like complexes (3 MDa, :func:`spliceosome_template`), labelled
+        ``"apoferritin"`` and ``"spliceosome"`` and listed in `particles`. They are placed after
+        everything else, which lies where it lies without them; the noise differs.
 
     Returns
     -------
@@ -330,7 +348,7 @@ def make_cell(
     # Check the imaging parameters on a tiny volume before spending time on the layout.
     image(np.zeros((2, 2, 2), np.float32), None, None)
 
-    density, labels, rows = build_scene(shape, apix, rng, varied=bool(varied))
+    density, labels, rows = build_scene(shape, apix, rng, varied=bool(varied), distractors=bool(distractors))
     noiseless, noise = image(density, snr, rng)
     data = noiseless if noise is None else noiseless + noise
     for array in (density, noiseless, data, *labels.values()):
@@ -343,7 +361,8 @@ def make_cell(
         particles=particles, apix=apix,
         seed=None if seed is None or isinstance(seed, np.random.Generator) else int(seed),
         snr=snr, imaging=imaging, tilt_step=tilt_step, dose=float(dose),
-        alignment_error=float(alignment_error), varied=bool(varied), **imaging_params,
+        alignment_error=float(alignment_error), varied=bool(varied), distractors=bool(distractors),
+        **imaging_params,
     )
 
 

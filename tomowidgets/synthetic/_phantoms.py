@@ -24,6 +24,8 @@ _RIBOSOME_APIX = 10.0
 #: Masses in Da that set each template's envelope (molecular volume at 1.21 Å³/Da).
 RIBOSOME_MASS = 2.5e6
 PROTEASOME_MASS = 7.0e5
+APOFERRITIN_MASS = 4.8e5
+SPLICEOSOME_MASS = 3.0e6
 A3_PER_DA = 1.21
 
 #: Bilayer: leaflet (head-group) peaks at ±20 Å (4 nm apart), each a Gaussian of this width (Å).
@@ -123,6 +125,75 @@ def proteasome_template(apix: float = 10.0) -> NDArray[np.float32]:
             phi = 2 * np.pi * (k + 0.5 * (ring % 2)) / 7
             d2 = (x - radius * np.cos(phi)) ** 2 + (y - radius * np.sin(phi)) ** 2
             out += np.exp(-d2 / (2 * 14.0**2) - (z - height) ** 2 / (2 * 13.0**2))
+    return out / out.max()
+
+
+def apoferritin_template(apix: float = 10.0) -> NDArray[np.float32]:
+    """An apoferritin-like hollow shell (12 nm across, an 8 nm cavity) of 24 Gaussian subunits.
+
+    Parameters
+    ----------
+    apix : float, default 10.0
+        Voxel size in Å.
+
+    Returns
+    -------
+    ndarray of float32, shape (n, n, n)
+        Density ``(z, y, x)``, centre (the empty cavity) at voxel ``n // 2``; max density 1.
+
+    Raises
+    ------
+    ValueError
+        If `apix` is not a positive number.
+    """
+    apix = check_positive(apix, "apix")
+    # 24 subunits spread evenly on a sphere of radius 50 Å (a Fibonacci lattice)
+    k = np.arange(24) + 0.5
+    polar, azimuth = np.arccos(1 - 2 * k / 24), np.pi * (1 + 5**0.5) * k
+    centres = 50.0 * np.stack([np.cos(polar), np.sin(polar) * np.sin(azimuth),
+                               np.sin(polar) * np.cos(azimuth)], axis=1)
+    return _gaussian_lumps(centres, sigma=12.0, half_width=80.0, apix=apix)
+
+
+def spliceosome_template(apix: float = 10.0) -> NDArray[np.float32]:
+    """A spliceosome-sized complex (3 MDa, ~30 × 25 × 20 nm): a lumpy body with an arm.
+
+    Not a spliceosome's structure, only its size, mass and irregular outline: ribosome-sized,
+    so that a ribosome network must tell the two apart by shape. The same map every call.
+
+    Parameters
+    ----------
+    apix : float, default 10.0
+        Voxel size in Å.
+
+    Returns
+    -------
+    ndarray of float32, shape (n, n, n)
+        Density ``(z, y, x)``, centre at voxel ``n // 2``; max density 1.
+
+    Raises
+    ------
+    ValueError
+        If `apix` is not a positive number.
+    """
+    apix = check_positive(apix, "apix")
+    rng = np.random.default_rng(1)  # one fixed shape
+    body = rng.uniform(-1, 1, (400, 3))
+    body = body[(body**2).sum(axis=1) <= 1][:36] * (70.0, 90.0, 110.0)  # an ellipsoid of lumps
+    arm = np.linspace(0.0, 1.0, 6)[:, None] * (40.0, -60.0, 130.0) + (0.0, 40.0, 30.0)
+    return _gaussian_lumps(np.concatenate([body, arm]), sigma=22.0, half_width=170.0, apix=apix)
+
+
+def _gaussian_lumps(centres: NDArray[np.float64], *, sigma: float, half_width: float, apix: float
+                    ) -> NDArray[np.float32]:
+    """A cubic map of Gaussian subunits of sd `sigma` at `centres` ((z, y, x) Å from the centre
+    voxel), wide enough for ``±half_width`` Å; max 1."""
+    n = 2 * int(np.ceil(half_width / apix)) + 1
+    grid = (np.indices((n, n, n), dtype=np.float32) - n // 2) * np.float32(apix)
+    out = np.zeros((n, n, n), np.float32)
+    for c in centres:
+        d2 = sum((g - np.float32(v)) ** 2 for g, v in zip(grid, c, strict=True))
+        out += np.exp(-d2 / np.float32(2 * sigma**2))
     return out / out.max()
 
 

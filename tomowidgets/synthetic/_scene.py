@@ -29,7 +29,13 @@ _REF_AREA = 2560.0**2
 #: Objects per reference field (vesicles, microtubules, gold; mitochondria in a varied cell, the
 #: standard one has one) and per nm³ of cytoplasm.
 _PER_FIELD = {"vesicle": 5, "microtubule": 3, "gold": 4, "mitochondrion": 3}
-_PER_NM3 = {"ribosome": 2e-5, "proteasome": 7e-6}
+_PER_NM3 = {"ribosome": 2e-5, "proteasome": 7e-6, "apoferritin": 1e-5, "spliceosome": 5e-6}
+#: The complexes of every cell, and those that ``make_cell(distractors=True)`` adds last (so that
+#: the rest of the cell is laid out as without them): (feature, template, mass in Da).
+_COMPLEXES = (("ribosome", ph.ribosome_template, ph.RIBOSOME_MASS),
+              ("proteasome", ph.proteasome_template, ph.PROTEASOME_MASS))
+DISTRACTORS = (("apoferritin", ph.apoferritin_template, ph.APOFERRITIN_MASS),
+               ("spliceosome", ph.spliceosome_template, ph.SPLICEOSOME_MASS))
 #: What a varied cell (``make_cell(varied=True)``) changes, so that a network learns the feature
 #: rather than one instance of it: several mitochondria (``_PER_FIELD``), their semi-axes
 #: (fraction of the field) and membrane spacings (Å, centre to centre), the largest elevation of
@@ -94,12 +100,15 @@ class _Scene:
         return self.cell_radius - d
 
 
-def build_scene(shape: tuple[int, int, int], apix: float, rng: np.random.Generator, varied: bool = False
+def build_scene(shape: tuple[int, int, int], apix: float, rng: np.random.Generator, varied: bool = False,
+                distractors: bool = False
                 ) -> tuple[NDArray[np.float32], dict[str, NDArray[np.bool_]], list[tuple]]:
     """Density, labels and particle rows ``(feature, z, y, x, rot, tilt, psi)`` of one cell.
 
     A `varied` cell has several smaller mitochondria with membrane spacings from 7 to 22 nm,
-    microtubules up to 30° out of the xy plane and a more crowded cytoplasm (``VARIED_*``).
+    microtubules up to 30° out of the xy plane and a more crowded cytoplasm (``VARIED_*``). With
+    `distractors`, apoferritin- and spliceosome-like complexes (:data:`DISTRACTORS`, labelled too)
+    then fill free cytoplasm, after everything else is placed as it would be without them.
     """
     s = _Scene(shape, apix, rng)
     inside = _add_cell_membrane(s)
@@ -116,9 +125,13 @@ def build_scene(shape: tuple[int, int, int], apix: float, rng: np.random.Generat
         _add_microtubule(s, max_elevation=VARIED_ELEVATION if varied else 6.0)
     for _ in range(s.count("vesicle")):
         _add_vesicle(s)
-    _add_macromolecules(s, inside, crowding=VARIED_CROWDING if varied else 1.0)
+    crowding = VARIED_CROWDING if varied else 1.0
+    _add_macromolecules(s, inside, _COMPLEXES, crowding=crowding)
     for _ in range(s.count("gold")):
         _add_gold(s)
+    if distractors:
+        # the last to go in, into a crowded cell: given more tries to find room
+        _add_macromolecules(s, inside, DISTRACTORS, crowding=crowding, tries=600)
     return s.density, s.labels, s.rows
 
 
@@ -271,13 +284,15 @@ def _paste_box(shape: tuple[int, ...], center: NDArray[np.int64], size: int
     return dst, src
 
 
-def _add_macromolecules(s: _Scene, inside: float, crowding: float = 1.0) -> None:
-    """Ribosomes and proteasomes in random orientations, in free cytoplasm, not overlapping
-    (`crowding` times the usual number per nm³)."""
+def _add_macromolecules(s: _Scene, inside: float, complexes: tuple, crowding: float = 1.0,
+                        tries: int = 60) -> None:
+    """`complexes` (``(feature, template, mass)``) in random orientations, in free cytoplasm, not
+    overlapping (`crowding` times the usual number per nm³, each given up after `tries` places
+    that do not fit); each feature gets a label."""
     rng = s.rng
     kinds = {}
-    for name, make, mass in (("ribosome", ph.ribosome_template, ph.RIBOSOME_MASS),
-                             ("proteasome", ph.proteasome_template, ph.PROTEASOME_MASS)):
+    for name, make, mass in complexes:
+        s.labels.setdefault(name, np.zeros(s.shape, bool))
         template = make(s.apix)
         threshold = ph.envelope_threshold(template, mass, s.apix)
         template = template / np.float32(template[template >= threshold].mean())  # protein ~1
@@ -294,7 +309,7 @@ def _add_macromolecules(s: _Scene, inside: float, crowding: float = 1.0) -> None
         lo = np.minimum(np.ceil(radius), (np.array(s.shape) - 1) // 2)
         angles = random_euler(rng)
         placed = ph.rotate_template(cropped, angles)
-        for _ in range(60):
+        for _ in range(tries):
             center = np.array([rng.integers(a, n - a) for a, n in zip(lo.astype(int), s.shape,
                                                                        strict=True)])
             if s.occupied[tuple(center)] or s.cell_depth(center)[0] < radius * s.apix + band:
