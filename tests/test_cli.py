@@ -47,6 +47,15 @@ def test_synth_varies_the_layout_when_asked(tmp_path, capsys):
     np.testing.assert_array_equal(tw.read_tomogram(tmp_path / "tomogram.mrc").data, expected)
 
 
+def test_synth_adds_distractors_and_writes_their_labels_when_asked(tmp_path, capsys):
+    assert main(["synth", str(tmp_path), "--shape", "32", "96", "96", "--varied", "--distractors"]) == 0
+    assert "distractors" in capsys.readouterr().out
+    expected = tw.synthetic.make_cell((32, 96, 96), seed=0, varied=True, distractors=True)
+    np.testing.assert_array_equal(tw.read_tomogram(tmp_path / "tomogram.mrc").data, expected.tomogram.data)
+    written = tw.read_tomogram(tmp_path / "labels" / "apoferritin.mrc").data
+    np.testing.assert_array_equal(np.asarray(written) > 0, expected.labels["apoferritin"])
+
+
 def test_preprocess_output_has_the_voxel_size_and_normalized_clamped_values(cell_dir, capsys):
     out = cell_dir / "pre.mrc"
     assert main(["preprocess", str(cell_dir / "tomogram.mrc"), str(out), "--lowpass", "30"]) == 0

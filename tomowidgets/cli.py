@@ -522,6 +522,9 @@ def _add_cell_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--varied", action="store_true",
                    help="vary the layout as real cells vary: several mitochondria with membranes 7-22 nm "
                    "apart, microtubules up to 30° out of the slice plane, a more crowded cytoplasm")
+    p.add_argument("--distractors", action="store_true",
+                   help="also fill free cytoplasm with apoferritin- and spliceosome-like complexes, "
+                   "labelled too (placed last: the rest of the cell is as without them)")
 
 
 def _add_filter_options(p: argparse.ArgumentParser) -> None:
@@ -605,19 +608,21 @@ def _stats(data: np.ndarray, slab: int = 16) -> dict[str, float]:
 def cmd_synth(args: argparse.Namespace) -> None:
     """Write a synthetic cell and its ground truth."""
     cell = _make_cell(args.shape, args.apix, args.seed, args.snr, args.defocus, not args.no_ctf,
-                      args.imaging, args.varied)
+                      args.imaging, args.varied, args.distractors)
     from tomowidgets.synthetic import write_cell
 
     write_cell(cell, args.out_dir)
     print(f"{cell!r}\nwritten to {args.out_dir}/")
 
 
-def _make_cell(shape, apix, seed, snr, defocus, ctf, imaging="fourier", varied=False):  # noqa: ANN001, ANN202 - thin adapter
+def _make_cell(shape, apix, seed, snr, defocus, ctf, imaging="fourier", varied=False,  # noqa: ANN001, ANN202 - thin adapter
+               distractors=False):
     from tomowidgets.synthetic import make_cell
 
     options = {"snr": snr, "defocus": defocus}
     options = {k: v for k, v in options.items() if v is not None}
-    return make_cell(tuple(shape), apix=apix, seed=seed, ctf=ctf, imaging=imaging, varied=varied, **options)
+    return make_cell(tuple(shape), apix=apix, seed=seed, ctf=ctf, imaging=imaging, varied=varied,
+                     distractors=distractors, **options)
 
 
 def cmd_preprocess(args: argparse.Namespace) -> None:
