@@ -551,7 +551,7 @@ def run_condition(snr: float, ctf: bool, variant: str, *, shape: tuple[int, int,
 def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imaging: str,
                test_imaging: tuple[str, ...], annotators: int, shape: tuple[int, int, int], seed: int,
                epochs: int, box: int, features: tuple[str, ...], folders: dict[str, Path] | None = None,
-               train_varied: bool = False, test_cells: tuple[str, ...] = ("standard",),
+               train_cells: str = "standard", test_cells: tuple[str, ...] = ("standard",),
                erase_gold: bool = False) -> dict[str, dict]:
     """Each simulated annotator on its own, scored on two unseen cells of each imaging model.
 
@@ -561,7 +561,7 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
     run-to-run spread a user sees. The unseen cells have the same layouts (seeds ``seed + 1``,
     ``seed + 2``) under every model of `test_imaging`, so the models' rows differ by imaging only;
     `test_cells` names their layouts (:data:`LAYOUTS`, tests named "fourier",
-    "fourier varied", ...), `train_varied` the training cell's; `erase_gold` erases every cell's
+    "fourier varied", ...), `train_cells` the training cell's; `erase_gold` erases every cell's
     gold before preprocessing (:func:`make_cells`). `train_imaging` "mixed": the annotator clicks
     half of the tiles on the training cell imaged by each model.
 
@@ -574,7 +574,8 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
     models = IMAGING_MODELS if train_imaging == MIXED else (train_imaging,)
     sources = [(pre, cell.labels) for model in models
                for cell, pre in make_cells(snr, ctf, shape, seed, imaging=model, seeds=(0,),
-                                           varied=train_varied, erase_gold=erase_gold)]
+                                           varied=train_cells != "standard",
+                                           distractors=train_cells == "distractors", erase_gold=erase_gold)]
     unseen = {cells_name(model, layout): make_cells(snr, ctf, shape, seed, imaging=model, seeds=(1, 2),
                                                    varied=layout != "standard",
                                                    distractors=layout == "distractors", erase_gold=erase_gold)
@@ -615,7 +616,7 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
                 per_model[model].append(per_cell)
         results[v] = {
             "snr": snr, "ctf": ctf, "variant": v, "train_imaging": train_imaging, "shape": list(shape),
-            "train_cell": cells_name(train_imaging, "varied" if train_varied else "standard"),
+            "train_cell": cells_name(train_imaging, train_cells),
             "seed": seed, "epochs": epochs, "annotators": annotators, "erase_gold": erase_gold,
             "tests": {model: {"annotators": per_annotator, **spread(per_annotator)}
                       for model, per_annotator in per_model.items()},
@@ -740,8 +741,9 @@ def main(argv: list[str] | None = None) -> int:
                              "tiles on the training cell imaged by each model")
     parser.add_argument("--test-imaging", nargs="+", choices=IMAGING_MODELS, default=list(IMAGING_MODELS),
                         help="imaging models of the unseen cells (with --annotators)")
-    parser.add_argument("--cells", choices=LAYOUTS[:2], default="standard",
-                        help="layout of the training cell (with --annotators): make_cell(varied=...)")
+    parser.add_argument("--cells", choices=LAYOUTS, default="standard",
+                        help="layout of the training cell (with --annotators): standard, varied "
+                        "(make_cell(varied=True)) or varied with distractors (and distractors=True)")
     parser.add_argument("--test-cells", nargs="+", choices=LAYOUTS, default=["standard"],
                         help="layouts of the unseen cells (with --annotators)")
     parser.add_argument("--erase-gold", action="store_true",
@@ -801,7 +803,7 @@ def main_spread(args: argparse.Namespace) -> int:
                 for snr in args.snr:
                     condition = spread_condition(
                         train_imaging, snr, ctf, shape=tuple(args.shape), epochs=args.epochs,
-                        seed=args.seed, annotators=args.annotators, varied=args.cells == "varied",
+                        seed=args.seed, annotators=args.annotators, layout=args.cells,
                         erase_gold=args.erase_gold)
                     tests = "" if args.test_cells == ["standard"] else "_on-" + "-".join(args.test_cells)
                     paths = {v: args.out / f"spread_{v}_{condition}{tests}.json" for v in variants}
@@ -811,7 +813,7 @@ def main_spread(args: argparse.Namespace) -> int:
                         shape=tuple(args.shape), seed=args.seed, epochs=args.epochs, box=args.box,
                         features=features,
                         folders=network_folders(args.out / "networks", variants[0], condition, features),
-                        train_varied=args.cells == "varied", test_cells=tuple(args.test_cells),
+                        train_cells=args.cells, test_cells=tuple(args.test_cells),
                         erase_gold=args.erase_gold))
     print()
     print(format_spread(results, features))
@@ -819,11 +821,13 @@ def main_spread(args: argparse.Namespace) -> int:
 
 
 def spread_condition(train_imaging: str, snr: float, ctf: bool, *, shape: tuple[int, ...],
-                     epochs: int, seed: int, annotators: int, varied: bool = False,
+                     epochs: int, seed: int, annotators: int, layout: str = "standard",
                      erase_gold: bool = False) -> str:
-    """The name of one training condition of ``--annotators``: its results are
-    ``spread_<variant>_<condition>.json`` and its networks ``networks/spread_<variant>_<condition>/``."""
-    return (f"{train_imaging}{'_varied' if varied else ''}_snr{snr:g}_{'ctf' if ctf else 'noctf'}_"
+    """The name of one training condition of ``--annotators`` (training cell of `layout`): its
+    results are ``spread_<variant>_<condition>.json`` and its networks
+    ``networks/spread_<variant>_<condition>/``."""
+    return (f"{train_imaging}{'' if layout == 'standard' else '_' + layout}_snr{snr:g}_"
+            f"{'ctf' if ctf else 'noctf'}_"
             f"{'x'.join(map(str, shape))}_e{epochs}_s{seed}_a{annotators}"
             f"{'_gold-erased' if erase_gold else ''}")
 
