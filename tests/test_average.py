@@ -28,6 +28,7 @@ from tomowidgets.synthetic import (
     make_cell,
     proteasome_template,
     ribosome_template,
+    spliceosome_template,
     zyz_matrix,
 )
 
@@ -196,6 +197,25 @@ def test_reference_free_average_converges_to_the_object(noisy_copies):
     assert "resolution" in repr(result) and "Å" in repr(result)
     for array in (result.map, result.half_maps, *result.fsc):
         assert not array.flags.writeable
+
+
+def test_outliers_are_the_particles_that_match_the_average_far_worse_than_most():
+    # 30 ribosomes and 4 ribosome-sized other complexes, imaged alike (10 Å, CTF, SNR 0.5)
+    apix, box = 10.0, 32
+    ribosome = -_padded(ribosome_template(apix), box)
+    other = -_padded(spliceosome_template(apix), box)
+    rng = np.random.default_rng(0)
+    angles = Rotation.random(34, random_state=rng).as_euler("ZYZ", degrees=True)
+    parts = np.stack([image_volume(-rotate_volume(ribosome if i < 30 else other, *a, inverse=True,
+                                                  shift=rng.uniform(-1.5, 1.5, 3)),
+                                   apix, snr=0.5, rng=rng) for i, a in enumerate(angles)])
+    result = average(parts, apix=apix, iterations=4, progress=False, rng=0)
+    flagged = result.outliers()
+    assert flagged.shape == (34,) and flagged.dtype == bool
+    assert flagged[30:].all() and not flagged[:30].any()
+    assert not result.outliers(sds=100.0).any()
+    with pytest.raises(ValueError, match="sds"):
+        result.outliers(sds=0)
 
 
 @pytest.fixture(scope="module")

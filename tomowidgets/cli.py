@@ -505,6 +505,11 @@ def cmd_average(args: argparse.Namespace) -> None:
     assert result.particles is not None   # average(particles=...) returns them updated
     write_particles(stem.with_name(stem.name + "_particles.star"), result.particles, **grid)
     print(f"{result!r}\nwritten: {args.output}, {stem.name}_fsc.csv, {stem.name}_particles.star")
+    odd = np.flatnonzero(result.outliers())
+    if odd.size:  # other complexes picked as the particle stand out here (AverageResult.outliers)
+        print(f"{odd.size} particle(s) match the average far worse than the rest (rows "
+              f"{', '.join(str(i + 1) for i in odd[:10])}{', ...' if odd.size > 10 else ''} of "
+              f"{stem.name}_particles.star): look at them before trusting every pick")
 
 
 def _add_cell_options(p: argparse.ArgumentParser) -> None:

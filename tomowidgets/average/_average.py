@@ -409,6 +409,39 @@ class AverageResult:
                 f"{self.symmetry}: resolution {self.resolution:.1f} {unit} at FSC 0.143 between "
                 f"half maps, {len(self.history)} iterations)")
 
+    def outliers(self, sds: float = 3.0) -> NDArray[np.bool_]:
+        """Particles that match the average far worse than most: a ``score`` below the median
+        minus `sds` robust standard deviations (1.4826 × the median absolute deviation).
+
+        Other complexes picked as the particle stand out this way when nothing on the score map
+        tells them apart: on synthetic cells with ribosome-sized, spliceosome-like complexes
+        (``make_cell(distractors=True)``), this cut removed all eight such picks from two
+        annotators' ~60 ribosome picks out of three, with 2-3 true ribosomes, and none from the
+        third; from cells without them it removed 3-5 true ribosomes of ~55 (README, #16). So it
+        is a check, not a step of :func:`average`: look at the flagged particles, then average
+        ``subvolumes[~result.outliers()]`` again if they are not the particle.
+
+        Parameters
+        ----------
+        sds : float, default 3.0
+            How many robust standard deviations below the median a score must fall.
+
+        Returns
+        -------
+        ndarray of bool, shape (n_particles,)
+            True for the particles whose score falls below the cut, in the order given.
+
+        Raises
+        ------
+        ValueError
+            If `sds` is not a positive number.
+        """
+        sds = check_positive(sds, "sds")
+        score = self.orientations["score"].to_numpy(dtype=float)
+        median = np.median(score)
+        spread = 1.4826 * np.median(np.abs(score - median))
+        return score < median - sds * spread
+
 
 def _prior_rotations(particles: pd.DataFrame | None, prior_range: Any) -> NDArray[np.float64]:
     """Rotations ``R`` with ``R.T @ z`` on each particle's (tilt_prior, psi_prior) direction."""
