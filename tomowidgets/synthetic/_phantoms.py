@@ -131,20 +131,8 @@ def proteasome_template(apix: float = 10.0) -> NDArray[np.float32]:
 def apoferritin_template(apix: float = 10.0) -> NDArray[np.float32]:
     """An apoferritin-like hollow shell (12 nm across, an 8 nm cavity) of 24 Gaussian subunits.
 
-    Parameters
-    ----------
-    apix : float, default 10.0
-        Voxel size in Å.
-
-    Returns
-    -------
-    ndarray of float32, shape (n, n, n)
-        Density ``(z, y, x)``, centre (the empty cavity) at voxel ``n // 2``; max density 1.
-
-    Raises
-    ------
-    ValueError
-        If `apix` is not a positive number.
+    Returns a cubic float32 map ``(z, y, x)`` at `apix` Å per voxel, max density 1, its centre (the
+    empty cavity) at voxel ``n // 2``, as :func:`proteasome_template` does (ValueError likewise).
     """
     apix = check_positive(apix, "apix")
     # 24 subunits spread evenly on a sphere of radius 50 Å (a Fibonacci lattice)
@@ -159,22 +147,9 @@ def spliceosome_template(apix: float = 10.0) -> NDArray[np.float32]:
     """A spliceosome-sized complex (3 MDa, ~30 × 25 × 20 nm): a lumpy body with an arm.
 
     Not a spliceosome's structure, only its size, mass and irregular outline: ribosome-sized,
-    so that a ribosome network must tell the two apart by shape. The same map every call.
-
-    Parameters
-    ----------
-    apix : float, default 10.0
-        Voxel size in Å.
-
-    Returns
-    -------
-    ndarray of float32, shape (n, n, n)
-        Density ``(z, y, x)``, centre at voxel ``n // 2``; max density 1.
-
-    Raises
-    ------
-    ValueError
-        If `apix` is not a positive number.
+    so that a ribosome network must tell the two apart by shape. The same map every call: a
+    cubic float32 map ``(z, y, x)`` at `apix` Å per voxel, max density 1, centred on voxel
+    ``n // 2``, as :func:`proteasome_template` (ValueError likewise).
     """
     apix = check_positive(apix, "apix")
     rng = np.random.default_rng(1)  # one fixed shape
