@@ -327,9 +327,11 @@ MIXED = "mixed"
 
 
 def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
-               imaging: str = "fourier", seeds: tuple[int, ...] = (0, 1, 2), varied: bool = False,
-               distractors: bool = False, erase_gold: bool = False) -> list:
+               imaging: str = "fourier", seeds: tuple[int, ...] = (0, 1, 2), layout: str = "standard",
+               erase_gold: bool = False) -> list:
     """The training cell (`seed`) and two unseen cells, with their preprocessed tomograms.
+
+    `layout` is one of :data:`LAYOUTS`: "distractors" is a varied cell with the distractors.
 
     With `erase_gold`, each tomogram's gold beads are first replaced by local background
     (:func:`tomowidgets.preprocess.erase_gold`, what ``tomowidgets preprocess --erase-gold`` does);
@@ -341,8 +343,8 @@ def make_cells(snr: float, ctf: bool, shape: tuple[int, int, int], seed: int, *,
 
     cells = []
     for s in seeds:
-        cell = make_cell(shape, seed=seed + s, snr=snr, ctf=ctf, imaging=imaging, varied=varied,
-                         distractors=distractors)
+        cell = make_cell(shape, seed=seed + s, snr=snr, ctf=ctf, imaging=imaging,
+                         varied=layout != "standard", distractors=layout == "distractors")
         tomo = erase(cell.tomogram) if erase_gold else cell.tomogram
         cells.append((cell, preprocess(tomo, progress=False)))
     return cells
@@ -433,8 +435,8 @@ def false_picks_on(found: np.ndarray, truth: np.ndarray, particles) -> dict[str,
     found = np.asarray(found, dtype=float).reshape(-1, 3)
     others = particles[particles["feature"] != "ribosome"]
     counts = {f"picks_on_{kind}": 0.0 for kind in sorted(set(others["feature"]))}
-    if len(truth):
-        found = found[cKDTree(truth).query(found)[0] > RIBOSOME_MATCH_RADIUS] if len(found) else found
+    if len(truth) and len(found):
+        found = found[cKDTree(truth).query(found)[0] > RIBOSOME_MATCH_RADIUS]
     if len(found) and len(others):
         distance, nearest = cKDTree(others[["z", "y", "x"]].to_numpy()).query(found)
         for kind in others["feature"].to_numpy()[nearest[distance <= RIBOSOME_RADIUS]]:
@@ -574,11 +576,9 @@ def run_spread(snr: float, ctf: bool, variants: tuple[str, ...], *, train_imagin
     models = IMAGING_MODELS if train_imaging == MIXED else (train_imaging,)
     sources = [(pre, cell.labels) for model in models
                for cell, pre in make_cells(snr, ctf, shape, seed, imaging=model, seeds=(0,),
-                                           varied=train_cells != "standard",
-                                           distractors=train_cells == "distractors", erase_gold=erase_gold)]
+                                           layout=train_cells, erase_gold=erase_gold)]
     unseen = {cells_name(model, layout): make_cells(snr, ctf, shape, seed, imaging=model, seeds=(1, 2),
-                                                   varied=layout != "standard",
-                                                   distractors=layout == "distractors", erase_gold=erase_gold)
+                                                   layout=layout, erase_gold=erase_gold)
               for layout in test_cells for model in test_imaging}
     t_cells = time.perf_counter() - t0
     settings = {v: Variant(**{**VARIANTS[v].__dict__, "annotators": annotators}) for v in variants}

@@ -83,11 +83,12 @@ def ribosome_networks(imaging: str) -> list:
     variant = accuracy.Variant(**{**accuracy.VARIANTS[VARIANT].__dict__, "annotators": ANNOTATORS})
     condition = accuracy.spread_condition(imaging, SNR, True, shape=SHAPE, epochs=20, seed=0,
                                           annotators=ANNOTATORS, erase_gold=True)
-    cache = HERE / "results" / "accuracy" / "networks" / f"spread_{VARIANT}_{condition}"
+    folders = accuracy.network_folders(HERE / "results" / "accuracy" / "networks", VARIANT, condition,
+                                       accuracy.DEMO_FEATURES)
     source = [(pre, cell.labels) for cell, pre in accuracy.make_cells(
         SNR, True, SHAPE, 0, imaging=imaging, seeds=(0,), erase_gold=True)]
     teams = accuracy.train_networks(source, accuracy.DEMO_FEATURES, variant, seed=0, epochs=20,
-                                    cache=cache)
+                                    folders=folders)
     return [team[accuracy.DEMO_FEATURES.index("ribosome")] for team in teams]
 
 

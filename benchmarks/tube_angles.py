@@ -63,22 +63,22 @@ def main(argv: list[str] | None = None) -> int:
     from tomowidgets.merge import merge
 
     settings = accuracy.Variant(**{**accuracy.VARIANTS[DEFAULTS].__dict__, "annotators": 3})
-    varied = args.cells == "varied"
     condition = accuracy.spread_condition(args.imaging, 0.5, True, shape=(64, 256, 256), epochs=20,
-                                          seed=0, annotators=3, varied=varied, erase_gold=True)
-    cache = args.out / "networks" / f"spread_{settings.networks}_{condition}"
-    if not cache.is_dir():
-        print(f"No networks in {cache}: run benchmarks/accuracy.py --annotators 3 --snr 0.5 "
+                                          seed=0, annotators=3, layout=args.cells, erase_gold=True)
+    features = ("membrane", "double_membrane", "microtubule", "ribosome")
+    folders = accuracy.network_folders(args.out / "networks", DEFAULTS, condition, features)
+    missing = sorted({str(f) for f in folders.values() if not f.is_dir()})
+    if missing:
+        print(f"No networks in {', '.join(missing)}: run benchmarks/accuracy.py --annotators 3 --snr 0.5 "
               f"--erase-gold --imaging {args.imaging} ... first.")
         return 1
-    features = ("membrane", "double_membrane", "microtubule", "ribosome")
     models = accuracy.IMAGING_MODELS if args.imaging == accuracy.MIXED else (args.imaging,)
     sources = [(pre, cell.labels) for model in models
                for cell, pre in accuracy.make_cells(0.5, True, (64, 256, 256), 0, imaging=model,
-                                                    seeds=(0,), varied=varied, erase_gold=True)]
-    teams = accuracy.train_networks(sources, features, settings, seed=0, epochs=20, cache=cache)
+                                                    seeds=(0,), layout=args.cells, erase_gold=True)]
+    teams = accuracy.train_networks(sources, features, settings, seed=0, epochs=20, folders=folders)
     unseen = accuracy.make_cells(0.5, True, (64, 256, 256), 0, imaging=args.test_imaging,
-                                 seeds=(1, 2), varied=varied, erase_gold=True)
+                                 seeds=(1, 2), layout=args.cells, erase_gold=True)
     value = features.index("microtubule") + 1
     print(f"{condition} -> {args.test_imaging} ({args.cells} cells), default merge")
     print(f"{'cell':>4} {'tube':>4} {'voxels':>7} {'angle to tilt axis':>19}   recall per annotator")
